@@ -1,0 +1,102 @@
+"""naq: a Python job queue on NATS JetStream.
+
+Enqueue functions as jobs, run them in workers, schedule them and fetch their
+results. Async first; every async helper has a ``_sync`` twin.
+"""
+
+from __future__ import annotations
+
+from naq.connection import connect, disconnect
+from naq.errors import (
+    ConfigurationError,
+    InvalidQueueNameError,
+    JobCancelledError,
+    JobExecutionError,
+    JobNotFoundError,
+    JobTimeoutError,
+    NaqConnectionError,
+    NaqException,
+    SecurityError,
+    SerializationError,
+)
+from naq.job import Job
+from naq.models import JobStatus, WorkerStatus
+from naq.monitor import WorkerInfo, list_workers, list_workers_sync
+from naq.queue import (
+    Queue,
+    enqueue,
+    enqueue_many,
+    enqueue_many_sync,
+    enqueue_sync,
+    purge_queue,
+    purge_queue_sync,
+)
+from naq.results import (
+    JobInfo,
+    fetch_job_result,
+    fetch_job_result_sync,
+    get_job,
+    get_job_sync,
+    wait_for_job,
+    wait_for_job_sync,
+)
+from naq.serialization import task
+from naq.settings import DEFAULT_NATS_URL, DEFAULT_QUEUE_NAME, Settings, get_settings
+from naq.sync import run_sync as _run_sync
+from naq.worker import Worker
+
+__version__ = "0.1.0"
+
+
+def connect_sync(nats_url: str | None = None) -> None:
+    """Blocking form of :func:`connect` (connects naq's background loop)."""
+    _run_sync(connect(nats_url))
+
+
+def disconnect_sync() -> None:
+    """Blocking form of :func:`disconnect` (closes naq's background loop's connections)."""
+    _run_sync(disconnect())
+
+
+__all__ = [
+    "DEFAULT_NATS_URL",
+    "DEFAULT_QUEUE_NAME",
+    "ConfigurationError",
+    "InvalidQueueNameError",
+    "Job",
+    "JobCancelledError",
+    "JobExecutionError",
+    "JobInfo",
+    "JobNotFoundError",
+    "JobStatus",
+    "JobTimeoutError",
+    "NaqConnectionError",
+    "NaqException",
+    "Queue",
+    "SecurityError",
+    "SerializationError",
+    "Settings",
+    "Worker",
+    "WorkerInfo",
+    "WorkerStatus",
+    "connect",
+    "connect_sync",
+    "disconnect",
+    "disconnect_sync",
+    "enqueue",
+    "enqueue_many",
+    "enqueue_many_sync",
+    "enqueue_sync",
+    "fetch_job_result",
+    "fetch_job_result_sync",
+    "get_job",
+    "get_job_sync",
+    "get_settings",
+    "list_workers",
+    "list_workers_sync",
+    "purge_queue",
+    "purge_queue_sync",
+    "task",
+    "wait_for_job",
+    "wait_for_job_sync",
+]

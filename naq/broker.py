@@ -1,0 +1,186 @@
+"""naq's resources on one connection: queues, dead letters, status, results, workers.
+
+A :class:`Broker` pairs the shared :class:`~naq.connection.Connection` with the
+names of one prefix and the settings in force. Queue, Worker, results and the
+monitor all go through it, so every stream, bucket and consumer is ensured in
+one place and looked up once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+import msgspec
+
+from naq.connection import (
+    ERR_WRONG_LAST_SEQUENCE,
+    Connection,
+    KeyNotFoundError,
+    KeyValue,
+    PubAck,
+    PublishError,
+    consumer_config,
+    failed_stream_config,
+    get_connection,
+    jobs_stream_config,
+)
+from naq.models import DeadLetter, StatusRecord, WorkerRecord, record_encoder
+from naq.names import Names
+from naq.settings import Settings
+
+#: Header carrying a JetStream per-message TTL (seconds).
+TTL_HEADER = "Nats-TTL"
+#: Header making a publish conditional on the subject's last sequence.
+EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+#: Header making a publish idempotent inside the stream's duplicate window.
+MSG_ID_HEADER = "Nats-Msg-Id"
+
+
+class Broker:
+    """Connection + names + settings: everything naq reads and writes."""
+
+    def __init__(self, connection: Connection, settings: Settings) -> None:
+        self.connection = connection
+        self.settings = settings
+        self.names = Names(settings.prefix)
+
+    @classmethod
+    async def connect(cls, settings: Settings) -> Broker:
+        """A broker on the shared connection for ``settings``.
+
+        Raises:
+            NaqConnectionError: NATS can't be reached.
+        """
+        return cls(await get_connection(settings), settings)
+
+    # -- streams and consumers --------------------------------------------
+
+    async def ensure_jobs_stream(self) -> None:
+        """Make sure the jobs stream exists."""
+        await self.connection.ensure_stream(jobs_stream_config(self.names, self.settings))
+
+    async def ensure_failed_stream(self) -> None:
+        """Make sure the dead-letter stream exists."""
+        await self.connection.ensure_stream(failed_stream_config(self.names, self.settings))
+
+    async def ensure_consumer(self, queue: str) -> str:
+        """Make sure ``queue``'s shared durable consumer exists; returns its name."""
+        await self.ensure_jobs_stream()
+        config = consumer_config(self.names, self.settings, queue)
+        await self.connection.ensure_consumer(self.names.jobs_stream, config)
+        return config.durable_name or ""
+
+    # -- buckets -----------------------------------------------------------
+
+    async def status_kv(self) -> KeyValue:
+        """The job-status bucket."""
+        return await self.connection.kv(self.names.status_bucket)
+
+    async def results_kv(self) -> KeyValue:
+        """The results bucket."""
+        return await self.connection.kv(self.names.results_bucket)
+
+    async def workers_kv(self) -> KeyValue:
+        """The worker-heartbeat bucket."""
+        return await self.connection.kv(self.names.workers_bucket)
+
+    def kv_subject(self, bucket: str, key: str) -> str:
+        """Subject of ``key`` in ``bucket`` (for pipelined writes)."""
+        return f"$KV.{bucket}.{key}"
+
+    # -- writes --------------------------------------------------------------
+
+    async def put_status(self, record: StatusRecord) -> asyncio.Future[PubAck]:
+        """Write a job's status record (pipelined); it expires after the status TTL."""
+        await self.status_kv()
+        return await self.connection.publish_nowait(
+            self.kv_subject(self.names.status_bucket, record.job_id),
+            record_encoder.encode(record),
+            {TTL_HEADER: str(self.settings.job_status_ttl)},
+        )
+
+    async def create_status(self, record: StatusRecord) -> asyncio.Future[PubAck]:
+        """Write a status record only if the job has none (pipelined)."""
+        await self.status_kv()
+        return await self.connection.publish_nowait(
+            self.kv_subject(self.names.status_bucket, record.job_id),
+            record_encoder.encode(record),
+            {TTL_HEADER: str(self.settings.job_status_ttl), EXPECTED_LAST_SUBJECT_SEQ: "0"},
+        )
+
+    async def create_result(self, job_id: str, payload: bytes, ttl: int) -> asyncio.Future[PubAck]:
+        """Store a job's result unless one exists (first result wins), pipelined.
+
+        The future fails with :class:`PublishError` whose ``err_code`` is
+        ``ERR_WRONG_LAST_SEQUENCE`` when another result got there first.
+        """
+        await self.results_kv()
+        return await self.connection.publish_nowait(
+            self.kv_subject(self.names.results_bucket, job_id),
+            payload,
+            {TTL_HEADER: str(max(1, int(ttl))), EXPECTED_LAST_SUBJECT_SEQ: "0"},
+        )
+
+    async def put_worker(self, record: WorkerRecord) -> asyncio.Future[PubAck]:
+        """Write a worker heartbeat; it expires after the worker's TTL."""
+        await self.workers_kv()
+        return await self.connection.publish_nowait(
+            self.kv_subject(self.names.workers_bucket, record.name),
+            record_encoder.encode(record),
+            {TTL_HEADER: str(max(1, int(record.ttl)))},
+        )
+
+    async def dead_letter(self, letter: DeadLetter) -> PubAck:
+        """Move a job to the failed stream (awaited: the caller acks the original after)."""
+        await self.ensure_failed_stream()
+        return await self.connection.publish(
+            self.names.failed_subject(letter.queue), record_encoder.encode(letter)
+        )
+
+    # -- reads ---------------------------------------------------------------
+
+    async def get_entry(self, kv: KeyValue, key: str) -> Any | None:
+        """The KV entry for ``key`` or None (deleted, expired or never written)."""
+        try:
+            entry = await kv.get(key)
+        except KeyNotFoundError:
+            return None
+        except Exception as exc:
+            raise self.connection.map_error(exc) from exc
+        if entry.value is None or entry.operation in ("DEL", "PURGE"):
+            return None
+        return entry
+
+
+async def read_all(kv: KeyValue) -> list[Any]:
+    """Every live entry of a bucket, read in one pass of an ordered consumer."""
+    watcher = await kv.watchall(ignore_deletes=True)
+    entries = []
+    try:
+        while True:
+            entry = await watcher.updates(timeout=10)
+            if entry is None:
+                break
+            if entry.value:
+                entries.append(entry)
+    finally:
+        with contextlib.suppress(Exception):
+            await watcher.stop()
+    return entries
+
+
+def is_duplicate_result(exc: BaseException) -> bool:
+    """Whether a failed result write means another result was stored first."""
+    return isinstance(exc, PublishError) and exc.err_code == ERR_WRONG_LAST_SEQUENCE
+
+
+def decode_or_none(decoder: msgspec.json.Decoder[Any], data: bytes | None) -> Any:
+    """Decode ``data`` with ``decoder``; None for missing or undecodable data."""
+    if not data:
+        return None
+    try:
+        return decoder.decode(data)
+    except msgspec.DecodeError:
+        return None

@@ -1,0 +1,549 @@
+"""The only module that talks to nats-py.
+
+One connection per event loop per server set and credentials, shared by every
+Queue, Worker and helper in the process; long-lived processes reconnect
+forever. Streams, consumers and buckets are ensured once per connection and
+remembered, so the hot paths do no lookups. nats-py errors are turned into naq
+errors here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import ssl
+import weakref
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client as NATS
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext, api
+from nats.js.kv import KeyValue
+
+from naq.errors import ConfigurationError, NaqConnectionError, NaqException
+from naq.names import Names
+from naq.settings import Settings
+
+log = logging.getLogger("naq.connection")
+
+Msg = Msg
+KeyValue = KeyValue
+NatsError = nats.errors.Error
+KeyNotFoundError = nats.js.errors.KeyNotFoundError
+KeyWrongLastSequenceError = nats.js.errors.KeyWrongLastSequenceError
+NotFoundError = nats.js.errors.NotFoundError
+APIError = nats.js.errors.APIError
+FetchTimeout = nats.errors.TimeoutError
+
+#: How long a CLI or library call waits for a first connection before giving up.
+CONNECT_TIMEOUT = 5.0
+#: JetStream API error code: wrong last sequence (compare-and-set lost).
+ERR_WRONG_LAST_SEQUENCE = 10071
+
+
+class _PubAck(msgspec.Struct):
+    stream: str | None = None
+    seq: int | None = None
+    duplicate: bool = False
+    error: dict[str, Any] | None = None
+
+
+_puback_decoder = msgspec.json.Decoder(_PubAck)
+
+
+@dataclass(frozen=True)
+class PubAck:
+    """JetStream's answer to a publish."""
+
+    stream: str
+    seq: int
+    duplicate: bool
+
+
+class PublishError(NaqException):
+    """JetStream refused a publish (stream full, wrong last sequence, ...)."""
+
+    def __init__(self, description: str, code: int | None, err_code: int | None) -> None:
+        super().__init__(description)
+        self.code = code
+        self.err_code = err_code
+
+
+def describe_servers(settings: Settings) -> str:
+    """The server URLs as one string for messages."""
+    return ",".join(settings.servers)
+
+
+def unreachable_message(settings: Settings, reason: str = "") -> str:
+    """The one line a user sees when NATS can't be reached."""
+    detail = f" ({reason})" if reason else ""
+    return (
+        f"cannot connect to NATS at {describe_servers(settings)}{detail}: start one with "
+        "'naq server' or point NAQ_NATS_URL / --nats-url at a running server"
+    )
+
+
+def _tls_context(settings: Settings) -> ssl.SSLContext | None:
+    if not (settings.nats_tls_ca or settings.nats_tls_cert):
+        return None
+    try:
+        context = ssl.create_default_context(cafile=settings.nats_tls_ca)
+        if settings.nats_tls_cert:
+            context.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigurationError(f"cannot load TLS files ({exc})") from exc
+    return context
+
+
+def _auth_options(settings: Settings) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if settings.nats_user:
+        options["user"] = settings.nats_user
+        options["password"] = settings.nats_password or ""
+    if settings.nats_token:
+        options["token"] = settings.nats_token
+    if settings.nats_creds:
+        if not os.path.exists(settings.nats_creds):
+            raise ConfigurationError(f"NAQ_NATS_CREDS file {settings.nats_creds!r} does not exist")
+        options["user_credentials"] = settings.nats_creds
+    if settings.nats_nkey_seed:
+        seed = settings.nats_nkey_seed
+        if os.path.exists(seed):
+            options["nkeys_seed"] = seed
+        elif seed.startswith("SU"):
+            options["nkeys_seed_str"] = seed
+        else:
+            raise ConfigurationError(
+                f"NAQ_NATS_NKEY_SEED={seed[:4]!r}... is neither a seed file nor a user seed"
+            )
+    tls = _tls_context(settings)
+    if tls is not None:
+        options["tls"] = tls
+    return options
+
+
+def _connection_key(settings: Settings) -> tuple[Any, ...]:
+    return (
+        settings.servers,
+        settings.nats_user,
+        settings.nats_password,
+        settings.nats_token,
+        settings.nats_creds,
+        settings.nats_nkey_seed,
+        settings.nats_tls_ca,
+        settings.nats_tls_cert,
+        settings.nats_tls_key,
+    )
+
+
+class Connection:
+    """A NATS connection with its JetStream context, a pipelined publisher and
+    the naq resources ensured on it.
+
+    Obtain one with :func:`get_connection`; never close it from a Queue or a
+    helper (others share it): :func:`close_connections` does that.
+    """
+
+    def __init__(self, nc: NATS, settings: Settings) -> None:
+        self.nc = nc
+        self.js: JetStreamContext = nc.jetstream()
+        self.settings = settings
+        self.servers = describe_servers(settings)
+        self._ensured: set[str] = set()
+        self._kv: dict[str, KeyValue] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._acks: dict[str, asyncio.Future[PubAck]] = {}
+        self._ack_prefix = ""
+        self._ack_counter = 0
+        self._ack_sub: Any = None
+
+    @property
+    def is_closed(self) -> bool:
+        """Whether the connection was closed for good."""
+        return bool(self.nc.is_closed)
+
+    @property
+    def is_connected(self) -> bool:
+        """Whether the connection is up right now (False while reconnecting)."""
+        return bool(self.nc.is_connected)
+
+    # -- publishing ------------------------------------------------------
+
+    async def _start_acks(self) -> None:
+        self._ack_prefix = self.nc.new_inbox() + "."
+        self._ack_sub = await self.nc.subscribe(self._ack_prefix + "*", cb=self._on_ack)
+
+    async def _on_ack(self, msg: Msg) -> None:
+        future = self._acks.pop(msg.subject[len(self._ack_prefix) :], None)
+        if future is None or future.done():
+            return
+        if not msg.data:
+            # A status message (e.g. 503 no responders) instead of an ack.
+            status = (msg.headers or {}).get("Status", "")
+            future.set_exception(
+                PublishError(f"no stream answered the publish (status {status})", None, None)
+            )
+            return
+        try:
+            ack = _puback_decoder.decode(msg.data)
+        except msgspec.DecodeError as exc:
+            future.set_exception(PublishError(f"bad publish ack: {exc}", None, None))
+            return
+        if ack.error:
+            future.set_exception(
+                PublishError(
+                    str(ack.error.get("description", ack.error)),
+                    ack.error.get("code"),
+                    ack.error.get("err_code"),
+                )
+            )
+        else:
+            future.set_result(PubAck(ack.stream or "", ack.seq or 0, ack.duplicate))
+
+    async def publish_nowait(
+        self, subject: str, payload: bytes, headers: dict[str, str] | None = None
+    ) -> asyncio.Future[PubAck]:
+        """Publish to JetStream and return a future of its ack without waiting.
+
+        Many publishes in a row travel together (pipelined); await the futures
+        (e.g. with :func:`wait_acks`) to learn each outcome.
+        """
+        if self._ack_sub is None:
+            await self._start_acks()
+        self._ack_counter += 1
+        token = str(self._ack_counter)
+        future: asyncio.Future[PubAck] = asyncio.get_running_loop().create_future()
+        self._acks[token] = future
+        try:
+            await self.nc.publish(subject, payload, reply=self._ack_prefix + token, headers=headers)
+        except Exception:
+            self._acks.pop(token, None)
+            raise
+        return future
+
+    async def publish(
+        self,
+        subject: str,
+        payload: bytes,
+        headers: dict[str, str] | None = None,
+        timeout: float = 10.0,
+    ) -> PubAck:
+        """Publish to JetStream and wait for the ack.
+
+        Raises:
+            PublishError: JetStream refused the message.
+            NaqConnectionError: no ack within ``timeout``.
+        """
+        future = await self.publish_nowait(subject, payload, headers)
+        return await self.wait_ack(future, timeout)
+
+    async def wait_ack(self, future: asyncio.Future[PubAck], timeout: float = 10.0) -> PubAck:
+        """Wait for one publish ack, mapping a timeout to :class:`NaqConnectionError`."""
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except asyncio.TimeoutError:
+            raise NaqConnectionError(
+                f"NATS at {self.servers} did not acknowledge a publish within {timeout:g}s"
+            ) from None
+
+    async def wait_acks(
+        self, futures: list[asyncio.Future[PubAck]], timeout: float = 30.0
+    ) -> list[PubAck | BaseException]:
+        """Wait for many acks; each item is the ack or the error for that publish."""
+        if not futures:
+            return []
+        done, pending = await asyncio.wait(futures, timeout=timeout)
+        results: list[PubAck | BaseException] = []
+        for future in futures:
+            if future in pending:
+                future.cancel()
+                results.append(
+                    NaqConnectionError(f"NATS at {self.servers} did not acknowledge in time")
+                )
+            elif future.exception() is not None:
+                results.append(future.exception())  # type: ignore[arg-type]
+            else:
+                results.append(future.result())
+        return results
+
+    # -- resources -------------------------------------------------------
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        lock = self._locks.get(name)
+        if lock is None:
+            lock = self._locks[name] = asyncio.Lock()
+        return lock
+
+    async def ensure_stream(self, config: api.StreamConfig) -> None:
+        """Create ``config``'s stream unless it exists (checked once per connection)."""
+        name = config.name or ""
+        if name in self._ensured:
+            return
+        async with self._lock(name):
+            if name in self._ensured:
+                return
+            try:
+                await self.js.stream_info(name)
+            except nats.js.errors.NotFoundError:
+                try:
+                    await self.js.add_stream(config)
+                except nats.js.errors.BadRequestError as exc:
+                    # Created concurrently by another process with another config: use it.
+                    log.debug("stream %s: %s", name, exc)
+            except Exception as exc:
+                raise self.map_error(exc) from exc
+            self._ensured.add(name)
+
+    async def ensure_consumer(self, stream: str, config: api.ConsumerConfig) -> None:
+        """Create a durable consumer unless it exists (checked once per connection)."""
+        key = f"{stream}/{config.durable_name}"
+        if key in self._ensured:
+            return
+        async with self._lock(key):
+            if key in self._ensured:
+                return
+            try:
+                await self.js.consumer_info(stream, config.durable_name or "")
+            except nats.js.errors.NotFoundError:
+                try:
+                    await self.js.add_consumer(stream, config)
+                except nats.js.errors.BadRequestError as exc:
+                    log.debug("consumer %s: %s", key, exc)
+            except Exception as exc:
+                raise self.map_error(exc) from exc
+            self._ensured.add(key)
+
+    async def kv(self, bucket: str, *, ttl: float | None = None, history: int = 1) -> KeyValue:
+        """The KV bucket ``bucket``, created if missing (looked up once per connection)."""
+        kv = self._kv.get(bucket)
+        if kv is not None:
+            return kv
+        async with self._lock("kv:" + bucket):
+            kv = self._kv.get(bucket)
+            if kv is not None:
+                return kv
+            try:
+                try:
+                    kv = await self.js.key_value(bucket)
+                except nats.js.errors.BucketNotFoundError:
+                    kv = await self.js.create_key_value(
+                        bucket=bucket,
+                        history=history,
+                        ttl=ttl,
+                        replicas=self.settings.replicas,
+                        storage=api.StorageType.FILE,
+                    )
+            except NaqException:
+                raise
+            except Exception as exc:
+                raise self.map_error(exc) from exc
+            self._kv[bucket] = kv
+            return kv
+
+    def map_error(self, exc: BaseException) -> NaqException:
+        """Turn a nats-py error into the naq error a user should see."""
+        if isinstance(exc, NaqException):
+            return exc
+        if isinstance(exc, (nats.errors.ConnectionClosedError, nats.errors.NoServersError)):
+            return NaqConnectionError(unreachable_message(self.settings, "connection closed"))
+        if isinstance(exc, (asyncio.TimeoutError, nats.errors.TimeoutError)):
+            return NaqConnectionError(
+                f"NATS at {self.servers} did not answer in time (is JetStream enabled? "
+                "run nats-server with -js, or 'naq server')"
+            )
+        if isinstance(exc, nats.js.errors.ServiceUnavailableError):
+            return NaqConnectionError(
+                f"JetStream is not available at {self.servers}: run nats-server with -js"
+            )
+        if isinstance(exc, nats.errors.NoRespondersError):
+            return NaqConnectionError(
+                f"JetStream is not enabled at {self.servers}: run nats-server with -js"
+            )
+        return NaqException(f"NATS error: {exc!r}")
+
+    async def close(self) -> None:
+        """Flush and close the connection."""
+        with contextlib.suppress(Exception):
+            await self.nc.drain()
+        with contextlib.suppress(Exception):
+            await self.nc.close()
+
+
+_connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], Connection]]
+_connections = weakref.WeakKeyDictionary()
+_connecting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], asyncio.Lock]]
+_connecting = weakref.WeakKeyDictionary()
+
+
+async def open_connection(
+    settings: Settings,
+    *,
+    timeout: float | None = CONNECT_TIMEOUT,
+    name: str | None = None,
+    on_disconnect: Callable[[], Awaitable[None]] | None = None,
+    on_reconnect: Callable[[], Awaitable[None]] | None = None,
+) -> Connection:
+    """Open a new connection that reconnects forever once established.
+
+    ``timeout`` bounds the first connection (``None``: keep trying).
+
+    Raises:
+        NaqConnectionError: the servers can't be reached in time, or refused
+            the credentials.
+        ConfigurationError: credential or TLS files can't be used.
+    """
+    options = _auth_options(settings)
+    last_error: list[BaseException] = []
+    refused = asyncio.Event()
+
+    async def error_cb(exc: Exception) -> None:
+        last_error[:] = [exc]
+        if isinstance(exc, nats.errors.AuthorizationError) or "authorization" in str(exc).lower():
+            refused.set()
+        else:
+            log.debug("nats: %r", exc)
+
+    async def disconnected_cb() -> None:
+        if on_disconnect is not None:
+            await on_disconnect()
+
+    async def reconnected_cb() -> None:
+        if on_reconnect is not None:
+            await on_reconnect()
+
+    nc = NATS()
+    connect = asyncio.ensure_future(
+        nc.connect(
+            servers=list(settings.servers),
+            name=name or "naq",
+            max_reconnect_attempts=-1,
+            reconnect_time_wait=1,
+            connect_timeout=2,
+            error_cb=error_cb,
+            disconnected_cb=disconnected_cb,
+            reconnected_cb=reconnected_cb,
+            **options,
+        )
+    )
+    refused_wait = asyncio.ensure_future(refused.wait())
+    try:
+        await asyncio.wait({connect, refused_wait}, timeout=timeout, return_when="FIRST_COMPLETED")
+    finally:
+        refused_wait.cancel()
+    if connect.done() and connect.exception() is None:
+        return Connection(nc, settings)
+    connect.cancel()
+    with contextlib.suppress(BaseException):
+        await connect
+    with contextlib.suppress(Exception):
+        await nc.close()
+    if refused.is_set():
+        raise NaqConnectionError(
+            f"NATS at {describe_servers(settings)} refused the credentials "
+            "(check NAQ_NATS_USER/PASSWORD, TOKEN, CREDS or NKEY_SEED)"
+        )
+    if connect.done() and not connect.cancelled() and connect.exception() is not None:
+        reason = repr(connect.exception())
+    elif last_error:
+        reason = str(last_error[0]) or type(last_error[0]).__name__
+    else:
+        reason = f"no answer within {timeout:g}s"
+    raise NaqConnectionError(unreachable_message(settings, reason))
+
+
+async def get_connection(settings: Settings) -> Connection:
+    """The shared connection of this event loop for ``settings``' servers and credentials.
+
+    Raises:
+        NaqConnectionError: as :func:`open_connection`.
+    """
+    loop = asyncio.get_running_loop()
+    per_loop = _connections.get(loop)
+    if per_loop is None:
+        per_loop = _connections[loop] = {}
+    key = _connection_key(settings)
+    connection = per_loop.get(key)
+    if connection is not None and not connection.is_closed:
+        return connection
+    locks = _connecting.setdefault(loop, {})
+    lock = locks.setdefault(key, asyncio.Lock())
+    async with lock:
+        connection = per_loop.get(key)
+        if connection is None or connection.is_closed:
+            connection = await open_connection(settings)
+            per_loop[key] = connection
+        return connection
+
+
+async def close_connections() -> None:
+    """Close every shared connection of the running event loop."""
+    loop = asyncio.get_running_loop()
+    per_loop = _connections.pop(loop, {})
+    for connection in per_loop.values():
+        await connection.close()
+
+
+def jobs_stream_config(names: Names, settings: Settings) -> api.StreamConfig:
+    """The work-queue stream of every queue's jobs."""
+    return api.StreamConfig(
+        name=names.jobs_stream,
+        subjects=[names.queue_subject("*")],
+        retention=api.RetentionPolicy.WORK_QUEUE,
+        storage=api.StorageType.FILE,
+        discard=api.DiscardPolicy.NEW,
+        num_replicas=settings.replicas,
+        duplicate_window=120.0,
+        allow_msg_ttl=True,
+    )
+
+
+def failed_stream_config(names: Names, settings: Settings) -> api.StreamConfig:
+    """The stream of dead letters, kept as long as results."""
+    return api.StreamConfig(
+        name=names.failed_stream,
+        subjects=[names.failed_subject("*")],
+        retention=api.RetentionPolicy.LIMITS,
+        storage=api.StorageType.FILE,
+        num_replicas=settings.replicas,
+        max_age=float(settings.default_result_ttl),
+        allow_direct=True,
+    )
+
+
+def consumer_config(names: Names, settings: Settings, queue: str) -> api.ConsumerConfig:
+    """The durable pull consumer every worker of ``queue`` shares."""
+    return api.ConsumerConfig(
+        durable_name=names.consumer(queue),
+        filter_subject=names.queue_subject(queue),
+        ack_policy=api.AckPolicy.EXPLICIT,
+        ack_wait=settings.default_ack_wait,
+        # Redeliveries are counted by the worker (attempts vs crashes), so the
+        # server never parks a message at MaxDeliver inside the work queue.
+        max_deliver=-1,
+        max_ack_pending=20_000,
+        deliver_policy=api.DeliverPolicy.ALL,
+    )
+
+
+async def connect(nats_url: str | None = None, *, settings: Settings | None = None) -> Connection:
+    """Open (or reuse) this event loop's shared connection.
+
+    Raises:
+        NaqConnectionError: NATS can't be reached.
+    """
+    from naq.settings import get_settings
+
+    return await get_connection((settings or get_settings()).replace(nats_url=nats_url))
+
+
+async def disconnect() -> None:
+    """Close this event loop's shared connections (they reopen on next use)."""
+    await close_connections()

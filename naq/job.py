@@ -1,0 +1,281 @@
+"""Job: one function call to run on a worker, and the handle to its outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from naq.errors import ConfigurationError, SerializationError
+from naq.models import JobEnvelope, envelope_decoder, envelope_encoder
+from naq.names import validate_job_id, validate_queue_name
+from naq.retry import exception_paths, retry_delay, validate_policy
+from naq.serialization import (
+    check_encodable,
+    function_reference,
+    pickle_dumps,
+    pickle_loads,
+    resolve_function,
+)
+from naq.settings import Settings, get_settings
+
+RetryDelayType = float | int | Sequence[float | int]
+
+
+def new_job_id() -> str:
+    """A fresh random job id (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+def _dependency_ids(depends_on: Any) -> list[str]:
+    if depends_on is None:
+        return []
+    items = depends_on if isinstance(depends_on, (list, tuple, set)) else [depends_on]
+    ids = []
+    for item in items:
+        job_id = item.job_id if isinstance(item, Job) else item
+        ids.append(validate_job_id(job_id))
+    return ids
+
+
+class Job:
+    """A function call to run on a worker, with its options.
+
+    Jobs are made by :meth:`naq.Queue.enqueue`; the returned object is also the
+    handle to the outcome: ``await job.result(timeout=...)``.
+
+    Raises (on construction):
+        ConfigurationError: an option has an unusable value (named in the message).
+        SerializationError: the function or an argument can't travel.
+    """
+
+    def __init__(
+        self,
+        function: Callable[..., Any] | str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        job_id: str | None = None,
+        enqueue_time: float | None = None,
+        max_retries: int | None = 0,
+        retry_delay: RetryDelayType = 0,
+        retry_strategy: str | None = None,
+        retry_jitter: bool | float = False,
+        retry_on: Any = None,
+        ignore_on: Any = None,
+        queue_name: str | None = None,
+        result_ttl: int | None = None,
+        timeout: float | None = None,
+        depends_on: Any = None,
+        dependency_ids: Sequence[str] | None = None,
+        meta: dict[str, Any] | None = None,
+        settings: Settings | None = None,
+    ) -> None:
+        self._settings = settings or get_settings()
+        self.function = function
+        self.function_ref, self.module = function_reference(function)
+        self.args = tuple(args)
+        self.kwargs = dict(kwargs or {})
+        self.job_id = new_job_id() if job_id is None else validate_job_id(job_id)
+        self.enqueue_time = time.time() if enqueue_time is None else float(enqueue_time)
+        policy = validate_policy(
+            0 if max_retries is None else max_retries, retry_delay, retry_strategy, retry_jitter
+        )
+        self.max_retries, self.retry_delay, self.retry_strategy, self.retry_jitter = policy
+        self.retry_on = exception_paths(retry_on, "retry_on")
+        self.ignore_on = exception_paths(ignore_on, "ignore_on")
+        self.queue_name = validate_queue_name(queue_name or self._settings.default_queue)
+        if result_ttl is not None and (
+            isinstance(result_ttl, bool) or not isinstance(result_ttl, int) or result_ttl < 1
+        ):
+            raise ConfigurationError(f"result_ttl={result_ttl!r} must be a whole number of seconds >= 1")
+        self.result_ttl = result_ttl
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
+        ):
+            raise ConfigurationError(f"timeout={timeout!r} must be a number of seconds > 0")
+        self.timeout = None if timeout is None else float(timeout)
+        self.dependency_ids = _dependency_ids(
+            dependency_ids if dependency_ids is not None else depends_on
+        )
+        if meta is not None and not isinstance(meta, dict):
+            raise ConfigurationError(f"meta={meta!r} must be a dict")
+        self.meta = dict(meta or {})
+        if self._settings.job_serializer == "json":
+            check_encodable(self.args, self.kwargs)
+            check_encodable((), self.meta)
+        # Set on the worker side, as in RQ: the outcome of an execute() call.
+        self.error: str | None = None
+        self.traceback: str | None = None
+        self.return_value: Any = None
+
+    def __repr__(self) -> str:
+        return f"Job(job_id={self.job_id!r}, function={self.function_ref!r}, queue={self.queue_name!r})"
+
+    # -- wire form -------------------------------------------------------
+
+    def to_envelope(self) -> JobEnvelope:
+        """The envelope this job travels in."""
+        pickled = None
+        args: list[Any] = list(self.args)
+        kwargs = self.kwargs
+        serializer = self._settings.job_serializer
+        if serializer == "pickle":
+            pickled = pickle_dumps((self.function, self.args, self.kwargs))
+            args, kwargs = [], {}
+        return JobEnvelope(
+            id=self.job_id,
+            fn=self.function_ref,
+            module=self.module,
+            queue=self.queue_name,
+            enqueued_at=self.enqueue_time,
+            args=args,
+            kwargs=kwargs,
+            max_retries=self.max_retries,
+            retry_delay=self.retry_delay,
+            retry_strategy=self.retry_strategy,
+            retry_jitter=self.retry_jitter,
+            retry_on=self.retry_on,
+            ignore_on=self.ignore_on,
+            timeout=self.timeout,
+            result_ttl=self.result_ttl,
+            depends_on=self.dependency_ids,
+            meta=self.meta,
+            serializer=serializer,
+            pickled=pickled,
+        )
+
+    def serialize(self) -> bytes:
+        """The bytes published on the queue subject."""
+        return envelope_encoder.encode(self.to_envelope())
+
+    @classmethod
+    def from_envelope(cls, envelope: JobEnvelope, settings: Settings | None = None) -> Job:
+        """Rebuild a job from its envelope (the function stays a reference until run)."""
+        function: Any = envelope.fn
+        args: Sequence[Any] = envelope.args
+        kwargs: dict[str, Any] = envelope.kwargs
+        settings = settings or get_settings()
+        if envelope.serializer == "pickle":
+            if settings.job_serializer != "pickle":
+                raise SerializationError(
+                    f"job {envelope.id} is pickled; set NAQ_JOB_SERIALIZER=pickle to accept it"
+                )
+            function, args, kwargs = pickle_loads(envelope.pickled or b"")
+        job = cls.__new__(cls)
+        job._settings = settings
+        job.function = function
+        job.function_ref, job.module = envelope.fn, envelope.module
+        job.args, job.kwargs = tuple(args), dict(kwargs)
+        job.job_id, job.enqueue_time = envelope.id, envelope.enqueued_at
+        job.max_retries, job.retry_delay = envelope.max_retries, envelope.retry_delay
+        job.retry_strategy, job.retry_jitter = envelope.retry_strategy, envelope.retry_jitter
+        job.retry_on, job.ignore_on = list(envelope.retry_on), list(envelope.ignore_on)
+        job.queue_name, job.result_ttl, job.timeout = envelope.queue, envelope.result_ttl, envelope.timeout
+        job.dependency_ids, job.meta = list(envelope.depends_on), dict(envelope.meta)
+        job.error = job.traceback = None
+        job.return_value = None
+        return job
+
+    @classmethod
+    def deserialize(cls, data: bytes, settings: Settings | None = None) -> Job:
+        """Rebuild a job from the bytes :meth:`serialize` made.
+
+        Raises:
+            SerializationError: the bytes are not a naq job.
+        """
+        import msgspec
+
+        try:
+            envelope = envelope_decoder.decode(data)
+        except msgspec.DecodeError as exc:
+            raise SerializationError(f"not a naq job envelope: {exc}") from None
+        return cls.from_envelope(envelope, settings)
+
+    # -- policy ------------------------------------------------------------
+
+    def get_retry_delay(self, attempt: int) -> float:
+        """Seconds to wait before retrying after attempt ``attempt`` (1-based) failed."""
+        return retry_delay(attempt, self.retry_delay, self.retry_strategy, self.retry_jitter)
+
+    # -- running in-process (as RQ's Job.perform) -----------------------------
+
+    def execute(self) -> Any:
+        """Run the function here, synchronously, and return its value.
+
+        Raises:
+            JobExecutionError: the function raised (``error``/``traceback`` are set).
+        """
+        import traceback as tb
+
+        from naq.errors import JobExecutionError
+
+        func = (
+            self.function
+            if callable(self.function)
+            else resolve_function(self.function_ref, self.module, self._settings.allowed_modules)
+        )
+        try:
+            value = func(*self.args, **self.kwargs)
+            if inspect.isawaitable(value):
+                value = asyncio.run(_await(value))
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.traceback = tb.format_exc()
+            raise JobExecutionError(
+                self.error, job_id=self.job_id, error=self.error, remote_traceback=self.traceback
+            ) from exc
+        self.return_value = value
+        return value
+
+    # -- outcome -------------------------------------------------------------
+
+    async def result(self, timeout: float | None = None) -> Any:
+        """Wait for the job to finish and return its value.
+
+        Raises:
+            JobExecutionError: the job failed (remote error and traceback attached).
+            JobTimeoutError: no outcome within ``timeout`` seconds.
+        """
+        from naq.results import job_outcome
+
+        return await job_outcome(self.job_id, timeout, self._settings)
+
+    def result_sync(self, timeout: float | None = None) -> Any:
+        """Blocking form of :meth:`result`."""
+        from naq.sync import run_sync
+
+        return run_sync(self.result(timeout))
+
+    async def wait(self, timeout: float | None = None) -> Any:
+        """Wait until the job ends; returns its :class:`~naq.results.JobInfo`."""
+        from naq.results import wait_for_job
+
+        return await wait_for_job(self.job_id, timeout, settings=self._settings)
+
+    async def info(self) -> Any:
+        """The job's current :class:`~naq.results.JobInfo`."""
+        from naq.results import get_job
+
+        return await get_job(self.job_id, settings=self._settings)
+
+    @staticmethod
+    async def fetch_result(job_id: str, nats_url: str | None = None) -> Any:
+        """The value of finished job ``job_id`` (see :func:`naq.fetch_job_result`)."""
+        from naq.results import fetch_job_result
+
+        return await fetch_job_result(job_id, nats_url=nats_url)
+
+    @staticmethod
+    def fetch_result_sync(job_id: str, nats_url: str | None = None) -> Any:
+        """Blocking form of :meth:`fetch_result`."""
+        from naq.sync import run_sync
+
+        return run_sync(Job.fetch_result(job_id, nats_url))
+
+
+async def _await(value: Any) -> Any:
+    return await value

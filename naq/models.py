@@ -1,0 +1,151 @@
+"""Wire models: the msgspec Structs naq writes to NATS.
+
+Every record is frozen and keyword-only; fields added later get defaults so
+older messages still decode. One encoder and one decoder per type, made once.
+Times are UNIX seconds (float, UTC).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+#: Format version of the job envelope.
+ENVELOPE_VERSION = 1
+
+
+class JobStatus:
+    """Values of :attr:`StatusRecord.status`."""
+
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    RETRY = "retry"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PAUSED = "paused"
+
+    #: Statuses after which a job never runs again (unless requeued).
+    ENDED = frozenset({COMPLETED, FAILED, CANCELLED})
+
+
+class WorkerStatus:
+    """Values of :attr:`WorkerRecord.status`."""
+
+    STARTING = "starting"
+    IDLE = "idle"
+    BUSY = "busy"
+    STOPPING = "stopping"
+
+
+class JobEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A job as it travels on a queue subject."""
+
+    id: str
+    fn: str
+    queue: str
+    enqueued_at: float
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    #: Module to import to find ``fn`` when it is a registered task name.
+    module: str | None = None
+    max_retries: int = 0
+    retry_delay: float | list[float] = 0.0
+    retry_strategy: str = "fixed"
+    retry_jitter: float = 0.0
+    retry_on: list[str] = []
+    ignore_on: list[str] = []
+    timeout: float | None = None
+    result_ttl: int | None = None
+    depends_on: list[str] = []
+    meta: dict[str, Any] = {}
+    serializer: str = "json"
+    #: cloudpickled ``(func, args, kwargs)`` when ``serializer == "pickle"``.
+    pickled: bytes | None = None
+    v: int = ENVELOPE_VERSION
+
+
+class StatusRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The current state of a job, kept in the job-status bucket under its id."""
+
+    job_id: str
+    status: str
+    queue: str
+    function: str
+    enqueued_at: float
+    updated_at: float
+    attempt: int = 0
+    max_retries: int = 0
+    started_at: float | None = None
+    ended_at: float | None = None
+    next_retry_at: float | None = None
+    worker: str | None = None
+    error: str | None = None
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    meta: dict[str, Any] = {}
+    depends_on: list[str] = []
+
+
+class ResultRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The outcome of a job, kept in the results bucket under its id (first write wins)."""
+
+    job_id: str
+    status: str
+    finished_at: float
+    result: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    traceback: str | None = None
+    worker: str | None = None
+    attempt: int = 0
+    started_at: float | None = None
+    #: cloudpickled result, only with the pickle serializer.
+    pickled: bytes | None = None
+
+
+class WorkerRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A worker's heartbeat in the workers bucket."""
+
+    name: str
+    host: str
+    pid: int
+    queues: list[str]
+    status: str
+    concurrency: int
+    started_at: float
+    heartbeat_at: float
+    running: list[str] = []
+    processed: int = 0
+    failed: int = 0
+    heartbeat_interval: float = 15.0
+    ttl: float = 60.0
+
+
+class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A job moved to the failed stream, with why."""
+
+    job_id: str | None
+    queue: str
+    reason: str
+    failed_at: float
+    function: str | None = None
+    error: str | None = None
+    error_type: str | None = None
+    traceback: str | None = None
+    attempt: int = 0
+    worker: str | None = None
+    #: The original message bytes, exactly as they were on the queue subject.
+    payload: bytes = b""
+
+
+envelope_encoder = msgspec.json.Encoder()
+envelope_decoder = msgspec.json.Decoder(JobEnvelope)
+status_decoder = msgspec.json.Decoder(StatusRecord)
+result_decoder = msgspec.json.Decoder(ResultRecord)
+worker_decoder = msgspec.json.Decoder(WorkerRecord)
+dead_letter_decoder = msgspec.json.Decoder(DeadLetter)
+#: Encoder for naq's own records (never user values: those go through serialization).
+record_encoder = msgspec.json.Encoder()

@@ -1,0 +1,350 @@
+"""Queue: put jobs on a JetStream work queue, and the module-level helpers."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import msgspec
+
+from naq.broker import MSG_ID_HEADER, Broker, is_duplicate_result
+from naq.connection import PubAck, PublishError
+from naq.errors import ConfigurationError, NaqException
+from naq.job import Job
+from naq.models import JobStatus, StatusRecord
+from naq.names import validate_queue_name
+from naq.serialization import task_info
+from naq.settings import Settings, get_settings
+from naq.sync import run_sync
+
+log = logging.getLogger("naq.queue")
+
+#: Job options accepted as keywords by ``enqueue`` and taken out of the function's kwargs.
+JOB_OPTIONS = frozenset(
+    {
+        "timeout",
+        "result_ttl",
+        "retry_strategy",
+        "retry_jitter",
+        "retry_on",
+        "ignore_on",
+        "job_id",
+        "meta",
+        "max_retries",
+        "retry_delay",
+        "depends_on",
+    }
+)
+
+
+class _PurgeResponse(msgspec.Struct):
+    success: bool = False
+    purged: int = 0
+    error: dict[str, Any] | None = None
+
+
+_purge_decoder = msgspec.json.Decoder(_PurgeResponse)
+
+
+def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split ``enqueue``'s keywords into (job options, the function's own kwargs)."""
+    options = {k: kwargs[k] for k in kwargs.keys() & JOB_OPTIONS}
+    call_kwargs = {k: v for k, v in kwargs.items() if k not in JOB_OPTIONS}
+    return options, call_kwargs
+
+
+def pending_status(job: Job) -> StatusRecord:
+    """The status record written when ``job`` is enqueued."""
+    return StatusRecord(
+        job_id=job.job_id,
+        status=JobStatus.PENDING,
+        queue=job.queue_name,
+        function=job.function_ref,
+        enqueued_at=job.enqueue_time,
+        updated_at=job.enqueue_time,
+        max_retries=job.max_retries,
+        args=list(job.args) if job._settings.job_serializer == "json" else [],
+        kwargs=job.kwargs if job._settings.job_serializer == "json" else {},
+        meta=job.meta,
+        depends_on=job.dependency_ids,
+    )
+
+
+class Queue:
+    """A named job queue on the jobs stream.
+
+    ``Queue(name, nats_url=None, default_timeout=None)``; use it as an async
+    context manager or call :meth:`close` (which never closes the connection
+    other users share).
+
+    Raises:
+        InvalidQueueNameError: ``name`` is not letters, digits, ``-`` or ``_``.
+    """
+
+    def __init__(
+        self,
+        name: str | None = None,
+        nats_url: str | None = None,
+        default_timeout: float | None = None,
+        *,
+        settings: Settings | None = None,
+    ) -> None:
+        self.settings = (settings or get_settings()).replace(nats_url=nats_url)
+        self.name = validate_queue_name(name or self.settings.default_queue)
+        if default_timeout is not None and (
+            isinstance(default_timeout, bool)
+            or not isinstance(default_timeout, (int, float))
+            or default_timeout <= 0
+        ):
+            raise ConfigurationError(f"default_timeout={default_timeout!r} must be > 0 seconds")
+        self.default_timeout = default_timeout
+        self._brokers: dict[int, Broker] = {}
+
+    def __repr__(self) -> str:
+        return f"Queue(name={self.name!r}, nats_url={self.settings.nats_url!r})"
+
+    @property
+    def subject(self) -> str:
+        """The subject this queue's jobs are published to."""
+        return self._names.queue_subject(self.name)
+
+    @property
+    def _names(self) -> Any:
+        from naq.names import Names
+
+        return Names(self.settings.prefix)
+
+    async def __aenter__(self) -> Queue:
+        await self._broker()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Forget this queue's handle on the shared connection (the connection stays open)."""
+        self._brokers.clear()
+
+    async def _broker(self) -> Broker:
+        loop_id = id(asyncio.get_running_loop())
+        broker = self._brokers.get(loop_id)
+        if broker is None or broker.connection.is_closed:
+            broker = await Broker.connect(self.settings)
+            await broker.ensure_jobs_stream()
+            self._brokers[loop_id] = broker
+        return broker
+
+    # -- enqueue -----------------------------------------------------------
+
+    def make_job(
+        self,
+        func: Callable[..., Any] | str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> Job:
+        """Build (and validate) a job for this queue without enqueueing it."""
+        merged: dict[str, Any] = {}
+        info = task_info(func)
+        if info is not None:
+            merged.update(info.options)
+        merged.update(options or {})
+        unknown = set(merged) - JOB_OPTIONS
+        if unknown:
+            raise ConfigurationError(f"unknown job option(s): {', '.join(sorted(unknown))}")
+        if self.default_timeout is not None:
+            merged.setdefault("timeout", self.default_timeout)
+        return Job(func, args, kwargs, queue_name=self.name, settings=self.settings, **merged)
+
+    async def enqueue(
+        self,
+        func: Callable[..., Any] | str,
+        *args: Any,
+        max_retries: int | None = 0,
+        retry_delay: float | Sequence[float] = 0,
+        depends_on: Any = None,
+        **kwargs: Any,
+    ) -> Job:
+        """Enqueue ``func(*args, **kwargs)`` and return its :class:`Job`.
+
+        Job options (``timeout``, ``result_ttl``, ``retry_strategy``,
+        ``retry_jitter``, ``retry_on``, ``ignore_on``, ``job_id``, ``meta``) are
+        taken out of ``kwargs``; use :meth:`enqueue_call` when the function has
+        parameters with those names. Enqueueing a ``job_id`` that exists runs
+        it once.
+
+        Raises:
+            ConfigurationError, SerializationError: bad options or arguments.
+            NaqConnectionError: NATS can't be reached.
+        """
+        options, call_kwargs = split_options(kwargs)
+        options.update(max_retries=max_retries, retry_delay=retry_delay, depends_on=depends_on)
+        return await self.enqueue_call(func, args, call_kwargs, **options)
+
+    async def enqueue_call(
+        self,
+        func: Callable[..., Any] | str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> Job:
+        """Enqueue ``func`` with its arguments given explicitly and job ``options``."""
+        if not isinstance(args, (list, tuple)):
+            raise ConfigurationError(f"args={args!r} must be a list or tuple")
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise ConfigurationError(f"kwargs={kwargs!r} must be a dict")
+        job = self.make_job(func, args, kwargs, options)
+        jobs = await self._publish([job], caller_chose_ids="job_id" in options)
+        return jobs[0]
+
+    async def enqueue_many(self, calls: Iterable[Sequence[Any]]) -> list[Job]:
+        """Enqueue many calls at once, pipelined (far faster than a loop of ``enqueue``).
+
+        Each call is ``(func, args, kwargs)`` with an optional fourth element,
+        a dict of job options. Every call is validated before any is sent.
+        """
+        jobs = []
+        chose_ids = False
+        for index, call in enumerate(calls):
+            if not isinstance(call, (list, tuple)) or not 1 <= len(call) <= 4:
+                raise ConfigurationError(
+                    f"call {index} must be (func, args, kwargs[, options]), got {call!r}"
+                )
+            func, args, kwargs, options = (list(call) + [(), None, None])[:4]
+            options = dict(options or {})
+            chose_ids = chose_ids or "job_id" in options
+            jobs.append(self.make_job(func, args or (), kwargs, options))
+        return await self._publish(jobs, caller_chose_ids=chose_ids)
+
+    async def _publish(self, jobs: list[Job], *, caller_chose_ids: bool) -> list[Job]:
+        broker = await self._broker()
+        connection = broker.connection
+        to_send = jobs
+        if caller_chose_ids:
+            # A caller-chosen id that naq already knows is a duplicate: the
+            # status create is the fence, so the same id runs once even after
+            # the stream's duplicate window.
+            creates = [await broker.create_status(pending_status(job)) for job in jobs]
+            outcomes = await connection.wait_acks(creates)
+            to_send = []
+            for job, outcome in zip(jobs, outcomes):
+                if isinstance(outcome, PubAck):
+                    to_send.append(job)
+                elif is_duplicate_result(outcome):
+                    log.info("job %s exists already; not enqueued again", job.job_id)
+                else:
+                    raise self._publish_failure(outcome)
+            status_futures = []
+        else:
+            status_futures = [await broker.put_status(pending_status(job)) for job in jobs]
+        subject = self.subject
+        job_futures = [
+            await connection.publish_nowait(subject, job.serialize(), {MSG_ID_HEADER: job.job_id})
+            for job in to_send
+        ]
+        outcomes = await connection.wait_acks(job_futures + status_futures)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise self._publish_failure(outcome)
+        return jobs
+
+    def _publish_failure(self, exc: BaseException) -> NaqException:
+        if isinstance(exc, NaqException) and not isinstance(exc, PublishError):
+            return exc
+        return NaqException(f"queue {self.name!r}: JetStream refused the job: {exc}")
+
+    # -- maintenance -------------------------------------------------------
+
+    async def purge(self) -> int:
+        """Remove every pending job of this queue; returns how many were removed.
+
+        Raises:
+            NaqConnectionError: NATS can't be reached.
+        """
+        broker = await self._broker()
+        try:
+            reply = await broker.connection.nc.request(
+                f"$JS.API.STREAM.PURGE.{broker.names.jobs_stream}",
+                msgspec.json.encode({"filter": self.subject}),
+                timeout=10,
+            )
+        except Exception as exc:
+            raise broker.connection.map_error(exc) from exc
+        response = _purge_decoder.decode(reply.data)
+        if response.error:
+            raise NaqException(f"purge of queue {self.name!r} failed: {response.error}")
+        return response.purged
+
+
+# -- module-level helpers ---------------------------------------------------
+
+
+def _queue(queue_name: str | None, nats_url: str | None) -> Queue:
+    return Queue(queue_name, nats_url=nats_url)
+
+
+async def enqueue(
+    func: Callable[..., Any] | str,
+    *args: Any,
+    queue_name: str | None = None,
+    nats_url: str | None = None,
+    max_retries: int | None = 0,
+    retry_delay: float | Sequence[float] = 0,
+    depends_on: Any = None,
+    **kwargs: Any,
+) -> Job:
+    """Enqueue ``func(*args, **kwargs)`` on ``queue_name`` (see :meth:`Queue.enqueue`)."""
+    return await _queue(queue_name, nats_url).enqueue(
+        func, *args, max_retries=max_retries, retry_delay=retry_delay, depends_on=depends_on, **kwargs
+    )
+
+
+def enqueue_sync(
+    func: Callable[..., Any] | str,
+    *args: Any,
+    queue_name: str | None = None,
+    nats_url: str | None = None,
+    max_retries: int | None = 0,
+    retry_delay: float | Sequence[float] = 0,
+    depends_on: Any = None,
+    **kwargs: Any,
+) -> Job:
+    """Blocking form of :func:`enqueue`."""
+    return run_sync(
+        enqueue(
+            func,
+            *args,
+            queue_name=queue_name,
+            nats_url=nats_url,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            depends_on=depends_on,
+            **kwargs,
+        )
+    )
+
+
+async def enqueue_many(
+    calls: Iterable[Sequence[Any]], *, queue_name: str | None = None, nats_url: str | None = None
+) -> list[Job]:
+    """Enqueue many calls at once (see :meth:`Queue.enqueue_many`)."""
+    return await _queue(queue_name, nats_url).enqueue_many(calls)
+
+
+def enqueue_many_sync(
+    calls: Iterable[Sequence[Any]], *, queue_name: str | None = None, nats_url: str | None = None
+) -> list[Job]:
+    """Blocking form of :func:`enqueue_many`."""
+    return run_sync(enqueue_many(list(calls), queue_name=queue_name, nats_url=nats_url))
+
+
+async def purge_queue(queue_name: str | None = None, nats_url: str | None = None) -> int:
+    """Remove every pending job of ``queue_name``; returns how many were removed."""
+    return await _queue(queue_name, nats_url).purge()
+
+
+def purge_queue_sync(queue_name: str | None = None, nats_url: str | None = None) -> int:
+    """Blocking form of :func:`purge_queue`."""
+    return run_sync(purge_queue(queue_name, nats_url))

@@ -1,0 +1,252 @@
+"""Job outcomes and state over KV: fetch, wait (by watching, never polling), inspect.
+
+Results live in the results bucket (first result wins), the current state of
+every job in the job-status bucket. Waiting watches the job's result key, so
+an outcome is seen the moment it is stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from naq.broker import Broker, decode_or_none
+from naq.errors import JobExecutionError, JobNotFoundError, JobTimeoutError
+from naq.models import JobStatus, ResultRecord, result_decoder, status_decoder
+from naq.names import validate_job_id
+from naq.serialization import pickle_loads
+from naq.settings import Settings, get_settings
+from naq.sync import run_sync
+
+
+@dataclass(frozen=True)
+class JobInfo:
+    """What naq knows about a job: its state, timings, attempts and outcome."""
+
+    job_id: str
+    status: str
+    queue: str | None = None
+    function: str | None = None
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    enqueued_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    attempt: int = 0
+    max_retries: int = 0
+    next_retry_at: float | None = None
+    worker: str | None = None
+    result: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    traceback: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    depends_on: list[str] = field(default_factory=list)
+
+    @property
+    def ended(self) -> bool:
+        """Whether the job completed, failed for good or was cancelled."""
+        return self.status in JobStatus.ENDED
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end of the last attempt, once ended."""
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return max(0.0, self.ended_at - self.started_at)
+
+
+def resolve_settings(nats_url: str | None = None, settings: Settings | None = None) -> Settings:
+    """``settings`` (or the environment's) with ``nats_url`` applied."""
+    return (settings or get_settings()).replace(nats_url=nats_url)
+
+
+def result_value(record: ResultRecord, settings: Settings) -> Any:
+    """The return value a result record holds (unpickled only with the pickle serializer)."""
+    if record.pickled is not None and settings.job_serializer == "pickle":
+        return pickle_loads(record.pickled)
+    return record.result
+
+
+def raise_for_outcome(record: ResultRecord, settings: Settings) -> Any:
+    """Return the job's value, or raise the error its record describes.
+
+    Raises:
+        JobExecutionError: the job failed or was cancelled.
+    """
+    if record.status == JobStatus.COMPLETED:
+        return result_value(record, settings)
+    raise JobExecutionError(
+        f"job {record.job_id} {record.status}: {record.error}",
+        job_id=record.job_id,
+        error=record.error,
+        remote_traceback=record.traceback,
+    )
+
+
+async def _result_record(broker: Broker, job_id: str) -> ResultRecord | None:
+    entry = await broker.get_entry(await broker.results_kv(), job_id)
+    return decode_or_none(result_decoder, entry.value) if entry else None
+
+
+async def fetch_job_result(
+    job_id: str, *, nats_url: str | None = None, settings: Settings | None = None
+) -> Any:
+    """The return value of a finished job.
+
+    Raises:
+        JobNotFoundError: there is no outcome (yet) for ``job_id``.
+        JobExecutionError: the job failed (carries the remote error and traceback).
+        NaqConnectionError: NATS can't be reached.
+    """
+    settings = resolve_settings(nats_url, settings)
+    validate_job_id(job_id)
+    broker = await Broker.connect(settings)
+    record = await _result_record(broker, job_id)
+    if record is None:
+        raise JobNotFoundError(f"no result for job {job_id!r} (not finished, unknown or expired)")
+    return raise_for_outcome(record, settings)
+
+
+async def wait_for_result(broker: Broker, job_id: str, timeout: float | None) -> ResultRecord:
+    """Wait until ``job_id`` has a result record, watching its key.
+
+    Raises:
+        JobTimeoutError: none within ``timeout`` seconds.
+    """
+    kv = await broker.results_kv()
+    watcher = await kv.watch(job_id)
+    try:
+
+        async def first_result() -> ResultRecord:
+            while True:
+                entry = await watcher.updates(timeout=None)  # type: ignore[arg-type]
+                if entry is None or not entry.value:
+                    continue
+                record = decode_or_none(result_decoder, entry.value)
+                if record is not None:
+                    return record
+
+        try:
+            return await asyncio.wait_for(first_result(), timeout)
+        except asyncio.TimeoutError:
+            raise JobTimeoutError(
+                f"job {job_id!r} did not finish within {timeout:g}s"
+            ) from None
+    finally:
+        with contextlib.suppress(Exception):
+            await watcher.stop()
+
+
+async def get_job(
+    job_id: str, *, nats_url: str | None = None, settings: Settings | None = None
+) -> JobInfo:
+    """Status, timestamps, attempts, worker and outcome of a job.
+
+    Raises:
+        JobNotFoundError: naq has no record of ``job_id`` (never enqueued, or expired).
+    """
+    settings = resolve_settings(nats_url, settings)
+    validate_job_id(job_id)
+    broker = await Broker.connect(settings)
+    status_entry, result = await asyncio.gather(
+        broker.get_entry(await broker.status_kv(), job_id), _result_record(broker, job_id)
+    )
+    status = decode_or_none(status_decoder, status_entry.value) if status_entry else None
+    if status is None and result is None:
+        raise JobNotFoundError(f"no job {job_id!r} (never enqueued, or its record expired)")
+    info = JobInfo(job_id=job_id, status=result.status if result else JobStatus.PENDING)
+    if status is not None:
+        info = JobInfo(
+            job_id=job_id,
+            status=status.status,
+            queue=status.queue,
+            function=status.function,
+            args=status.args,
+            kwargs=status.kwargs,
+            enqueued_at=status.enqueued_at,
+            started_at=status.started_at,
+            ended_at=status.ended_at,
+            attempt=status.attempt,
+            max_retries=status.max_retries,
+            next_retry_at=status.next_retry_at,
+            worker=status.worker,
+            error=status.error,
+            meta=status.meta,
+            depends_on=status.depends_on,
+        )
+    if result is not None:
+        info = _with_result(info, result, settings)
+    return info
+
+
+def _with_result(info: JobInfo, result: ResultRecord, settings: Settings) -> JobInfo:
+    from dataclasses import replace
+
+    # The result record is written before the final status: trust it for the outcome.
+    return replace(
+        info,
+        status=result.status,
+        result=result_value(result, settings) if result.status == JobStatus.COMPLETED else None,
+        error=result.error,
+        error_type=result.error_type,
+        traceback=result.traceback,
+        ended_at=info.ended_at or result.finished_at,
+        started_at=info.started_at or result.started_at,
+        worker=info.worker or result.worker,
+        attempt=max(info.attempt, result.attempt),
+    )
+
+
+async def wait_for_job(
+    job_id: str,
+    timeout: float | None = None,
+    *,
+    nats_url: str | None = None,
+    settings: Settings | None = None,
+) -> JobInfo:
+    """Wait until a job has ended (completed, failed for good or cancelled).
+
+    Returns its :class:`JobInfo`; does not raise for a failed job.
+
+    Raises:
+        JobTimeoutError: it did not end within ``timeout`` seconds.
+    """
+    settings = resolve_settings(nats_url, settings)
+    validate_job_id(job_id)
+    broker = await Broker.connect(settings)
+    await wait_for_result(broker, job_id, timeout)
+    return await get_job(job_id, settings=settings)
+
+
+async def job_outcome(
+    job_id: str, timeout: float | None, settings: Settings
+) -> Any:
+    """Wait for a job and return its value or raise its error (``Job.result``).
+
+    Raises:
+        JobTimeoutError: no outcome within ``timeout``.
+        JobExecutionError: the job failed or was cancelled.
+    """
+    broker = await Broker.connect(settings)
+    record = await wait_for_result(broker, job_id, timeout)
+    return raise_for_outcome(record, settings)
+
+
+def fetch_job_result_sync(job_id: str, *, nats_url: str | None = None) -> Any:
+    """Blocking form of :func:`fetch_job_result`."""
+    return run_sync(fetch_job_result(job_id, nats_url=nats_url))
+
+
+def wait_for_job_sync(
+    job_id: str, timeout: float | None = None, *, nats_url: str | None = None
+) -> JobInfo:
+    """Blocking form of :func:`wait_for_job`."""
+    return run_sync(wait_for_job(job_id, timeout, nats_url=nats_url))
+
+
+def get_job_sync(job_id: str, *, nats_url: str | None = None) -> JobInfo:
+    """Blocking form of :func:`get_job`."""
+    return run_sync(get_job(job_id, nats_url=nats_url))

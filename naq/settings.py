@@ -1,0 +1,148 @@
+"""Settings: one frozen object, read from the environment, overridable in code.
+
+``Settings.from_env()`` reads the ``NAQ_*`` variables; ``settings.replace(...)``
+returns a copy with some fields changed. Nothing in naq keeps mutable module
+state for configuration: every Queue, Worker and Scheduler holds its own
+Settings.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from naq.errors import ConfigurationError
+
+DEFAULT_NATS_URL = "nats://localhost:4222"
+DEFAULT_QUEUE_NAME = "naq_default_queue"
+DEFAULT_PREFIX = "naq"
+DEFAULT_RESULT_TTL_SECONDS = 604_800
+DEFAULT_JOB_STATUS_TTL_SECONDS = 86_400
+DEFAULT_WORKER_TTL_SECONDS = 60
+DEFAULT_WORKER_HEARTBEAT_INTERVAL_SECONDS = 15
+DEFAULT_SCHEDULER_LOCK_TTL_SECONDS = 30
+DEFAULT_SCHEDULER_LOCK_RENEW_INTERVAL_SECONDS = 15
+DEFAULT_MAX_SCHEDULE_FAILURES = 5
+DEFAULT_ACK_WAIT_SECONDS = 30.0
+DEFAULT_MAX_CRASH_REDELIVERIES = 5
+
+SERIALIZERS = ("json", "pickle")
+_PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+$")
+
+
+def _split(value: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in value.split(",") if part.strip())
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """Everything naq can be configured with.
+
+    Field names match the environment variables without the ``NAQ_`` prefix,
+    lower-cased (``NAQ_DEFAULT_RESULT_TTL`` -> ``default_result_ttl``).
+    """
+
+    nats_url: str = DEFAULT_NATS_URL
+    default_queue: str = DEFAULT_QUEUE_NAME
+    job_serializer: str = "json"
+    default_result_ttl: int = DEFAULT_RESULT_TTL_SECONDS
+    job_status_ttl: int = DEFAULT_JOB_STATUS_TTL_SECONDS
+    worker_ttl: int = DEFAULT_WORKER_TTL_SECONDS
+    worker_heartbeat_interval: float = DEFAULT_WORKER_HEARTBEAT_INTERVAL_SECONDS
+    scheduler_lock_ttl: int = DEFAULT_SCHEDULER_LOCK_TTL_SECONDS
+    scheduler_lock_renew_interval: float = DEFAULT_SCHEDULER_LOCK_RENEW_INTERVAL_SECONDS
+    max_schedule_failures: int = DEFAULT_MAX_SCHEDULE_FAILURES
+    default_ack_wait: float = DEFAULT_ACK_WAIT_SECONDS
+    #: Deliveries a job may get beyond its attempts (worker crashes) before it is dead-lettered.
+    max_crash_redeliveries: int = DEFAULT_MAX_CRASH_REDELIVERIES
+    log_level: str = "INFO"
+    prefix: str = DEFAULT_PREFIX
+    replicas: int = 1
+    allowed_modules: tuple[str, ...] = ()
+    nats_user: str | None = None
+    nats_password: str | None = None
+    nats_token: str | None = None
+    nats_creds: str | None = None
+    nats_nkey_seed: str | None = None
+    nats_tls_ca: str | None = None
+    nats_tls_cert: str | None = None
+    nats_tls_key: str | None = None
+    signing_key: str | None = field(default=None, repr=False)
+    result_encryption_key: str | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.job_serializer not in SERIALIZERS:
+            raise ConfigurationError(
+                f"NAQ_JOB_SERIALIZER={self.job_serializer!r} is not one of {', '.join(SERIALIZERS)}"
+            )
+        if not _PREFIX_RE.match(self.prefix):
+            raise ConfigurationError(
+                f"NAQ_PREFIX={self.prefix!r} may only hold letters, digits, '-' and '_'"
+            )
+        if self.replicas < 1 or self.replicas > 5:
+            raise ConfigurationError(f"NAQ_REPLICAS={self.replicas!r} must be between 1 and 5")
+        for name in ("default_result_ttl", "job_status_ttl", "worker_ttl", "scheduler_lock_ttl"):
+            if getattr(self, name) < 1:
+                raise ConfigurationError(f"{name}={getattr(self, name)!r} must be at least 1 second")
+        if self.default_ack_wait <= 0:
+            raise ConfigurationError(f"default_ack_wait={self.default_ack_wait!r} must be positive")
+
+    @property
+    def servers(self) -> tuple[str, ...]:
+        """The NATS server URLs (``nats_url`` may list several, comma separated)."""
+        return _split(self.nats_url) or (DEFAULT_NATS_URL,)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with ``changes`` applied; ``None`` values are ignored."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``NAQ_*`` environment variables.
+
+        Raises:
+            ConfigurationError: a variable holds a value of the wrong type or range.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in dataclasses.fields(cls):
+            raw = env.get("NAQ_" + f.name.upper())
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f.name, raw, f.type)
+        return cls(**values)
+
+
+def _parse(name: str, raw: str, annotation: Any) -> Any:
+    kind = str(annotation)
+    try:
+        if kind == "int":
+            return int(raw)
+        if kind == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigurationError(f"NAQ_{name.upper()}={raw!r} is not a number") from None
+    if kind.startswith("tuple"):
+        return _split(raw)
+    if name == "log_level":
+        return raw.upper()
+    return raw
+
+
+_env_cache: dict[tuple[tuple[str, str], ...], Settings] = {}
+
+
+def get_settings() -> Settings:
+    """Settings for the current environment (re-read when a ``NAQ_*`` variable changes)."""
+    key = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("NAQ_")))
+    settings = _env_cache.get(key)
+    if settings is None:
+        settings = Settings.from_env()
+        if len(_env_cache) > 64:
+            _env_cache.clear()
+        _env_cache[key] = settings
+    return settings

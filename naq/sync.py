@@ -1,0 +1,77 @@
+"""Running naq's async core from synchronous code.
+
+Every ``*_sync`` helper submits its coroutine to one background event loop
+owned by naq, running in a daemon thread. The loop and its shared NATS
+connection live for the whole process, so sync helpers work any number of
+times in a row, from any thread, and from code that runs inside another event
+loop (which they block while they wait, like any sync call).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+_lock = threading.Lock()
+_loop: asyncio.AbstractEventLoop | None = None
+_thread: threading.Thread | None = None
+
+
+def _ensure_loop() -> asyncio.AbstractEventLoop:
+    global _loop, _thread
+    with _lock:
+        if _loop is None or _loop.is_closed() or _thread is None or not _thread.is_alive():
+            loop = asyncio.new_event_loop()
+            ready = threading.Event()
+
+            def run() -> None:
+                asyncio.set_event_loop(loop)
+                loop.call_soon(ready.set)
+                loop.run_forever()
+
+            thread = threading.Thread(target=run, name="naq-sync-loop", daemon=True)
+            thread.start()
+            ready.wait()
+            _loop, _thread = loop, thread
+        return _loop
+
+
+def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    """Run ``coro`` on naq's background loop and return its result (or raise its error).
+
+    Raises:
+        RuntimeError: called from a coroutine running on naq's own loop, which
+            would deadlock; call the async form there.
+    """
+    loop = _ensure_loop()
+    if threading.current_thread() is _thread:
+        coro.close()
+        raise RuntimeError("naq *_sync helpers can't run on naq's own loop: await the async form")
+    future = asyncio.run_coroutine_threadsafe(coro, loop)
+    try:
+        return future.result(timeout)
+    except BaseException:
+        future.cancel()
+        raise
+
+
+def _shutdown() -> None:
+    # Flush pipelined publishes and close connections before the interpreter exits.
+    loop = _loop
+    if loop is None or loop.is_closed() or _thread is None or not _thread.is_alive():
+        return
+    from naq.connection import close_connections
+
+    try:
+        asyncio.run_coroutine_threadsafe(close_connections(), loop).result(5)
+    except Exception:  # noqa: S110 - best effort at exit
+        pass
+    loop.call_soon_threadsafe(loop.stop)
+
+
+atexit.register(_shutdown)

@@ -1,0 +1,588 @@
+"""Worker: takes jobs from queues' shared durable consumers and runs them.
+
+One pull consumer per queue is shared by every worker of that queue. A worker
+asks for as many messages as it has free slots, runs async functions on its
+event loop and sync ones in threads, keeps running jobs alive with in-progress
+acks, stores the first result, retries by delayed NAK and moves what can't run
+to the dead-letter stream. SIGTERM/SIGINT stop it gracefully; a second signal
+stops it at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import math
+import os
+import signal
+import socket
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+
+from naq.broker import Broker, decode_or_none, is_duplicate_result
+from naq.connection import Connection, FetchTimeout, Msg, open_connection
+from naq.errors import ConfigurationError, NaqConnectionError, SecurityError, SerializationError
+from naq.execution import Executor, JobTimeout
+from naq.models import (
+    DeadLetter,
+    JobEnvelope,
+    JobStatus,
+    ResultRecord,
+    StatusRecord,
+    WorkerRecord,
+    WorkerStatus,
+    envelope_decoder,
+    record_encoder,
+    status_decoder,
+)
+from naq.names import validate_queue_name
+from naq.retry import retry_delay, should_retry
+from naq.serialization import (
+    convert_arguments,
+    encode_value,
+    pickle_dumps,
+    pickle_loads,
+    resolve_function,
+)
+from naq.settings import Settings, get_settings
+
+log = logging.getLogger("naq.worker")
+
+#: Most messages asked for in one pull.
+MAX_BATCH = 256
+#: How long one pull waits for messages when the queue is idle.
+PULL_WAIT = 5.0
+
+
+@dataclass
+class RunningJob:
+    """A job this worker is running now."""
+
+    msg: Msg
+    job_id: str
+    queue: str
+    task: asyncio.Task[Any] | None = None
+    started_at: float = field(default_factory=time.time)
+
+
+class Worker:
+    """Runs jobs from one or more queues.
+
+    ``Worker(queues, nats_url=None, concurrency=10, worker_name=None,
+    heartbeat_interval=15, worker_ttl=60)`` plus keyword options ``burst``
+    (exit once the queues are empty), ``module_paths`` (modules to import at
+    start, e.g. those registering ``@naq.task`` functions), ``allowed_modules``
+    (module prefixes jobs may import; checked before importing) and
+    ``shutdown_grace`` (seconds running jobs get to finish on SIGTERM).
+
+    Raises:
+        ConfigurationError: a bad queue name or option (named in the message).
+    """
+
+    def __init__(
+        self,
+        queues: str | Sequence[str] | None = None,
+        nats_url: str | None = None,
+        concurrency: int = 10,
+        worker_name: str | None = None,
+        heartbeat_interval: float | None = None,
+        worker_ttl: float | None = None,
+        *,
+        burst: bool = False,
+        module_paths: Sequence[str] = (),
+        allowed_modules: Sequence[str] | None = None,
+        shutdown_grace: float = 30.0,
+        settings: Settings | None = None,
+        install_signal_handlers: bool = True,
+    ) -> None:
+        base = (settings or get_settings()).replace(nats_url=nats_url)
+        if allowed_modules is not None:
+            base = base.replace(allowed_modules=tuple(allowed_modules))
+        self.settings = base
+        if queues is None:
+            queues = [base.default_queue]
+        elif isinstance(queues, str):
+            queues = [queues]
+        self.queues = list(dict.fromkeys(validate_queue_name(q) for q in queues))
+        if not self.queues:
+            raise ConfigurationError("a worker needs at least one queue")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigurationError(f"concurrency={concurrency!r} must be an integer >= 1")
+        self.concurrency = concurrency
+        self.name = worker_name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        if not all(c.isalnum() or c in "-_" for c in self.name):
+            raise ConfigurationError(
+                f"worker_name={self.name!r} may only hold letters, digits, '-' and '_'"
+            )
+        self.heartbeat_interval = float(heartbeat_interval or base.worker_heartbeat_interval)
+        self.worker_ttl = float(worker_ttl or base.worker_ttl)
+        if self.heartbeat_interval <= 0 or self.worker_ttl < self.heartbeat_interval:
+            raise ConfigurationError(
+                f"heartbeat_interval={self.heartbeat_interval!r} must be > 0 and <= "
+                f"worker_ttl={self.worker_ttl!r}"
+            )
+        self.burst = burst
+        self.module_paths = list(module_paths)
+        self.shutdown_grace = float(shutdown_grace)
+        self.install_signal_handlers = install_signal_handlers
+        self.processed = 0
+        self.failed = 0
+        self.status = WorkerStatus.STARTING
+        self.started_at = time.time()
+        self._running: dict[str, RunningJob] = {}
+        self._free = concurrency
+        self._slots: asyncio.Condition | None = None  # made in run(): needs the loop
+        self._stopping: asyncio.Event | None = None
+        self._connection: Connection | None = None
+        self._broker: Broker | None = None
+        self._executor: Executor | None = None
+        self._signals = 0
+
+    def __repr__(self) -> str:
+        return f"Worker(name={self.name!r}, queues={self.queues!r}, concurrency={self.concurrency})"
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def run_sync(self) -> None:
+        """Run the worker in this thread until it stops (blocking form of :meth:`run`)."""
+        asyncio.run(self.run())
+
+    async def run(self) -> None:
+        """Connect, take and run jobs until stopped (or, in burst mode, until idle).
+
+        Raises:
+            NaqConnectionError: NATS can't be reached at start.
+        """
+        self._slots = asyncio.Condition()
+        self._stopping = asyncio.Event()
+        for module in self.module_paths:
+            importlib.import_module(module)
+        self._connection = await open_connection(
+            self.settings, name=f"naq-worker-{self.name}"
+        )
+        self._broker = Broker(self._connection, self.settings)
+        self._executor = Executor(self.concurrency)
+        self._install_signals()
+        loops: list[asyncio.Task[Any]] = []
+        try:
+            subscriptions = []
+            for queue in self.queues:
+                consumer = await self._broker.ensure_consumer(queue)
+                psub = await self._connection.js.pull_subscribe_bind(
+                    durable=consumer, stream=self._broker.names.jobs_stream
+                )
+                subscriptions.append((queue, psub))
+            await self._broker.ensure_failed_stream()
+            await self._broker.status_kv()
+            await self._broker.results_kv()
+            self.status = WorkerStatus.IDLE
+            await self._heartbeat()
+            log.info("worker %s started on %s (concurrency %d)", self.name, ", ".join(self.queues), self.concurrency)
+            per_queue = max(1, math.ceil(self.concurrency / len(subscriptions)))
+            for queue, psub in subscriptions:
+                loops.append(asyncio.create_task(self._pull_loop(queue, psub, per_queue)))
+            loops.append(asyncio.create_task(self._heartbeat_loop()))
+            loops.append(asyncio.create_task(self._keepalive_loop()))
+            if self.burst:
+                loops.append(asyncio.create_task(self._burst_watch(subscriptions)))
+            await self._stopping.wait()
+        finally:
+            await self._shutdown(loops)
+
+    def request_stop(self) -> None:
+        """Ask the worker to stop gracefully (same as SIGTERM)."""
+        if self._stopping is not None:
+            self._stopping.set()
+
+    async def stop(self) -> None:
+        """Ask the worker to stop gracefully."""
+        self.request_stop()
+
+    def _install_signals(self) -> None:
+        if not self.install_signal_handlers or threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: int) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.info("worker %s: %s, finishing running jobs (again to stop now)", self.name, signal.Signals(sig).name)
+            self.request_stop()
+        else:
+            log.warning("worker %s: second signal, stopping now", self.name)
+            os._exit(1)
+
+    async def _shutdown(self, loops: list[asyncio.Task[Any]]) -> None:
+        self.status = WorkerStatus.STOPPING
+        for task in loops:
+            task.cancel()
+        for task in loops:
+            with contextlib.suppress(BaseException):
+                await task
+        if self._broker is not None:
+            with contextlib.suppress(Exception):
+                await self._heartbeat()
+        running = [job.task for job in self._running.values() if job.task is not None]
+        if running:
+            log.info("worker %s: waiting up to %gs for %d running job(s)", self.name, self.shutdown_grace, len(running))
+            done, pending = await asyncio.wait(running, timeout=self.shutdown_grace)
+            for job in list(self._running.values()):
+                if job.task in pending:
+                    # Hand the job back now rather than after the ack wait.
+                    with contextlib.suppress(Exception):
+                        await job.msg.nak()
+                    job.task.cancel()  # type: ignore[union-attr]
+        if self._executor is not None:
+            self._executor.shutdown()
+        if self._broker is not None:
+            with contextlib.suppress(Exception):
+                kv = await self._broker.workers_kv()
+                await kv.delete(self.name)
+        if self._connection is not None:
+            await self._connection.close()
+        log.info("worker %s stopped (%d processed, %d failed)", self.name, self.processed, self.failed)
+
+    # -- taking jobs -----------------------------------------------------------
+
+    async def _reserve(self, most: int) -> int:
+        assert self._slots is not None
+        async with self._slots:
+            await self._slots.wait_for(lambda: self._free > 0)
+            taken = min(self._free, most)
+            self._free -= taken
+            return taken
+
+    async def _release(self, count: int = 1) -> None:
+        assert self._slots is not None
+        if count <= 0:
+            return
+        async with self._slots:
+            self._free += count
+            self._slots.notify_all()
+
+    async def _pull_loop(self, queue: str, psub: Any, most: int) -> None:
+        backoff = 0.1
+        while True:
+            wanted = await self._reserve(min(most, MAX_BATCH))
+            messages: list[Msg] = []
+            try:
+                messages = await psub.fetch(wanted, timeout=PULL_WAIT)
+                backoff = 0.1
+            except (FetchTimeout, asyncio.TimeoutError):
+                pass
+            except asyncio.CancelledError:
+                await self._release(wanted)
+                raise
+            except Exception as exc:
+                log.warning("worker %s: pulling from %s failed (%r); retrying", self.name, queue, exc)
+                await self._release(wanted)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            await self._release(wanted - len(messages))
+            for msg in messages:
+                self._start(queue, msg)
+
+    def _start(self, queue: str, msg: Msg) -> None:
+        key = msg.reply or str(id(msg))
+        running = RunningJob(msg=msg, job_id="", queue=queue)
+        self._running[key] = running
+        running.task = asyncio.create_task(self._process(key, running))
+
+    async def _process(self, key: str, running: RunningJob) -> None:
+        try:
+            await self._handle(running)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A bug here must not kill the worker; the message is redelivered after the ack wait.
+            log.exception("worker %s: unexpected error handling a message", self.name)
+        finally:
+            self._running.pop(key, None)
+            await self._release(1)
+
+    async def _burst_watch(self, subscriptions: list[tuple[str, Any]]) -> None:
+        # Burst mode: stop once no queue has pending or unacknowledged jobs and nothing runs here.
+        while True:
+            await asyncio.sleep(0.2)
+            if self._running:
+                continue
+            idle = True
+            for _queue, psub in subscriptions:
+                info = await psub.consumer_info()
+                if info.num_pending or info.num_ack_pending:
+                    idle = False
+                    break
+            if idle and not self._running:
+                self.request_stop()
+                return
+
+    # -- running one job ---------------------------------------------------------
+
+    async def _handle(self, running: RunningJob) -> None:
+        assert self._broker is not None and self._executor is not None
+        msg = running.msg
+        delivered = msg.metadata.num_delivered
+        try:
+            envelope = envelope_decoder.decode(msg.data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            await self._dead_letter(msg, running.queue, None, f"malformed message: {exc}")
+            return
+        running.job_id = envelope.id
+        if envelope.serializer == "pickle" and self.settings.job_serializer != "pickle":
+            await self._refuse(
+                msg, envelope, "pickled payload refused: this worker only accepts JSON jobs "
+                "(set NAQ_JOB_SERIALIZER=pickle on trusted deployments)"
+            )
+            return
+        previous: StatusRecord | None = None
+        if delivered > 1:
+            entry = await self._broker.get_entry(await self._broker.status_kv(), envelope.id)
+            previous = decode_or_none(status_decoder, entry.value) if entry else None
+        attempt = 1
+        if previous is not None:
+            if previous.status in JobStatus.ENDED:
+                # Delivered again after it ended (e.g. a late ack got lost): never run twice.
+                await msg.ack()
+                return
+            attempt = previous.attempt + 1 if previous.status == JobStatus.RETRY else max(1, previous.attempt)
+        if delivered > envelope.max_retries + 1 + self.settings.max_crash_redeliveries:
+            await self._fail(
+                msg, envelope, attempt, None,
+                f"delivered {delivered} times without finishing (worker crashes?)",
+                "DeliveryLimitExceeded", None,
+            )
+            return
+        try:
+            func = resolve_function(envelope.fn, envelope.module, self.settings.allowed_modules)
+            if envelope.serializer == "pickle":
+                _, args, kwargs = pickle_loads(envelope.pickled or b"")
+                args = list(args)
+            else:
+                args, kwargs = convert_arguments(func, envelope.args, envelope.kwargs)
+        except (SecurityError, SerializationError) as exc:
+            await self._refuse(msg, envelope, str(exc), type(exc).__name__)
+            return
+        started = time.time()
+        await self._broker.put_status(self._status(envelope, JobStatus.RUNNING, attempt, started_at=started))
+        try:
+            value = await self._executor.run(func, args, kwargs, envelope.timeout)
+            payload = self._result_payload(envelope, value, attempt, started)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            await self._failed_attempt(msg, envelope, attempt, started, exc)
+            return
+        await self._store_outcome(msg, envelope, payload, JobStatus.COMPLETED, attempt, started)
+        self.processed += 1
+
+    def _result_payload(self, envelope: JobEnvelope, value: Any, attempt: int, started: float) -> bytes:
+        pickled = None
+        if envelope.serializer == "pickle":
+            pickled, value = pickle_dumps(value), None
+        else:
+            encode_value(value, "the job's return value")  # fail the job now if it can't be stored
+        return record_encoder.encode(
+            ResultRecord(
+                job_id=envelope.id,
+                status=JobStatus.COMPLETED,
+                finished_at=time.time(),
+                result=value,
+                pickled=pickled,
+                worker=self.name,
+                attempt=attempt,
+                started_at=started,
+            )
+        )
+
+    async def _store_outcome(
+        self,
+        msg: Msg,
+        envelope: JobEnvelope,
+        payload: bytes,
+        status: str,
+        attempt: int,
+        started: float | None,
+        error: str | None = None,
+    ) -> None:
+        assert self._broker is not None
+        ttl = envelope.result_ttl or self.settings.default_result_ttl
+        result_future = await self._broker.create_result(envelope.id, payload, ttl)
+        record = self._status(envelope, status, attempt, started_at=started, ended_at=time.time(), error=error)
+        status_future = await self._broker.put_status(record)
+        outcome, _ = await self._broker.connection.wait_acks([result_future, status_future])
+        if isinstance(outcome, BaseException) and not is_duplicate_result(outcome):
+            # Not stored: leave the message unacked so it is delivered again.
+            log.error("worker %s: storing the result of %s failed: %s", self.name, envelope.id, outcome)
+            return
+        await msg.ack()
+
+    async def _failed_attempt(
+        self, msg: Msg, envelope: JobEnvelope, attempt: int, started: float, exc: Exception
+    ) -> None:
+        assert self._broker is not None
+        error = f"{type(exc).__name__}: {exc}"
+        trace = "".join(traceback.format_exception(exc))
+        if isinstance(exc, JobTimeout):
+            trace = error
+        if should_retry(exc, attempt, envelope.max_retries, envelope.retry_on, envelope.ignore_on):
+            delay = retry_delay(attempt, envelope.retry_delay, envelope.retry_strategy, envelope.retry_jitter)
+            record = self._status(
+                envelope, JobStatus.RETRY, attempt, started_at=started, ended_at=time.time(),
+                error=error, next_retry_at=time.time() + delay,
+            )
+            await self._broker.connection.wait_ack(await self._broker.put_status(record))
+            await msg.nak(delay=delay if delay > 0 else None)
+            log.info("job %s attempt %d failed (%s); retry in %.2fs", envelope.id, attempt, error, delay)
+            return
+        await self._fail(msg, envelope, attempt, started, error, type(exc).__name__, trace)
+
+    async def _fail(
+        self,
+        msg: Msg,
+        envelope: JobEnvelope,
+        attempt: int,
+        started: float | None,
+        error: str,
+        error_type: str,
+        trace: str | None,
+        *,
+        dead_letter_reason: str | None = None,
+    ) -> None:
+        """Record a job's final failure, dead-letter it and ack it."""
+        assert self._broker is not None
+        self.failed += 1
+        await self._broker.dead_letter(
+            DeadLetter(
+                job_id=envelope.id,
+                queue=envelope.queue,
+                reason=dead_letter_reason or f"failed after {attempt} attempt(s)",
+                failed_at=time.time(),
+                function=envelope.fn,
+                error=error,
+                error_type=error_type,
+                traceback=trace,
+                attempt=attempt,
+                worker=self.name,
+                payload=msg.data,
+            )
+        )
+        payload = record_encoder.encode(
+            ResultRecord(
+                job_id=envelope.id,
+                status=JobStatus.FAILED,
+                finished_at=time.time(),
+                error=error,
+                error_type=error_type,
+                traceback=trace,
+                worker=self.name,
+                attempt=attempt,
+                started_at=started,
+            )
+        )
+        await self._store_outcome(msg, envelope, payload, JobStatus.FAILED, attempt, started, error)
+        log.info("job %s failed for good: %s", envelope.id, error)
+
+    async def _refuse(
+        self, msg: Msg, envelope: JobEnvelope, reason: str, error_type: str = "SecurityError"
+    ) -> None:
+        """Dead-letter a job that must not run (nothing was executed)."""
+        await self._fail(
+            msg, envelope, 0, None, reason, error_type, None, dead_letter_reason=f"refused: {reason}"
+        )
+
+    async def _dead_letter(self, msg: Msg, queue: str, job_id: str | None, reason: str) -> None:
+        """Move an undecodable message to the failed stream and ack it."""
+        assert self._broker is not None
+        self.failed += 1
+        await self._broker.dead_letter(
+            DeadLetter(
+                job_id=job_id, queue=queue, reason=reason, failed_at=time.time(),
+                worker=self.name, payload=msg.data,
+            )
+        )
+        await msg.ack()
+        log.warning("worker %s: dead-lettered a message from %s: %s", self.name, queue, reason)
+
+    def _status(
+        self,
+        envelope: JobEnvelope,
+        status: str,
+        attempt: int,
+        *,
+        started_at: float | None = None,
+        ended_at: float | None = None,
+        error: str | None = None,
+        next_retry_at: float | None = None,
+    ) -> StatusRecord:
+        return StatusRecord(
+            job_id=envelope.id,
+            status=status,
+            queue=envelope.queue,
+            function=envelope.fn,
+            enqueued_at=envelope.enqueued_at,
+            updated_at=time.time(),
+            attempt=attempt,
+            max_retries=envelope.max_retries,
+            started_at=started_at,
+            ended_at=ended_at,
+            next_retry_at=next_retry_at,
+            worker=self.name,
+            error=error,
+            args=envelope.args,
+            kwargs=envelope.kwargs,
+            meta=envelope.meta,
+            depends_on=envelope.depends_on,
+        )
+
+    # -- liveness ------------------------------------------------------------------
+
+    async def _keepalive_loop(self) -> None:
+        # In-progress acks keep a long job from being redelivered while this worker lives.
+        interval = max(0.2, self.settings.default_ack_wait / 3)
+        while True:
+            await asyncio.sleep(interval)
+            for job in list(self._running.values()):
+                with contextlib.suppress(Exception):
+                    await job.msg.in_progress()
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_interval)
+            try:
+                await self._heartbeat()
+            except Exception as exc:  # a missed beat is logged, the worker goes on
+                log.warning("worker %s: heartbeat failed: %r", self.name, exc)
+
+    async def _heartbeat(self) -> None:
+        assert self._broker is not None
+        if self.status != WorkerStatus.STOPPING:
+            self.status = WorkerStatus.BUSY if self._running else WorkerStatus.IDLE
+        record = WorkerRecord(
+            name=self.name,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            queues=self.queues,
+            status=self.status,
+            concurrency=self.concurrency,
+            started_at=self.started_at,
+            heartbeat_at=time.time(),
+            running=[job.job_id for job in self._running.values() if job.job_id],
+            processed=self.processed,
+            failed=self.failed,
+            heartbeat_interval=self.heartbeat_interval,
+            ttl=self.worker_ttl,
+        )
+        await self._broker.connection.wait_ack(await self._broker.put_worker(record))

@@ -81,3 +81,9 @@ def when(moment: datetime) -> str:
 def multiply(a: int, b: int) -> int:
     """A registered task."""
     return a * b
+
+
+def touch(path: str) -> str:
+    """Create the file ``path`` (proves a job ran); return the path."""
+    Path(path).write_text("ran\n")
+    return path

@@ -1,0 +1,1 @@
+"""naq's benchmarks (plain scripts; see bench/README.md)."""

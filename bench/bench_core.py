@@ -1,0 +1,410 @@
+"""naq's core paths against raw nats-py, in one run against one throwaway nats-server.
+
+Rows (see bench/README.md for what each one includes):
+
+1. raw nats-py ``await js.publish`` one at a time                       (baseline for 2)
+2. naq ``await Queue.enqueue`` one at a time                            vs 1
+3. raw nats-py ``js.publish_async`` N times, then wait for every ack     (baseline for 4)
+4. naq ``Queue.enqueue_many`` in chunks                                  vs 3
+5. raw nats-py pull consumer: ``fetch(100)`` + ``ack`` until drained      (baseline for 6)
+6. one naq worker process (``--burst -c 100``) draining pre-enqueued no-op jobs, async then
+   sync, timed from process start to exit                               vs 5
+   plus the same worker on an empty queue: its start-up + shut-down cost.
+
+Usage::
+
+    .venv/bin/python bench/bench_core.py            # full run, writes bench/results/core.json
+    .venv/bin/python bench/bench_core.py --quick    # smoke run (N/10), writes nothing
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+# common puts the repo root on sys.path, so `bench.tasks` imports under its real name.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.common import (  # noqa: E402
+    REPO_ROOT,
+    Row,
+    embedded_server,
+    machine_info,
+    print_table,
+    reproduce_command,
+    save_results,
+    set_ratios,
+)
+from bench.tasks import async_noop, noop  # noqa: E402
+
+import nats  # noqa: E402
+from nats.js import api  # noqa: E402
+
+import naq  # noqa: E402
+from naq.names import Names  # noqa: E402
+from naq.settings import Settings  # noqa: E402
+
+RAW_STREAM = "RAWBENCH"
+RAW_SUBJECTS = "rawbench.>"
+
+R_PUB = "raw js.publish, awaited"
+N_PUB = "naq Queue.enqueue, awaited"
+R_PUB_ASYNC = "raw js.publish_async, all acks"
+N_ENQ_MANY = "naq Queue.enqueue_many, {chunk}/call"
+R_DRAIN = "raw drain, fetch({batch}) + ack"
+N_DRAIN = "naq worker -c {c} drain, {kind} no-op"
+N_EMPTY = "naq worker -c {c}, empty queue"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--n-awaited", type=int, default=3000, help="messages/jobs for rows 1-2 (3000)")
+    p.add_argument("--n-batch", type=int, default=20000, help="messages/jobs for rows 3-4 (20000)")
+    p.add_argument("--chunk", type=int, default=1000, help="enqueue_many chunk size (1000)")
+    p.add_argument("--n-drain", type=int, default=20000, help="messages/jobs for rows 5-6 (20000)")
+    p.add_argument("--fetch-batch", type=int, default=100, help="raw fetch batch size (100)")
+    p.add_argument("--concurrency", "-c", type=int, default=100, help="worker concurrency (100)")
+    p.add_argument(
+        "--worker",
+        choices=("auto", "cli", "inproc"),
+        default="auto",
+        help="how to start the worker: `python -m naq worker` (cli), naq.Worker(...).run_sync() "
+        "via `python -c` (inproc), or cli when naq has a __main__ (auto, the default)",
+    )
+    p.add_argument("--sample", type=int, default=50, help="results to check per drain run (50)")
+    p.add_argument("--warmup", type=int, default=200, help="untimed publishes/enqueues first (200)")
+    p.add_argument("--worker-timeout", type=float, default=600.0, help="seconds before a worker is killed")
+    p.add_argument("--quick", action="store_true", help="N/10, print only: write no result files")
+    args = p.parse_args(argv)
+    if args.quick:
+        for name in ("n_awaited", "n_batch", "n_drain"):
+            setattr(args, name, max(100, getattr(args, name) // 10))
+        args.warmup = min(args.warmup, 50)
+    return args
+
+
+# -- helpers ------------------------------------------------------------------------------------
+
+
+async def guarded(row: Row, body: Callable[[], Awaitable[None]]) -> Row:
+    """Run ``body`` (which fills ``row``); a failure becomes the row's error, not a crash."""
+    try:
+        await body()
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        row.error = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+    return row
+
+
+async def wait_consumer_drained(js: Any, stream: str, consumer: str, timeout: float = 5.0) -> Any:
+    """Consumer info once nothing is pending or unacked (acks are fire-and-forget: give them time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = await js.consumer_info(stream, consumer)
+        if (info.num_pending == 0 and info.num_ack_pending == 0) or time.monotonic() > deadline:
+            return info
+        await asyncio.sleep(0.05)
+
+
+def worker_command(mode: str, queue: str, url: str, concurrency: int) -> tuple[list[str], str]:
+    """The worker's command line and the mode actually used."""
+    if mode == "auto":
+        mode = "cli" if importlib.util.find_spec("naq.__main__") is not None else "inproc"
+    if mode == "cli":
+        cmd = [sys.executable, "-m", "naq", "worker", queue, "--burst", "-c", str(concurrency), "-u", url]
+    else:
+        code = (
+            "import naq; "
+            f"naq.Worker([{queue!r}], nats_url={url!r}, concurrency={concurrency}, burst=True).run_sync()"
+        )
+        cmd = [sys.executable, "-c", code]
+    return cmd, mode
+
+
+def worker_env(url: str, prefix: str) -> dict[str, str]:
+    # A clean naq environment: inherited NAQ_* settings would make runs incomparable.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NAQ_")}
+    env["NAQ_PREFIX"] = prefix
+    env["NAQ_NATS_URL"] = url
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
+    return env
+
+
+async def run_worker(
+    cmd: list[str], env: dict[str, str], log_path: Path, timeout: float
+) -> tuple[float, int]:
+    """Start the worker, wait for it to exit; returns (seconds from start to exit, exit code)."""
+    with open(log_path, "wb") as log:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            # In a thread, so this loop keeps answering the server's PINGs meanwhile.
+            rc = await asyncio.to_thread(proc.wait, timeout)
+            elapsed = time.perf_counter() - start
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"worker still running after {timeout:g}s; killed (log: {log_path})") from None
+        finally:
+            if proc.poll() is None:  # timeout, error or Ctrl-C: never leave it behind
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    return elapsed, rc
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# -- the benchmark ----------------------------------------------------------------------------
+
+
+async def run(url: str, args: argparse.Namespace, workdir: Path) -> tuple[list[Row], list[str], dict[str, Any]]:
+    prefix = "bench" + uuid.uuid4().hex[:8]
+    settings = Settings(nats_url=url, prefix=prefix)
+    names = Names(prefix)
+    rows: list[Row] = []
+    notes: list[str] = []
+    info: dict[str, Any] = {"prefix": prefix}
+
+    nc = await nats.connect(url, max_reconnect_attempts=-1)
+    js = nc.jetstream()
+    # Same shape as naq's jobs stream (work queue, file store, DiscardNew) so only the client differs.
+    await js.add_stream(
+        api.StreamConfig(
+            name=RAW_STREAM,
+            subjects=[RAW_SUBJECTS],
+            retention=api.RetentionPolicy.WORK_QUEUE,
+            storage=api.StorageType.FILE,
+            discard=api.DiscardPolicy.NEW,
+        )
+    )
+    enqueue_q = naq.Queue("bench_enqueue", settings=settings)
+    # The raw rows publish a payload the size of a real naq job envelope.
+    payload = enqueue_q.make_job(async_noop).serialize()
+    info["payload_bytes"] = len(payload)
+
+    try:
+        # 1. raw awaited publish
+        r1 = Row(R_PUB, args.n_awaited, 0.0, "msg/s")
+
+        async def b1() -> None:
+            for _ in range(args.warmup):
+                await js.publish("rawbench.warmup", payload)
+            t0 = time.perf_counter()
+            for _ in range(args.n_awaited):
+                await js.publish("rawbench.pub", payload)
+            r1.seconds = time.perf_counter() - t0
+
+        rows.append(await guarded(r1, b1))
+
+        # 2. naq awaited enqueue
+        r2 = Row(N_PUB, args.n_awaited, 0.0, "job/s", baseline=R_PUB)
+
+        async def b2() -> None:
+            for _ in range(args.warmup):
+                await enqueue_q.enqueue(async_noop)
+            t0 = time.perf_counter()
+            for _ in range(args.n_awaited):
+                await enqueue_q.enqueue(async_noop)
+            r2.seconds = time.perf_counter() - t0
+
+        rows.append(await guarded(r2, b2))
+
+        # 3. raw publish_async + wait for every ack
+        r3 = Row(R_PUB_ASYNC, args.n_batch, 0.0, "msg/s")
+
+        async def b3() -> None:
+            warm = [await js.publish_async("rawbench.warmup", payload) for _ in range(args.warmup)]
+            await asyncio.gather(*warm)
+            t0 = time.perf_counter()
+            futures = [await js.publish_async("rawbench.pubasync", payload) for _ in range(args.n_batch)]
+            await js.publish_async_completed()
+            r3.seconds = time.perf_counter() - t0
+            failed = sum(1 for f in futures if f.exception() is not None)
+            if failed:
+                raise RuntimeError(f"{failed} of {len(futures)} publishes failed")
+
+        rows.append(await guarded(r3, b3))
+
+        # 4. naq enqueue_many in chunks
+        r4 = Row(N_ENQ_MANY.format(chunk=args.chunk), args.n_batch, 0.0, "job/s", baseline=R_PUB_ASYNC)
+
+        async def b4() -> None:
+            many_q = naq.Queue("bench_enqueue_many", settings=settings)
+            await many_q.enqueue_many([(async_noop, (), {})] * min(args.warmup, args.chunk))
+            chunks = [
+                [(async_noop, (), {})] * min(args.chunk, args.n_batch - start)
+                for start in range(0, args.n_batch, args.chunk)
+            ]
+            t0 = time.perf_counter()
+            done = 0
+            for calls in chunks:
+                done += len(await many_q.enqueue_many(calls))
+            r4.seconds = time.perf_counter() - t0
+            if done != args.n_batch:
+                raise RuntimeError(f"enqueue_many returned {done} jobs, expected {args.n_batch}")
+
+        rows.append(await guarded(r4, b4))
+
+        # 5. raw drain: one pull consumer, fetch + ack until empty
+        r5 = Row(R_DRAIN.format(batch=args.fetch_batch), args.n_drain, 0.0, "msg/s")
+
+        async def b5() -> None:
+            subject = "rawbench.drain"
+            futures = [await js.publish_async(subject, payload) for _ in range(args.n_drain)]
+            await js.publish_async_completed()
+            if any(f.exception() is not None for f in futures):
+                raise RuntimeError("pre-publishing failed")
+            t0 = time.perf_counter()
+            psub = await js.pull_subscribe(
+                subject,
+                durable="rawdrain",
+                stream=RAW_STREAM,
+                config=api.ConsumerConfig(
+                    ack_policy=api.AckPolicy.EXPLICIT, max_ack_pending=args.n_drain, ack_wait=30.0
+                ),
+            )
+            received = 0
+            while received < args.n_drain:
+                msgs = await psub.fetch(args.fetch_batch, timeout=5)
+                for msg in msgs:
+                    await msg.ack()
+                received += len(msgs)
+            await nc.flush()
+            r5.seconds = time.perf_counter() - t0
+            state = await wait_consumer_drained(js, RAW_STREAM, "rawdrain")
+            await psub.unsubscribe()
+            if state.num_pending or state.num_ack_pending:
+                raise RuntimeError(
+                    f"not drained: {state.num_pending} pending, {state.num_ack_pending} unacked"
+                )
+
+        rows.append(await guarded(r5, b5))
+
+        # 6. naq worker process draining pre-enqueued jobs
+        env = worker_env(url, prefix)
+        mode_used = args.worker
+
+        async def drain(row: Row, queue_name: str, func: Callable[..., Any] | None, n: int) -> None:
+            nonlocal mode_used
+            queue = naq.Queue(queue_name, settings=settings)
+            jobs: list[Any] = []
+            if func is not None:
+                for start in range(0, n, args.chunk):
+                    jobs += await queue.enqueue_many([(func, (), {})] * min(args.chunk, n - start))
+            else:
+                await queue._broker()  # the empty run still needs the stream to exist
+            cmd, mode_used = worker_command(args.worker, queue_name, url, args.concurrency)
+            log_path = workdir / f"worker-{queue_name}.log"
+            row.extra["worker_mode"] = mode_used
+            row.extra["worker_command"] = " ".join(cmd[:3] + ["…"] if mode_used == "inproc" else cmd)
+            row.seconds, rc = await run_worker(cmd, env, log_path, args.worker_timeout)
+            if rc != 0:
+                raise RuntimeError(f"worker exited with code {rc}: {log_tail(log_path, 5)}")
+            state = await wait_consumer_drained(js, names.jobs_stream, names.consumer(queue_name))
+            if state.num_pending or state.num_ack_pending:
+                raise RuntimeError(
+                    f"worker exited with {state.num_pending} pending, {state.num_ack_pending} unacked"
+                )
+            sample = random.sample(jobs, min(args.sample, len(jobs)))
+            for job in sample:
+                value = await naq.fetch_job_result(job.job_id, settings=settings)
+                if value is not None:
+                    raise RuntimeError(f"job {job.job_id}: result {value!r}, expected None")
+            row.extra["results_checked"] = len(sample)
+
+        c = args.concurrency
+        r6a = Row(N_DRAIN.format(c=c, kind="async"), args.n_drain, 0.0, "job/s", baseline=r5.name)
+        rows.append(await guarded(r6a, lambda: drain(r6a, "drain_async", async_noop, args.n_drain)))
+        r6b = Row(N_DRAIN.format(c=c, kind="sync"), args.n_drain, 0.0, "job/s", baseline=r5.name)
+        rows.append(await guarded(r6b, lambda: drain(r6b, "drain_sync", noop, args.n_drain)))
+        r6c = Row(N_EMPTY.format(c=c), 0, 0.0, "job/s", note="overhead")
+        rows.append(await guarded(r6c, lambda: drain(r6c, "drain_empty", None, 0)))
+        info["worker_mode"] = mode_used
+    finally:
+        await naq.disconnect()
+        await nc.close()
+
+    set_ratios(rows)
+
+    # Notes: what the numbers include, and the drain rate with the worker's fixed cost taken out.
+    notes.append(
+        f"Raw rows publish a {len(payload)}-byte payload (the size of a naq job envelope) to a "
+        "work-queue, file-storage stream with no headers; naq rows publish the real envelope with a "
+        "Nats-Msg-Id header plus a pending-status KV write per job (pipelined together)."
+    )
+    notes.append(
+        "Worker rows are timed from spawning the process to its exit: interpreter start, imports, "
+        "connecting, creating the consumer, and burst-mode idle detection are included; each job costs "
+        "a running-status write, a result create, a completed-status write and an ack."
+    )
+    notes.append(f"Worker started as: {'`python -m naq worker`' if mode_used == 'cli' else '`python -c` naq.Worker(..., burst=True).run_sync() (CLI not available)'}.")
+    if r6c.error is None and r6c.seconds > 0:
+        for row in (r6a, r6b):
+            if row.error is None and row.seconds > r6c.seconds:
+                steady = row.count / (row.seconds - r6c.seconds)
+                row.extra["rate_without_startup"] = steady
+                notes.append(
+                    f"{row.name}: ≈ {steady:,.0f} job/s with the empty-queue start+exit time "
+                    f"({r6c.seconds:.2f} s) subtracted."
+                )
+    return rows, notes, info
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    machine = machine_info()
+    with tempfile.TemporaryDirectory(prefix="naq-bench-core-") as tmp, embedded_server() as server:
+        print(f"nats-server {machine['nats_server']} at {server.url} (pid {server.pid})", flush=True)
+        rows, notes, info = asyncio.run(run(server.url, args, Path(tmp)))
+        failed_logs = [
+            f"--- {p.name}\n{log_tail(p)}" for p in sorted(Path(tmp).glob("worker-*.log")) if any(r.error for r in rows)
+        ]
+    title = "Core: naq vs raw nats-py" + (" (quick)" if args.quick else "")
+    print_table(title, rows)
+    for note in notes:
+        print("-", note)
+    for text in failed_logs:
+        print(text)
+    if args.quick:
+        print("quick run: no result files written")
+    else:
+        params = {k: v for k, v in vars(args).items()} | info
+        path = save_results(
+            "core",
+            title="Core: naq vs raw nats-py",
+            command=reproduce_command("bench_core.py", argv),
+            rows=rows,
+            params=params,
+            notes=notes,
+            machine=machine,
+        )
+        print(f"wrote {path.relative_to(REPO_ROOT)} and bench/RESULTS.md")
+    return 1 if any(row.error for row in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

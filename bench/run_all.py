@@ -1,0 +1,44 @@
+"""Run every bench/bench_*.py in turn, then regenerate bench/RESULTS.md.
+
+Usage::
+
+    .venv/bin/python bench/run_all.py            # what `make bench` runs
+    .venv/bin/python bench/run_all.py --quick    # smoke run of every benchmark, writes nothing
+
+Arguments are passed on to every benchmark script. Exits non-zero if any benchmark failed.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BENCH_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH_DIR.parent))
+
+from bench.common import REPO_ROOT, write_results_md  # noqa: E402
+
+
+def main(argv: list[str]) -> int:
+    scripts = sorted(BENCH_DIR.glob("bench_*.py"))
+    failed = []
+    for script in scripts:
+        print(f"=== {script.name} {' '.join(argv)}", flush=True)
+        start = time.perf_counter()
+        # Each benchmark in its own interpreter, with its own nats-server: no state carries over.
+        rc = subprocess.call([sys.executable, str(script), *argv], cwd=REPO_ROOT)
+        print(f"=== {script.name}: exit {rc} in {time.perf_counter() - start:.1f}s\n", flush=True)
+        if rc != 0:
+            failed.append(script.name)
+    path = write_results_md()
+    print(f"regenerated {path.relative_to(REPO_ROOT)}")
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,5 @@
+"""``python -m naq`` runs the CLI."""
+
+from naq.cli import main
+
+main()

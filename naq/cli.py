@@ -1,0 +1,426 @@
+"""The ``naq`` command line: thin shells over the library, rich tables, ``--json``
+for scripts, and one clear line (never a traceback) when something is wrong."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable, Coroutine
+from datetime import datetime, timezone
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from naq.errors import NaqException
+from naq.settings import get_settings
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    name="naq",
+    help="naq: a job queue on NATS JetStream.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+job_app = typer.Typer(help="Inspect one job: show, result, wait.", no_args_is_help=True)
+app.add_typer(job_app, name="job")
+
+console = Console()
+err_console = Console(stderr=True)
+
+NatsUrl = Annotated[
+    str | None,
+    typer.Option("--nats-url", "-u", help="NATS server URL(s), comma separated [env NAQ_NATS_URL]."),
+]
+LogLevel = Annotated[str, typer.Option("--log-level", "-l", help="Logging level.")]
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+class CliError(Exception):
+    """A failure to report as one line and a non-zero exit."""
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``message`` as the one error line and return the exit to raise."""
+    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine, turning naq errors into one line."""
+    try:
+        return asyncio.run(coro)
+    except NaqException as exc:
+        raise fail(str(exc)) from None
+    except CliError as exc:
+        raise fail(str(exc)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+def setup_logging(level: str) -> None:
+    """Log to stderr at ``level``."""
+    name = level.upper()
+    if name not in logging.getLevelNamesMapping():
+        raise fail(f"unknown log level {level!r}")
+    logging.basicConfig(
+        level=name,
+        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def to_json(value: Any) -> str:
+    """JSON text of ``value`` (dataclasses and unknown types as their str)."""
+    import msgspec
+
+    return msgspec.json.encode(value, enc_hook=str).decode()
+
+
+def fmt_time(ts: float | None) -> str:
+    """A UNIX time as local ISO text, or '-'."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, tz=timezone.utc).astimezone().isoformat(timespec="seconds")
+
+
+def settings_for(nats_url: str | None) -> Any:
+    """Settings from the environment with ``--nats-url`` applied."""
+    try:
+        return get_settings().replace(nats_url=nats_url)
+    except NaqException as exc:
+        raise fail(str(exc)) from None
+
+
+def guarded(func: Callable[..., T]) -> Callable[..., T]:
+    """Turn naq errors raised outside ``run`` (e.g. while building objects) into one line."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> T:
+        try:
+            return func(*args, **kwargs)
+        except NaqException as exc:
+            raise fail(str(exc)) from None
+
+    return wrapper
+
+
+# -- worker -----------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def worker(
+    queues: Annotated[list[str], typer.Argument(help="Queues to take jobs from.")],
+    nats_url: NatsUrl = None,
+    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Jobs run at once.")] = 10,
+    name: Annotated[str | None, typer.Option("--name", "-n", help="Worker name.")] = None,
+    log_level: LogLevel = "INFO",
+    burst: Annotated[bool, typer.Option("--burst", help="Exit once the queues are empty.")] = False,
+    module: Annotated[
+        list[str] | None,
+        typer.Option("--module", "-m", help="Module to import at start (e.g. one with @naq.task)."),
+    ] = None,
+    allowed_modules: Annotated[
+        str | None,
+        typer.Option(help="Comma-separated module prefixes jobs may import [env NAQ_ALLOWED_MODULES]."),
+    ] = None,
+    shutdown_grace: Annotated[
+        float, typer.Option(help="Seconds running jobs get to finish on SIGTERM.")
+    ] = 30.0,
+) -> None:
+    """Start a worker that runs jobs from QUEUES."""
+    from naq.worker import Worker
+
+    setup_logging(log_level)
+    # Like rq and celery: jobs' modules are found relative to where the worker starts.
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    allowed = None
+    if allowed_modules is not None:
+        allowed = [m.strip() for m in allowed_modules.split(",") if m.strip()]
+    w = Worker(
+        queues,
+        nats_url=nats_url,
+        concurrency=concurrency,
+        worker_name=name,
+        burst=burst,
+        module_paths=module or [],
+        allowed_modules=allowed,
+        shutdown_grace=shutdown_grace,
+    )
+    run(w.run())
+
+
+# -- queues -------------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def purge(
+    queues: Annotated[list[str], typer.Argument(help="Queues to empty.")],
+    nats_url: NatsUrl = None,
+    log_level: LogLevel = "WARNING",
+    json_output: JsonFlag = False,
+) -> None:
+    """Remove every pending job from QUEUES."""
+    from naq.queue import Queue
+
+    setup_logging(log_level)
+    targets = [Queue(q, nats_url=nats_url) for q in queues]
+
+    async def go() -> dict[str, int]:
+        return {q.name: await q.purge() for q in targets}
+
+    counts = run(go())
+    if json_output:
+        print(to_json(counts))
+        return
+    for queue, count in counts.items():
+        console.print(f"Purged {count} job(s) from queue [bold]{queue}[/].")
+
+
+@app.command("enqueue")
+@guarded
+def enqueue_command(
+    function: Annotated[str, typer.Argument(help="Function to run, as module:function.")],
+    args: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="Arguments, each parsed as JSON (else taken as a string); a single JSON "
+            "array is the whole argument list."
+        ),
+    ] = None,
+    kwargs: Annotated[str | None, typer.Option("--kwargs", help="Keyword arguments as a JSON object.")] = None,
+    queue: Annotated[str | None, typer.Option("--queue", "-q", help="Queue name.")] = None,
+    nats_url: NatsUrl = None,
+    max_retries: Annotated[int, typer.Option(help="Retries after a failure.")] = 0,
+    retry_delay: Annotated[float, typer.Option(help="Seconds between retries.")] = 0.0,
+    timeout: Annotated[float | None, typer.Option(help="Seconds the job may run.")] = None,
+    job_id: Annotated[str | None, typer.Option(help="Caller-chosen job id (idempotent).")] = None,
+    wait: Annotated[
+        float | None, typer.Option(help="Wait up to this many seconds and print the result.")
+    ] = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Enqueue FUNCTION with ARGS; prints the job id."""
+    from naq.queue import Queue
+
+    if ":" not in function:
+        raise fail(f"function {function!r} must be given as module:function")
+    call_args = parse_args(args or [])
+    call_kwargs: dict[str, Any] = {}
+    if kwargs:
+        try:
+            call_kwargs = json.loads(kwargs)
+        except json.JSONDecodeError as exc:
+            raise fail(f"--kwargs {kwargs!r} is not JSON: {exc}") from None
+        if not isinstance(call_kwargs, dict):
+            raise fail(f"--kwargs {kwargs!r} must be a JSON object")
+    options: dict[str, Any] = {"max_retries": max_retries, "retry_delay": retry_delay}
+    if timeout is not None:
+        options["timeout"] = timeout
+    if job_id is not None:
+        options["job_id"] = job_id
+    q = Queue(queue, nats_url=nats_url)
+
+    async def go() -> tuple[Any, Any]:
+        job = await q.enqueue_call(function, call_args, call_kwargs, **options)
+        outcome = None
+        if wait is not None:
+            from naq.results import wait_for_job
+
+            outcome = await wait_for_job(job.job_id, wait, settings=q.settings)
+        return job, outcome
+
+    job, outcome = run(go())
+    if outcome is None:
+        print(to_json({"job_id": job.job_id, "queue": job.queue_name}) if json_output else job.job_id)
+        return
+    print_job(outcome, json_output)
+    if outcome.status != "completed":
+        raise typer.Exit(1)
+
+
+def parse_args(tokens: list[str]) -> list[Any]:
+    """CLI argument tokens to values: JSON where it parses, else the string itself."""
+    values: list[Any] = []
+    for token in tokens:
+        try:
+            values.append(json.loads(token))
+        except json.JSONDecodeError:
+            values.append(token)
+    if len(tokens) == 1 and tokens[0].lstrip().startswith("[") and isinstance(values[0], list):
+        return values[0]
+    return values
+
+
+# -- workers ---------------------------------------------------------------------
+
+
+@app.command("list-workers")
+@guarded
+def list_workers_command(
+    nats_url: NatsUrl = None, log_level: LogLevel = "WARNING", json_output: JsonFlag = False
+) -> None:
+    """List live workers with their status, jobs and heartbeat age."""
+    from naq.monitor import list_workers
+
+    setup_logging(log_level)
+    workers = run(list_workers(settings=settings_for(nats_url)))
+    if json_output:
+        print(to_json([w.to_dict() for w in workers]))
+        return
+    if not workers:
+        console.print("No live workers.")
+        return
+    table = Table(title=f"{len(workers)} worker(s)")
+    for column in ("name", "status", "queues", "running", "processed", "failed", "heartbeat", "host/pid"):
+        table.add_column(column)
+    for w in workers:
+        table.add_row(
+            w.name,
+            w.status,
+            ", ".join(w.queues),
+            f"{len(w.running)}/{w.concurrency}",
+            str(w.processed),
+            str(w.failed),
+            f"{w.heartbeat_age:.0f}s ago",
+            f"{w.host}/{w.pid}",
+        )
+    console.print(table)
+
+
+# -- jobs ------------------------------------------------------------------------------
+
+
+def print_job(info: Any, json_output: bool) -> None:
+    """Print a JobInfo as a panel of fields or as JSON."""
+    if json_output:
+        data = dict(info.__dict__)
+        data["duration"] = info.duration
+        print(to_json(data))
+        return
+    table = Table(show_header=False, box=None, title=f"job {info.job_id}")
+    table.add_column(style="bold")
+    table.add_column()
+    rows = [
+        ("status", info.status),
+        ("queue", info.queue or "-"),
+        ("function", info.function or "-"),
+        ("args", to_json(info.args)),
+        ("kwargs", to_json(info.kwargs)),
+        ("attempt", f"{info.attempt} of {info.max_retries + 1}"),
+        ("worker", info.worker or "-"),
+        ("enqueued", fmt_time(info.enqueued_at)),
+        ("started", fmt_time(info.started_at)),
+        ("ended", fmt_time(info.ended_at)),
+    ]
+    if info.next_retry_at:
+        rows.append(("next retry", fmt_time(info.next_retry_at)))
+    if info.meta:
+        rows.append(("meta", to_json(info.meta)))
+    if info.status == "completed":
+        rows.append(("result", to_json(info.result)))
+    if info.error:
+        rows.append(("error", info.error))
+    for key, value in rows:
+        table.add_row(key, value)
+    console.print(table, highlight=False)
+    if info.traceback:
+        console.print(info.traceback, highlight=False, markup=False)
+
+
+@job_app.command("show")
+@guarded
+def job_show(
+    job_id: str, nats_url: NatsUrl = None, json_output: JsonFlag = False
+) -> None:
+    """Show a job's status, attempts, timings and outcome."""
+    from naq.results import get_job
+
+    info = run(get_job(job_id, settings=settings_for(nats_url)))
+    print_job(info, json_output)
+
+
+@job_app.command("result")
+@guarded
+def job_result(job_id: str, nats_url: NatsUrl = None, json_output: JsonFlag = False) -> None:
+    """Print a finished job's return value as JSON (exit 1 if it failed or has not finished)."""
+    from naq.errors import JobExecutionError
+    from naq.results import fetch_job_result
+
+    try:
+        value = asyncio.run(fetch_job_result(job_id, settings=settings_for(nats_url)))
+    except JobExecutionError as exc:
+        if json_output:
+            print(to_json({"job_id": job_id, "status": "failed", "error": exc.error}))
+            raise typer.Exit(1) from None
+        raise fail(f"job {job_id} failed: {exc.error}") from None
+    except NaqException as exc:
+        raise fail(str(exc)) from None
+    print(to_json({"job_id": job_id, "result": value}) if json_output else to_json(value))
+
+
+@job_app.command("wait")
+@guarded
+def job_wait(
+    job_id: str,
+    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
+    nats_url: NatsUrl = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Wait until a job ends, then show it (exit 1 unless it completed)."""
+    from naq.results import wait_for_job
+
+    info = run(wait_for_job(job_id, timeout, settings=settings_for(nats_url)))
+    print_job(info, json_output)
+    if info.status != "completed":
+        raise typer.Exit(1)
+
+
+# -- server ------------------------------------------------------------------------------
+
+
+@app.command()
+def server(
+    port: Annotated[int, typer.Option("--port", "-p", help="Client port.")] = 4222,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    data_dir: Annotated[
+        str, typer.Option("--data-dir", "-d", help="JetStream store directory.")
+    ] = ".naq-data",
+) -> None:
+    """Run the bundled nats-server (JetStream on) in the foreground; Ctrl-C stops it."""
+    from naq.server import run_foreground
+
+    try:
+        code = run_foreground(host, port, data_dir)
+    except NaqException as exc:
+        raise fail(str(exc)) from None
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
+    ] = None,
+) -> None:
+    """Run an embedded nats-server, a worker and a stream of sample jobs."""
+    from naq.demo import run_demo
+
+    logging.basicConfig(level="WARNING")
+    counts = run(run_demo(duration))
+    console.print("demo stopped: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+def main() -> None:
+    """Entry point of the ``naq`` console script."""
+    app()

@@ -64,7 +64,7 @@ N_PUB = "naq Queue.enqueue, awaited"
 R_PUB_ASYNC = "raw js.publish_async, all acks"
 N_ENQ_MANY = "naq Queue.enqueue_many, {chunk}/call"
 R_DRAIN = "raw drain, fetch({batch}) + ack"
-N_DRAIN = "naq worker -c {c} drain, {kind} no-op"
+N_DRAIN = "naq worker -c {c}, {kind} no-op"
 N_EMPTY = "naq worker -c {c}, empty queue"
 
 

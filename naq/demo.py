@@ -19,7 +19,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from naq.broker import Broker, decode_or_none
-
 from naq.job import Job
 from naq.models import result_decoder
 from naq.queue import Queue

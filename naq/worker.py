@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import importlib
 import logging
 import math
@@ -29,8 +30,8 @@ from typing import Any
 import msgspec
 
 from naq.broker import Broker, decode_or_none, is_duplicate_result
-from naq.connection import Connection, FetchTimeout, Msg, open_connection
-from naq.errors import ConfigurationError, NaqConnectionError, SecurityError, SerializationError
+from naq.connection import Connection, Msg, open_connection
+from naq.errors import ConfigurationError, SecurityError, SerializationError
 from naq.execution import Executor, JobTimeout
 from naq.models import (
     DeadLetter,
@@ -45,6 +46,7 @@ from naq.models import (
     status_decoder,
 )
 from naq.names import validate_queue_name
+from naq.puller import Puller
 from naq.retry import retry_delay, should_retry
 from naq.serialization import (
     convert_arguments,
@@ -59,8 +61,8 @@ log = logging.getLogger("naq.worker")
 
 #: Most messages asked for in one pull.
 MAX_BATCH = 256
-#: How long one pull waits for messages when the queue is idle.
-PULL_WAIT = 5.0
+#: How long one pull request waits for messages when the queue is idle.
+PULL_WAIT = 30.0
 
 
 @dataclass
@@ -139,8 +141,8 @@ class Worker:
         self.status = WorkerStatus.STARTING
         self.started_at = time.time()
         self._running: dict[str, RunningJob] = {}
-        self._free = concurrency
-        self._slots: asyncio.Condition | None = None  # made in run(): needs the loop
+        self._wake: asyncio.Event | None = None  # made in run(): needs the loop
+        self._pullers: list[Puller] = []
         self._stopping: asyncio.Event | None = None
         self._connection: Connection | None = None
         self._broker: Broker | None = None
@@ -162,38 +164,51 @@ class Worker:
         Raises:
             NaqConnectionError: NATS can't be reached at start.
         """
-        self._slots = asyncio.Condition()
+        self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         for module in self.module_paths:
             importlib.import_module(module)
         self._connection = await open_connection(
-            self.settings, name=f"naq-worker-{self.name}"
+            self.settings,
+            name=f"naq-worker-{self.name}",
+            on_reconnect=self._on_reconnect,
         )
         self._broker = Broker(self._connection, self.settings)
         self._executor = Executor(self.concurrency)
         self._install_signals()
         loops: list[asyncio.Task[Any]] = []
         try:
-            subscriptions = []
+            pullers: list[Puller] = []
+            # Few slots for many queues: short polls so an idle queue can't hold them long.
+            expires = PULL_WAIT if self.concurrency >= len(self.queues) else 1.0
             for queue in self.queues:
                 consumer = await self._broker.ensure_consumer(queue)
-                psub = await self._connection.js.pull_subscribe_bind(
-                    durable=consumer, stream=self._broker.names.jobs_stream
+                puller = Puller(
+                    self._connection,
+                    self._broker.names.jobs_stream,
+                    consumer,
+                    deliver=functools.partial(self._start, queue),
+                    on_change=self._wake_feeder,
+                    expires=expires,
                 )
-                subscriptions.append((queue, psub))
+                await puller.start()
+                pullers.append(puller)
+            self._pullers = pullers
             await self._broker.ensure_failed_stream()
             await self._broker.status_kv()
             await self._broker.results_kv()
             self.status = WorkerStatus.IDLE
             await self._heartbeat()
-            log.info("worker %s started on %s (concurrency %d)", self.name, ", ".join(self.queues), self.concurrency)
-            per_queue = max(1, math.ceil(self.concurrency / len(subscriptions)))
-            for queue, psub in subscriptions:
-                loops.append(asyncio.create_task(self._pull_loop(queue, psub, per_queue)))
+            log.info(
+                "worker %s started on %s (concurrency %d)",
+                self.name, ", ".join(self.queues), self.concurrency,
+            )
+            per_queue = max(1, math.ceil(self.concurrency / len(pullers)))
+            loops.append(asyncio.create_task(self._feed(pullers, per_queue)))
             loops.append(asyncio.create_task(self._heartbeat_loop()))
             loops.append(asyncio.create_task(self._keepalive_loop()))
             if self.burst:
-                loops.append(asyncio.create_task(self._burst_watch(subscriptions)))
+                loops.append(asyncio.create_task(self._burst_watch()))
             await self._stopping.wait()
         finally:
             await self._shutdown(loops)
@@ -226,6 +241,8 @@ class Worker:
 
     async def _shutdown(self, loops: list[asyncio.Task[Any]]) -> None:
         self.status = WorkerStatus.STOPPING
+        for puller in self._pullers:
+            await puller.stop()
         for task in loops:
             task.cancel()
         for task in loops:
@@ -256,46 +273,41 @@ class Worker:
 
     # -- taking jobs -----------------------------------------------------------
 
-    async def _reserve(self, most: int) -> int:
-        assert self._slots is not None
-        async with self._slots:
-            await self._slots.wait_for(lambda: self._free > 0)
-            taken = min(self._free, most)
-            self._free -= taken
-            return taken
+    def _wake_feeder(self) -> None:
+        if self._wake is not None:
+            self._wake.set()
 
-    async def _release(self, count: int = 1) -> None:
-        assert self._slots is not None
-        if count <= 0:
-            return
-        async with self._slots:
-            self._free += count
-            self._slots.notify_all()
-
-    async def _pull_loop(self, queue: str, psub: Any, most: int) -> None:
-        backoff = 0.1
-        while True:
-            wanted = await self._reserve(min(most, MAX_BATCH))
-            messages: list[Msg] = []
-            try:
-                messages = await psub.fetch(wanted, timeout=PULL_WAIT)
-                backoff = 0.1
-            except (FetchTimeout, asyncio.TimeoutError):
-                pass
-            except asyncio.CancelledError:
-                await self._release(wanted)
-                raise
-            except Exception as exc:
-                log.warning("worker %s: pulling from %s failed (%r); retrying", self.name, queue, exc)
-                await self._release(wanted)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            await self._release(wanted - len(messages))
-            for msg in messages:
-                self._start(queue, msg)
+    async def _feed(self, pullers: list[Puller], per_queue: int) -> None:
+        """Keep every queue's pull requests matched to the free slots."""
+        assert self._wake is not None and self._stopping is not None
+        # Ask in batches once a quarter of a queue's share is free, so a busy
+        # worker sends few requests; an empty request list always gets one.
+        threshold = max(1, min(per_queue, MAX_BATCH) // 4)
+        while not self._stopping.is_set():
+            self._wake.clear()
+            now = time.monotonic()
+            for puller in pullers:
+                puller.expire_lost()
+                if puller.cooldown_until > now:
+                    continue
+                owed = sum(p.outstanding for p in pullers)
+                room = self.concurrency - len(self._running) - owed
+                want = min(room, per_queue - puller.outstanding, MAX_BATCH)
+                if want > 0 and (want >= threshold or puller.outstanding == 0):
+                    try:
+                        await puller.request(want)
+                    except Exception as exc:
+                        log.warning("worker %s: pull request failed (%r)", self.name, exc)
+                        puller.cooldown_until = now + 1.0
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=1.0)
 
     def _start(self, queue: str, msg: Msg) -> None:
+        assert self._stopping is not None
+        if self._stopping.is_set():
+            # Arrived while stopping: hand it straight back.
+            asyncio.ensure_future(msg.nak())
+            return
         key = msg.reply or str(id(msg))
         running = RunningJob(msg=msg, job_id="", queue=queue)
         self._running[key] = running
@@ -311,17 +323,25 @@ class Worker:
             log.exception("worker %s: unexpected error handling a message", self.name)
         finally:
             self._running.pop(key, None)
-            await self._release(1)
+            self._wake_feeder()
 
-    async def _burst_watch(self, subscriptions: list[tuple[str, Any]]) -> None:
-        # Burst mode: stop once no queue has pending or unacknowledged jobs and nothing runs here.
+    async def _on_reconnect(self) -> None:
+        # Pull requests die with the old connection: ask again from scratch.
+        log.info("worker %s reconnected to NATS", self.name)
+        for puller in self._pullers:
+            puller.reset()
+
+    async def _burst_watch(self) -> None:
+        """Burst mode: stop once no queue has pending or unacknowledged jobs and nothing runs here."""
+        assert self._broker is not None and self._connection is not None
+        stream = self._broker.names.jobs_stream
         while True:
             await asyncio.sleep(0.2)
             if self._running:
                 continue
             idle = True
-            for _queue, psub in subscriptions:
-                info = await psub.consumer_info()
+            for queue in self.queues:
+                info = await self._connection.js.consumer_info(stream, self._broker.names.consumer(queue))
                 if info.num_pending or info.num_ack_pending:
                     idle = False
                     break

@@ -37,7 +37,9 @@ err_console = Console(stderr=True)
 
 NatsUrl = Annotated[
     str | None,
-    typer.Option("--nats-url", "-u", help="NATS server URL(s), comma separated [env NAQ_NATS_URL]."),
+    typer.Option(
+        "--nats-url", "-u", help="NATS server URL(s), comma separated [env NAQ_NATS_URL]."
+    ),
 ]
 LogLevel = Annotated[str, typer.Option("--log-level", "-l", help="Logging level.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
@@ -130,7 +132,9 @@ def worker(
     ] = None,
     allowed_modules: Annotated[
         str | None,
-        typer.Option(help="Comma-separated module prefixes jobs may import [env NAQ_ALLOWED_MODULES]."),
+        typer.Option(
+            help="Comma-separated module prefixes jobs may import [env NAQ_ALLOWED_MODULES]."
+        ),
     ] = None,
     shutdown_grace: Annotated[
         float, typer.Option(help="Seconds running jobs get to finish on SIGTERM.")
@@ -198,7 +202,9 @@ def enqueue_command(
             "array is the whole argument list."
         ),
     ] = None,
-    kwargs: Annotated[str | None, typer.Option("--kwargs", help="Keyword arguments as a JSON object.")] = None,
+    kwargs: Annotated[
+        str | None, typer.Option("--kwargs", help="Keyword arguments as a JSON object.")
+    ] = None,
     queue: Annotated[str | None, typer.Option("--queue", "-q", help="Queue name.")] = None,
     nats_url: NatsUrl = None,
     max_retries: Annotated[int, typer.Option(help="Retries after a failure.")] = 0,
@@ -242,7 +248,9 @@ def enqueue_command(
 
     job, outcome = run(go())
     if outcome is None:
-        print(to_json({"job_id": job.job_id, "queue": job.queue_name}) if json_output else job.job_id)
+        print(
+            to_json({"job_id": job.job_id, "queue": job.queue_name}) if json_output else job.job_id
+        )
         return
     print_job(outcome, json_output)
     if outcome.status != "completed":
@@ -282,7 +290,16 @@ def list_workers_command(
         console.print("No live workers.")
         return
     table = Table(title=f"{len(workers)} worker(s)")
-    for column in ("name", "status", "queues", "running", "processed", "failed", "heartbeat", "host/pid"):
+    for column in (
+        "name",
+        "status",
+        "queues",
+        "running",
+        "processed",
+        "failed",
+        "heartbeat",
+        "host/pid",
+    ):
         table.add_column(column)
     for w in workers:
         table.add_row(
@@ -340,9 +357,7 @@ def print_job(info: Any, json_output: bool) -> None:
 
 @job_app.command("show")
 @guarded
-def job_show(
-    job_id: str, nats_url: NatsUrl = None, json_output: JsonFlag = False
-) -> None:
+def job_show(job_id: str, nats_url: NatsUrl = None, json_output: JsonFlag = False) -> None:
     """Show a job's status, attempts, timings and outcome."""
     from naq.results import get_job
 

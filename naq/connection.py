@@ -377,9 +377,13 @@ class Connection:
             await self.nc.close()
 
 
-_connections: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], Connection]]
+_connections: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[Any, ...], Connection]
+]
 _connections = weakref.WeakKeyDictionary()
-_connecting: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[Any, ...], asyncio.Lock]]
+_connecting: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[tuple[Any, ...], asyncio.Lock]
+]
 _connecting = weakref.WeakKeyDictionary()
 
 

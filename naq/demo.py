@@ -99,7 +99,9 @@ async def run_demo(duration: float | None = None, settings: Settings | None = No
     counts: Counter[str] = Counter()
     with EmbeddedServer() as server:
         settings = (settings or get_settings()).replace(nats_url=server.url)
-        console.print(f"nats-server with JetStream at [bold]{server.url}[/] (store {server.data_dir})")
+        console.print(
+            f"nats-server with JetStream at [bold]{server.url}[/] (store {server.data_dir})"
+        )
         queues = {name: Queue(name, settings=settings) for name in DEMO_QUEUES}
         worker = Worker(
             list(DEMO_QUEUES), concurrency=8, settings=settings, install_signal_handlers=False

@@ -91,7 +91,9 @@ class Job:
         if result_ttl is not None and (
             isinstance(result_ttl, bool) or not isinstance(result_ttl, int) or result_ttl < 1
         ):
-            raise ConfigurationError(f"result_ttl={result_ttl!r} must be a whole number of seconds >= 1")
+            raise ConfigurationError(
+                f"result_ttl={result_ttl!r} must be a whole number of seconds >= 1"
+            )
         self.result_ttl = result_ttl
         if timeout is not None and (
             isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0
@@ -174,7 +176,11 @@ class Job:
         job.max_retries, job.retry_delay = envelope.max_retries, envelope.retry_delay
         job.retry_strategy, job.retry_jitter = envelope.retry_strategy, envelope.retry_jitter
         job.retry_on, job.ignore_on = list(envelope.retry_on), list(envelope.ignore_on)
-        job.queue_name, job.result_ttl, job.timeout = envelope.queue, envelope.result_ttl, envelope.timeout
+        job.queue_name, job.result_ttl, job.timeout = (
+            envelope.queue,
+            envelope.result_ttl,
+            envelope.timeout,
+        )
         job.dependency_ids, job.meta = list(envelope.depends_on), dict(envelope.meta)
         job.error = job.traceback = None
         job.return_value = None

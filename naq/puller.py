@@ -88,7 +88,9 @@ class Puller:
             request.sub = await nc.subscribe(
                 self._prefix + token, cb=functools.partial(self._on_msg, token)
             )
-            await nc.publish(self._api_subject, json.dumps(body).encode(), reply=self._prefix + token)
+            await nc.publish(
+                self._api_subject, json.dumps(body).encode(), reply=self._prefix + token
+            )
         except Exception:
             self._end(token)
             raise

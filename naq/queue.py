@@ -229,7 +229,7 @@ class Queue:
             creates = [await broker.create_status(pending_status(job)) for job in jobs]
             outcomes = await connection.wait_acks(creates)
             to_send = []
-            for job, outcome in zip(jobs, outcomes):
+            for job, outcome in zip(jobs, outcomes, strict=False):
                 if isinstance(outcome, PubAck):
                     to_send.append(job)
                 elif is_duplicate_result(outcome):
@@ -297,7 +297,12 @@ async def enqueue(
 ) -> Job:
     """Enqueue ``func(*args, **kwargs)`` on ``queue_name`` (see :meth:`Queue.enqueue`)."""
     return await _queue(queue_name, nats_url).enqueue(
-        func, *args, max_retries=max_retries, retry_delay=retry_delay, depends_on=depends_on, **kwargs
+        func,
+        *args,
+        max_retries=max_retries,
+        retry_delay=retry_delay,
+        depends_on=depends_on,
+        **kwargs,
     )
 
 

@@ -132,9 +132,7 @@ async def wait_for_result(broker: Broker, job_id: str, timeout: float | None) ->
         try:
             return await asyncio.wait_for(first_result(), timeout)
         except asyncio.TimeoutError:
-            raise JobTimeoutError(
-                f"job {job_id!r} did not finish within {timeout:g}s"
-            ) from None
+            raise JobTimeoutError(f"job {job_id!r} did not finish within {timeout:g}s") from None
     finally:
         with contextlib.suppress(Exception):
             await watcher.stop()
@@ -221,9 +219,7 @@ async def wait_for_job(
     return await get_job(job_id, settings=settings)
 
 
-async def job_outcome(
-    job_id: str, timeout: float | None, settings: Settings
-) -> Any:
+async def job_outcome(job_id: str, timeout: float | None, settings: Settings) -> Any:
     """Wait for a job and return its value or raise its error (``Job.result``).
 
     Raises:

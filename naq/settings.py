@@ -87,7 +87,9 @@ class Settings:
             raise ConfigurationError(f"NAQ_REPLICAS={self.replicas!r} must be between 1 and 5")
         for name in ("default_result_ttl", "job_status_ttl", "worker_ttl", "scheduler_lock_ttl"):
             if getattr(self, name) < 1:
-                raise ConfigurationError(f"{name}={getattr(self, name)!r} must be at least 1 second")
+                raise ConfigurationError(
+                    f"{name}={getattr(self, name)!r} must be at least 1 second"
+                )
         if self.default_ack_wait <= 0:
             raise ConfigurationError(f"default_ack_wait={self.default_ack_wait!r} must be positive")
 

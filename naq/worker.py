@@ -201,7 +201,9 @@ class Worker:
             await self._heartbeat()
             log.info(
                 "worker %s started on %s (concurrency %d)",
-                self.name, ", ".join(self.queues), self.concurrency,
+                self.name,
+                ", ".join(self.queues),
+                self.concurrency,
             )
             per_queue = max(1, math.ceil(self.concurrency / len(pullers)))
             loops.append(asyncio.create_task(self._feed(pullers, per_queue)))
@@ -223,7 +225,10 @@ class Worker:
         self.request_stop()
 
     def _install_signals(self) -> None:
-        if not self.install_signal_handlers or threading.current_thread() is not threading.main_thread():
+        if (
+            not self.install_signal_handlers
+            or threading.current_thread() is not threading.main_thread()
+        ):
             return
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -233,7 +238,11 @@ class Worker:
     def _on_signal(self, sig: int) -> None:
         self._signals += 1
         if self._signals == 1:
-            log.info("worker %s: %s, finishing running jobs (again to stop now)", self.name, signal.Signals(sig).name)
+            log.info(
+                "worker %s: %s, finishing running jobs (again to stop now)",
+                self.name,
+                signal.Signals(sig).name,
+            )
             self.request_stop()
         else:
             log.warning("worker %s: second signal, stopping now", self.name)
@@ -253,7 +262,12 @@ class Worker:
                 await self._heartbeat()
         running = [job.task for job in self._running.values() if job.task is not None]
         if running:
-            log.info("worker %s: waiting up to %gs for %d running job(s)", self.name, self.shutdown_grace, len(running))
+            log.info(
+                "worker %s: waiting up to %gs for %d running job(s)",
+                self.name,
+                self.shutdown_grace,
+                len(running),
+            )
             done, pending = await asyncio.wait(running, timeout=self.shutdown_grace)
             for job in list(self._running.values()):
                 if job.task in pending:
@@ -269,7 +283,9 @@ class Worker:
                 await kv.delete(self.name)
         if self._connection is not None:
             await self._connection.close()
-        log.info("worker %s stopped (%d processed, %d failed)", self.name, self.processed, self.failed)
+        log.info(
+            "worker %s stopped (%d processed, %d failed)", self.name, self.processed, self.failed
+        )
 
     # -- taking jobs -----------------------------------------------------------
 
@@ -341,7 +357,9 @@ class Worker:
                 continue
             idle = True
             for queue in self.queues:
-                info = await self._connection.js.consumer_info(stream, self._broker.names.consumer(queue))
+                info = await self._connection.js.consumer_info(
+                    stream, self._broker.names.consumer(queue)
+                )
                 if info.num_pending or info.num_ack_pending:
                     idle = False
                     break
@@ -363,8 +381,10 @@ class Worker:
         running.job_id = envelope.id
         if envelope.serializer == "pickle" and self.settings.job_serializer != "pickle":
             await self._refuse(
-                msg, envelope, "pickled payload refused: this worker only accepts JSON jobs "
-                "(set NAQ_JOB_SERIALIZER=pickle on trusted deployments)"
+                msg,
+                envelope,
+                "pickled payload refused: this worker only accepts JSON jobs "
+                "(set NAQ_JOB_SERIALIZER=pickle on trusted deployments)",
             )
             return
         previous: StatusRecord | None = None
@@ -377,12 +397,20 @@ class Worker:
                 # Delivered again after it ended (e.g. a late ack got lost): never run twice.
                 await msg.ack()
                 return
-            attempt = previous.attempt + 1 if previous.status == JobStatus.RETRY else max(1, previous.attempt)
+            attempt = (
+                previous.attempt + 1
+                if previous.status == JobStatus.RETRY
+                else max(1, previous.attempt)
+            )
         if delivered > envelope.max_retries + 1 + self.settings.max_crash_redeliveries:
             await self._fail(
-                msg, envelope, attempt, None,
+                msg,
+                envelope,
+                attempt,
+                None,
                 f"delivered {delivered} times without finishing (worker crashes?)",
-                "DeliveryLimitExceeded", None,
+                "DeliveryLimitExceeded",
+                None,
             )
             return
         try:
@@ -396,7 +424,9 @@ class Worker:
             await self._refuse(msg, envelope, str(exc), type(exc).__name__)
             return
         started = time.time()
-        await self._broker.put_status(self._status(envelope, JobStatus.RUNNING, attempt, started_at=started))
+        await self._broker.put_status(
+            self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
+        )
         try:
             value = await self._executor.run(func, args, kwargs, envelope.timeout)
             payload = self._result_payload(envelope, value, attempt, started)
@@ -408,7 +438,9 @@ class Worker:
         await self._store_outcome(msg, envelope, payload, JobStatus.COMPLETED, attempt, started)
         self.processed += 1
 
-    def _result_payload(self, envelope: JobEnvelope, value: Any, attempt: int, started: float) -> bytes:
+    def _result_payload(
+        self, envelope: JobEnvelope, value: Any, attempt: int, started: float
+    ) -> bytes:
         pickled = None
         if envelope.serializer == "pickle":
             pickled, value = pickle_dumps(value), None
@@ -440,12 +472,16 @@ class Worker:
         assert self._broker is not None
         ttl = envelope.result_ttl or self.settings.default_result_ttl
         result_future = await self._broker.create_result(envelope.id, payload, ttl)
-        record = self._status(envelope, status, attempt, started_at=started, ended_at=time.time(), error=error)
+        record = self._status(
+            envelope, status, attempt, started_at=started, ended_at=time.time(), error=error
+        )
         status_future = await self._broker.put_status(record)
         outcome, _ = await self._broker.connection.wait_acks([result_future, status_future])
         if isinstance(outcome, BaseException) and not is_duplicate_result(outcome):
             # Not stored: leave the message unacked so it is delivered again.
-            log.error("worker %s: storing the result of %s failed: %s", self.name, envelope.id, outcome)
+            log.error(
+                "worker %s: storing the result of %s failed: %s", self.name, envelope.id, outcome
+            )
             return
         await msg.ack()
 
@@ -458,14 +494,23 @@ class Worker:
         if isinstance(exc, JobTimeout):
             trace = error
         if should_retry(exc, attempt, envelope.max_retries, envelope.retry_on, envelope.ignore_on):
-            delay = retry_delay(attempt, envelope.retry_delay, envelope.retry_strategy, envelope.retry_jitter)
+            delay = retry_delay(
+                attempt, envelope.retry_delay, envelope.retry_strategy, envelope.retry_jitter
+            )
             record = self._status(
-                envelope, JobStatus.RETRY, attempt, started_at=started, ended_at=time.time(),
-                error=error, next_retry_at=time.time() + delay,
+                envelope,
+                JobStatus.RETRY,
+                attempt,
+                started_at=started,
+                ended_at=time.time(),
+                error=error,
+                next_retry_at=time.time() + delay,
             )
             await self._broker.connection.wait_ack(await self._broker.put_status(record))
             await msg.nak(delay=delay if delay > 0 else None)
-            log.info("job %s attempt %d failed (%s); retry in %.2fs", envelope.id, attempt, error, delay)
+            log.info(
+                "job %s attempt %d failed (%s); retry in %.2fs", envelope.id, attempt, error, delay
+            )
             return
         await self._fail(msg, envelope, attempt, started, error, type(exc).__name__, trace)
 
@@ -520,7 +565,14 @@ class Worker:
     ) -> None:
         """Dead-letter a job that must not run (nothing was executed)."""
         await self._fail(
-            msg, envelope, 0, None, reason, error_type, None, dead_letter_reason=f"refused: {reason}"
+            msg,
+            envelope,
+            0,
+            None,
+            reason,
+            error_type,
+            None,
+            dead_letter_reason=f"refused: {reason}",
         )
 
     async def _dead_letter(self, msg: Msg, queue: str, job_id: str | None, reason: str) -> None:
@@ -529,8 +581,12 @@ class Worker:
         self.failed += 1
         await self._broker.dead_letter(
             DeadLetter(
-                job_id=job_id, queue=queue, reason=reason, failed_at=time.time(),
-                worker=self.name, payload=msg.data,
+                job_id=job_id,
+                queue=queue,
+                reason=reason,
+                failed_at=time.time(),
+                worker=self.name,
+                payload=msg.data,
             )
         )
         await msg.ack()

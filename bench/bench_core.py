@@ -41,6 +41,7 @@ from bench.common import (  # noqa: E402
     REPO_ROOT,
     Row,
     embedded_server,
+    install_stop_handlers,
     machine_info,
     print_table,
     reproduce_command,
@@ -360,7 +361,11 @@ async def run(url: str, args: argparse.Namespace, workdir: Path) -> tuple[list[R
         "connecting, creating the consumer, and burst-mode idle detection are included; each job costs "
         "a running-status write, a result create, a completed-status write and an ack."
     )
-    notes.append(f"Worker started as: {'`python -m naq worker`' if mode_used == 'cli' else '`python -c` naq.Worker(..., burst=True).run_sync() (CLI not available)'}.")
+    if mode_used == "cli":
+        notes.append("Worker started as `python -m naq worker QUEUE --burst -c N -u URL`.")
+    else:
+        why = "--worker inproc" if args.worker == "inproc" else "naq has no CLI yet"
+        notes.append(f"Worker started as `python -c` running naq.Worker(..., burst=True).run_sync() ({why}).")
     if r6c.error is None and r6c.seconds > 0:
         for row in (r6a, r6b):
             if row.error is None and row.seconds > r6c.seconds:
@@ -376,7 +381,16 @@ async def run(url: str, args: argparse.Namespace, workdir: Path) -> tuple[list[R
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = parse_args(argv)
+    install_stop_handlers()
     machine = machine_info()
+    try:
+        return _main(args, argv, machine)
+    except KeyboardInterrupt as exc:
+        print(f"interrupted ({exc or 'SIGINT'}): worker and nats-server stopped, no results written", file=sys.stderr)
+        return 130
+
+
+def _main(args: argparse.Namespace, argv: list[str], machine: dict[str, Any]) -> int:
     with tempfile.TemporaryDirectory(prefix="naq-bench-core-") as tmp, embedded_server() as server:
         print(f"nats-server {machine['nats_server']} at {server.url} (pid {server.pid})", flush=True)
         rows, notes, info = asyncio.run(run(server.url, args, Path(tmp)))

@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -56,6 +57,22 @@ def embedded_server() -> Iterator[EmbeddedServer]:
             yield server
         finally:
             server.stop()
+
+
+def install_stop_handlers() -> None:
+    """Make SIGINT and SIGTERM raise KeyboardInterrupt once, then ignore both.
+
+    So ``kill PID`` as well as Ctrl-C unwinds through the ``finally`` blocks that stop the worker
+    and the nats-server; a second signal can't cut that clean-up short and leave them running.
+    """
+
+    def on_signal(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
 
 
 # -- machine info -------------------------------------------------------------------------------

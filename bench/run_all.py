@@ -10,6 +10,7 @@ Arguments are passed on to every benchmark script. Exits non-zero if any benchma
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import time
@@ -18,20 +19,41 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))
 
-from bench.common import REPO_ROOT, write_results_md  # noqa: E402
+from bench.common import REPO_ROOT, install_stop_handlers, write_results_md  # noqa: E402
+
+
+def run_one(script: Path, argv: list[str]) -> int:
+    """Run one benchmark in its own interpreter (and so with its own nats-server)."""
+    proc = subprocess.Popen([sys.executable, str(script), *argv], cwd=REPO_ROOT)
+    try:
+        return proc.wait()
+    except BaseException:
+        # Interrupted: let the benchmark stop its worker and server itself (SIGTERM), kill if stuck.
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        raise
 
 
 def main(argv: list[str]) -> int:
+    install_stop_handlers()
     scripts = sorted(BENCH_DIR.glob("bench_*.py"))
     failed = []
-    for script in scripts:
-        print(f"=== {script.name} {' '.join(argv)}", flush=True)
-        start = time.perf_counter()
-        # Each benchmark in its own interpreter, with its own nats-server: no state carries over.
-        rc = subprocess.call([sys.executable, str(script), *argv], cwd=REPO_ROOT)
-        print(f"=== {script.name}: exit {rc} in {time.perf_counter() - start:.1f}s\n", flush=True)
-        if rc != 0:
-            failed.append(script.name)
+    try:
+        for script in scripts:
+            print(f"=== {script.name} {' '.join(argv)}".rstrip(), flush=True)
+            start = time.perf_counter()
+            rc = run_one(script, argv)
+            print(f"=== {script.name}: exit {rc} in {time.perf_counter() - start:.1f}s\n", flush=True)
+            if rc != 0:
+                failed.append(script.name)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
     path = write_results_md()
     print(f"regenerated {path.relative_to(REPO_ROOT)}")
     if failed:

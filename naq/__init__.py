@@ -24,12 +24,33 @@ from naq.models import JobStatus, WorkerStatus
 from naq.monitor import WorkerInfo, list_workers, list_workers_sync
 from naq.queue import (
     Queue,
+    cancel_scheduled_job,
+    cancel_scheduled_job_sync,
     enqueue,
+    enqueue_at,
+    enqueue_at_sync,
+    enqueue_in,
+    enqueue_in_sync,
     enqueue_many,
     enqueue_many_sync,
     enqueue_sync,
+    modify_scheduled_job,
+    modify_scheduled_job_sync,
+    pause_scheduled_job,
+    pause_scheduled_job_sync,
     purge_queue,
     purge_queue_sync,
+    resume_scheduled_job,
+    resume_scheduled_job_sync,
+    schedule,
+    schedule_sync,
+)
+from naq.scheduler import Scheduler
+from naq.schedules import (
+    ScheduleInfo,
+    list_scheduled_jobs,
+    list_scheduled_jobs_sync,
+    next_interval,
 )
 from naq.results import (
     JobInfo,
@@ -59,6 +80,25 @@ def disconnect_sync() -> None:
 
 
 __all__ = [
+    "Scheduler",
+    "cancel_scheduled_job",
+    "cancel_scheduled_job_sync",
+    "enqueue_at",
+    "enqueue_at_sync",
+    "enqueue_in",
+    "enqueue_in_sync",
+    "modify_scheduled_job",
+    "modify_scheduled_job_sync",
+    "pause_scheduled_job",
+    "pause_scheduled_job_sync",
+    "resume_scheduled_job",
+    "resume_scheduled_job_sync",
+    "schedule",
+    "schedule_sync",
+    "list_scheduled_jobs",
+    "list_scheduled_jobs_sync",
+    "next_interval",
+    "ScheduleInfo",
     "DEFAULT_NATS_URL",
     "DEFAULT_QUEUE_NAME",
     "ConfigurationError",

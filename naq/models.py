@@ -149,3 +149,43 @@ worker_decoder = msgspec.json.Decoder(WorkerRecord)
 dead_letter_decoder = msgspec.json.Decoder(DeadLetter)
 #: Encoder for naq's own records (never user values: those go through serialization).
 record_encoder = msgspec.json.Encoder()
+
+
+class ScheduleStatus:
+    """Values of :attr:`ScheduleRecord.status`."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    FAILED = "failed"
+
+
+class ScheduleRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A delayed or recurring job in the scheduled-jobs bucket, keyed by its id."""
+
+    schedule_id: str
+    queue: str
+    #: The job to enqueue at each run (its id is replaced per run).
+    job: JobEnvelope
+    #: Next due time (UNIX seconds, UTC).
+    next_run: float
+    created_at: float
+    status: str = ScheduleStatus.ACTIVE
+    cron: str | None = None
+    timezone: str | None = None
+    interval: float | None = None
+    #: Name of a registered next-run function.
+    next_interval: str | None = None
+    #: Total runs wanted (None: forever).
+    repeat: int | None = None
+    runs: int = 0
+    failures: int = 0
+    last_run: float | None = None
+    last_error: str | None = None
+
+    @property
+    def recurring(self) -> bool:
+        """Whether the schedule runs more than once."""
+        return bool(self.cron or self.interval or self.next_interval)
+
+
+schedule_decoder = msgspec.json.Decoder(ScheduleRecord)

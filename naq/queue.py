@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -13,8 +15,16 @@ from naq.broker import MSG_ID_HEADER, Broker, is_duplicate_result
 from naq.connection import PubAck, PublishError
 from naq.errors import ConfigurationError, NaqException
 from naq.job import Job
-from naq.models import JobStatus, StatusRecord
-from naq.names import validate_queue_name
+from naq.models import JobStatus, ScheduleRecord, ScheduleStatus, StatusRecord
+from naq.names import validate_job_id, validate_queue_name
+from naq.schedules import (
+    ScheduleStore,
+    next_cron,
+    to_seconds,
+    to_timestamp,
+    validate_cron,
+    validate_repeat,
+)
 from naq.serialization import task_info
 from naq.settings import Settings, get_settings
 from naq.sync import run_sync
@@ -255,6 +265,144 @@ class Queue:
             return exc
         return NaqException(f"queue {self.name!r}: JetStream refused the job: {exc}")
 
+    # -- scheduling ------------------------------------------------------------
+
+    async def _store(self) -> ScheduleStore:
+        return ScheduleStore(await self._broker())
+
+    async def _add_schedule(self, job: Job, next_run: float, **schedule: Any) -> Job:
+        record = ScheduleRecord(
+            schedule_id=job.job_id,
+            queue=self.name,
+            job=job.to_envelope(),
+            next_run=next_run,
+            created_at=time.time(),
+            **schedule,
+        )
+        store = await self._store()
+        if not await store.add(record):
+            raise ConfigurationError(f"a scheduled job with id {job.job_id!r} exists already")
+        broker = store.broker
+        status = msgspec.structs.replace(pending_status(job), status=JobStatus.SCHEDULED)
+        await broker.connection.wait_ack(await broker.put_status(status))
+        return job
+
+    async def enqueue_at(
+        self,
+        dt: datetime | float,
+        func: Callable[..., Any] | str,
+        *args: Any,
+        max_retries: int | None = 0,
+        retry_delay: float | Sequence[float] = 0,
+        **kwargs: Any,
+    ) -> Job:
+        """Enqueue ``func`` at ``dt`` (a datetime; a naive one is taken as UTC).
+
+        The returned job's id is the schedule's id (for ``cancel_scheduled_job``
+        and friends) and the id of the job when it runs.
+        """
+        options, call_kwargs = split_options(kwargs)
+        options.update(max_retries=max_retries, retry_delay=retry_delay)
+        job = self.make_job(func, args, call_kwargs, options)
+        return await self._add_schedule(job, to_timestamp(dt, "dt"))
+
+    async def enqueue_in(
+        self,
+        delta: timedelta | float,
+        func: Callable[..., Any] | str,
+        *args: Any,
+        max_retries: int | None = 0,
+        retry_delay: float | Sequence[float] = 0,
+        **kwargs: Any,
+    ) -> Job:
+        """Enqueue ``func`` after ``delta`` (a timedelta or seconds, not negative)."""
+        seconds = to_seconds(delta, "delta")
+        return await self.enqueue_at(
+            time.time() + seconds,
+            func,
+            *args,
+            max_retries=max_retries,
+            retry_delay=retry_delay,
+            **kwargs,
+        )
+
+    async def schedule(
+        self,
+        func: Callable[..., Any] | str,
+        *args: Any,
+        cron: str | None = None,
+        interval: timedelta | float | None = None,
+        repeat: int | None = None,
+        timezone: str | None = None,
+        next_interval: str | None = None,
+        max_retries: int | None = 0,
+        retry_delay: float | Sequence[float] = 0,
+        **kwargs: Any,
+    ) -> Job:
+        """Run ``func`` repeatedly: on a ``cron`` expression (in ``timezone``, default
+        UTC), every ``interval`` (first run one interval from now), or when a
+        registered ``next_interval`` function says; ``repeat`` runs in all
+        (None: forever).
+
+        Raises:
+            ConfigurationError: a bad cron string, interval, repeat or timezone (named).
+        """
+        given = [
+            name
+            for name, v in (
+                ("cron", cron),
+                ("interval", interval),
+                ("next_interval", next_interval),
+            )
+            if v is not None
+        ]
+        if len(given) != 1:
+            raise ConfigurationError(
+                "schedule() needs exactly one of cron, interval or next_interval"
+            )
+        repeat = validate_repeat(repeat)
+        options, call_kwargs = split_options(kwargs)
+        options.update(max_retries=max_retries, retry_delay=retry_delay)
+        job = self.make_job(func, args, call_kwargs, options)
+        now = time.time()
+        if cron is not None:
+            validate_cron(cron, timezone)
+            return await self._add_schedule(
+                job, next_cron(cron, timezone, now), cron=cron, timezone=timezone, repeat=repeat
+            )
+        if interval is not None:
+            seconds = to_seconds(interval, "interval")
+            if seconds <= 0:
+                raise ConfigurationError(f"interval={interval!r} must be > 0")
+            return await self._add_schedule(job, now + seconds, interval=seconds, repeat=repeat)
+        if not isinstance(next_interval, str) or not next_interval:
+            raise ConfigurationError(f"next_interval={next_interval!r} must be a registered name")
+        return await self._add_schedule(job, now, next_interval=next_interval, repeat=repeat)
+
+    async def cancel_scheduled_job(self, job_id: str) -> bool:
+        """Delete a schedule; ``False`` if there is none with this id."""
+        return await (await self._store()).cancel(validate_job_id(job_id))
+
+    async def pause_scheduled_job(self, job_id: str) -> bool:
+        """Pause a schedule; ``False`` if there is none with this id."""
+        store = await self._store()
+        return await store.set_status(validate_job_id(job_id), ScheduleStatus.PAUSED)
+
+    async def resume_scheduled_job(self, job_id: str) -> bool:
+        """Resume a paused (or failed) schedule; ``False`` if there is none with this id."""
+        store = await self._store()
+        return await store.set_status(validate_job_id(job_id), ScheduleStatus.ACTIVE)
+
+    async def modify_scheduled_job(self, job_id: str, **updates: Any) -> bool:
+        """Change a schedule's ``cron``, ``interval``, ``repeat``, ``timezone`` or
+        ``scheduled_timestamp_utc`` (next run).
+
+        Raises:
+            JobNotFoundError: no schedule has this id.
+            ConfigurationError: an unsupported field or a bad value.
+        """
+        return await (await self._store()).modify(validate_job_id(job_id), **updates)
+
     # -- maintenance -------------------------------------------------------
 
     async def purge(self) -> int:
@@ -353,3 +501,115 @@ async def purge_queue(queue_name: str | None = None, nats_url: str | None = None
 def purge_queue_sync(queue_name: str | None = None, nats_url: str | None = None) -> int:
     """Blocking form of :func:`purge_queue`."""
     return run_sync(purge_queue(queue_name, nats_url))
+
+
+async def enqueue_at(
+    dt: datetime | float,
+    func: Callable[..., Any] | str,
+    *args: Any,
+    queue_name: str | None = None,
+    nats_url: str | None = None,
+    **kwargs: Any,
+) -> Job:
+    """Enqueue ``func`` at ``dt`` (see :meth:`Queue.enqueue_at`)."""
+    return await _queue(queue_name, nats_url).enqueue_at(dt, func, *args, **kwargs)
+
+
+def enqueue_at_sync(
+    dt: datetime | float,
+    func: Callable[..., Any] | str,
+    *args: Any,
+    queue_name: str | None = None,
+    nats_url: str | None = None,
+    **kwargs: Any,
+) -> Job:
+    """Blocking form of :func:`enqueue_at`."""
+    return run_sync(enqueue_at(dt, func, *args, queue_name=queue_name, nats_url=nats_url, **kwargs))
+
+
+async def enqueue_in(
+    delta: timedelta | float,
+    func: Callable[..., Any] | str,
+    *args: Any,
+    queue_name: str | None = None,
+    nats_url: str | None = None,
+    **kwargs: Any,
+) -> Job:
+    """Enqueue ``func`` after ``delta`` (see :meth:`Queue.enqueue_in`)."""
+    return await _queue(queue_name, nats_url).enqueue_in(delta, func, *args, **kwargs)
+
+
+def enqueue_in_sync(
+    delta: timedelta | float,
+    func: Callable[..., Any] | str,
+    *args: Any,
+    queue_name: str | None = None,
+    nats_url: str | None = None,
+    **kwargs: Any,
+) -> Job:
+    """Blocking form of :func:`enqueue_in`."""
+    return run_sync(
+        enqueue_in(delta, func, *args, queue_name=queue_name, nats_url=nats_url, **kwargs)
+    )
+
+
+async def schedule(
+    func: Callable[..., Any] | str,
+    *args: Any,
+    queue_name: str | None = None,
+    nats_url: str | None = None,
+    **kwargs: Any,
+) -> Job:
+    """Schedule a recurring job (see :meth:`Queue.schedule`)."""
+    return await _queue(queue_name, nats_url).schedule(func, *args, **kwargs)
+
+
+def schedule_sync(
+    func: Callable[..., Any] | str,
+    *args: Any,
+    queue_name: str | None = None,
+    nats_url: str | None = None,
+    **kwargs: Any,
+) -> Job:
+    """Blocking form of :func:`schedule`."""
+    return run_sync(schedule(func, *args, queue_name=queue_name, nats_url=nats_url, **kwargs))
+
+
+async def cancel_scheduled_job(job_id: str, nats_url: str | None = None) -> bool:
+    """Delete a schedule; ``False`` if there is none with this id."""
+    return await _queue(None, nats_url).cancel_scheduled_job(job_id)
+
+
+def cancel_scheduled_job_sync(job_id: str, nats_url: str | None = None) -> bool:
+    """Blocking form of :func:`cancel_scheduled_job`."""
+    return run_sync(cancel_scheduled_job(job_id, nats_url))
+
+
+async def pause_scheduled_job(job_id: str, nats_url: str | None = None) -> bool:
+    """Pause a schedule; ``False`` if there is none with this id."""
+    return await _queue(None, nats_url).pause_scheduled_job(job_id)
+
+
+def pause_scheduled_job_sync(job_id: str, nats_url: str | None = None) -> bool:
+    """Blocking form of :func:`pause_scheduled_job`."""
+    return run_sync(pause_scheduled_job(job_id, nats_url))
+
+
+async def resume_scheduled_job(job_id: str, nats_url: str | None = None) -> bool:
+    """Resume a schedule; ``False`` if there is none with this id."""
+    return await _queue(None, nats_url).resume_scheduled_job(job_id)
+
+
+def resume_scheduled_job_sync(job_id: str, nats_url: str | None = None) -> bool:
+    """Blocking form of :func:`resume_scheduled_job`."""
+    return run_sync(resume_scheduled_job(job_id, nats_url))
+
+
+async def modify_scheduled_job(job_id: str, nats_url: str | None = None, **updates: Any) -> bool:
+    """Modify a schedule (see :meth:`Queue.modify_scheduled_job`)."""
+    return await _queue(None, nats_url).modify_scheduled_job(job_id, **updates)
+
+
+def modify_scheduled_job_sync(job_id: str, nats_url: str | None = None, **updates: Any) -> bool:
+    """Blocking form of :func:`modify_scheduled_job`."""
+    return run_sync(modify_scheduled_job(job_id, nats_url, **updates))

@@ -233,11 +233,21 @@ async def test_registered_task_enqueued_by_name() -> None:
         assert await job.result(timeout=10) == 42
         info = await naq.get_job(job.job_id)
         assert info.function == "tests.multiply"
-        # Enqueued by the function object, the task's registered name and defaults are used.
+        # Enqueued by the function object, it travels under its registered name.
         by_func = await queue.enqueue(jobs.multiply, 3, 5)
         assert by_func.function_ref == "tests.multiply"
-        assert by_func.max_retries == 2
         assert await by_func.result(timeout=10) == 15
+
+
+async def test_task_default_options_apply_when_enqueued() -> None:
+    # @naq.task(name="tests.multiply", max_retries=2): the registered defaults are the job's
+    # options unless the caller overrides them.
+    async with Queue(Q) as queue:
+        job = await queue.enqueue(jobs.multiply, 3, 5)
+        overridden = await queue.enqueue(jobs.multiply, 3, 5, max_retries=0)
+        assert overridden.max_retries == 0
+        assert job.max_retries == 2
+        assert await queue.purge() == 2
 
 
 async def test_unknown_task_name_fails_the_job_clearly() -> None:

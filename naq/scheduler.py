@@ -1,0 +1,362 @@
+"""Scheduler: enqueues delayed and recurring jobs when they are due.
+
+Several schedulers may run; one leads, holding a lease in the lock bucket
+(KV ``create``, renewed with ``update(last=revision)``; the bucket's TTL ends
+the lease of a leader that stops renewing). A leader that cannot renew stops
+enqueueing at once, and one that was frozen past its lease notices from its
+own clock before it enqueues anything. Every run is published with the message
+id ``schedule id : due time``, so a change of leader never enqueues it twice.
+The loop keeps the schedules in memory from a KV watch and sleeps until the
+next due time or the next change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import importlib
+import logging
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+
+from naq.broker import MSG_ID_HEADER, Broker, decode_or_none
+from naq.connection import Connection, KeyWrongLastSequenceError, open_connection
+from naq.models import (
+    JobStatus,
+    ScheduleRecord,
+    ScheduleStatus,
+    StatusRecord,
+    envelope_encoder,
+    record_encoder,
+    schedule_decoder,
+)
+from naq.names import SCHEDULER_LOCK_KEY
+from naq.schedules import ScheduleStore, following_run
+from naq.settings import Settings, get_settings
+
+log = logging.getLogger("naq.scheduler")
+
+#: Safety margin: a leader stops acting this long before its lease could expire.
+LEASE_MARGIN = 1.0
+
+
+def run_job_id(schedule_id: str, run_number: int) -> str:
+    """Job id of a schedule's ``run_number``-th run (the first run keeps the schedule's id)."""
+    return schedule_id if run_number <= 1 else f"{schedule_id}_{run_number}"
+
+
+def tick_id(schedule_id: str, due: float) -> str:
+    """Message id of the run of ``schedule_id`` due at ``due``."""
+    return f"{schedule_id}:{round(due * 1000)}"
+
+
+class Scheduler:
+    """Enqueues scheduled jobs when due; run several for high availability.
+
+    ``Scheduler(nats_url=None, poll_interval=1.0, instance_id=None,
+    enable_ha=True)``. ``poll_interval`` bounds how long the loop sleeps
+    without re-checking; due times themselves are met by sleeping until them.
+    """
+
+    def __init__(
+        self,
+        nats_url: str | None = None,
+        poll_interval: float = 1.0,
+        instance_id: str | None = None,
+        enable_ha: bool = True,
+        *,
+        settings: Settings | None = None,
+        module_paths: Sequence[str] = (),
+        install_signal_handlers: bool = True,
+    ) -> None:
+        self.settings = (settings or get_settings()).replace(nats_url=nats_url)
+        if poll_interval <= 0:
+            from naq.errors import ConfigurationError
+
+            raise ConfigurationError(f"poll_interval={poll_interval!r} must be > 0")
+        self.poll_interval = float(poll_interval)
+        self.instance_id = instance_id or f"scheduler-{uuid.uuid4().hex[:8]}"
+        self.enable_ha = enable_ha
+        self.module_paths = list(module_paths)
+        self.install_signal_handlers = install_signal_handlers
+        self.enqueued = 0
+        self._lease_until = 0.0
+        self._lease_revision: int | None = None
+        self._schedules: dict[str, tuple[ScheduleRecord, int]] = {}
+        self._changed: asyncio.Event | None = None
+        self._stopping: asyncio.Event | None = None
+        self._connection: Connection | None = None
+        self._broker: Broker | None = None
+        self._store: ScheduleStore | None = None
+
+    @property
+    def is_leader(self) -> bool:
+        """Whether this scheduler holds a lease that is still valid by its own clock."""
+        return not self.enable_ha or time.monotonic() < self._lease_until
+
+    def request_stop(self) -> None:
+        """Stop the scheduler (releasing the lease so a standby takes over at once)."""
+        if self._stopping is not None:
+            self._stopping.set()
+
+    def run_sync(self) -> None:
+        """Blocking form of :meth:`run`."""
+        asyncio.run(self.run())
+
+    async def run(self) -> None:
+        """Lead or stand by, and enqueue due jobs while leading, until stopped.
+
+        Raises:
+            NaqConnectionError: NATS can't be reached at start.
+        """
+        self._changed = asyncio.Event()
+        self._stopping = asyncio.Event()
+        for module in self.module_paths:
+            importlib.import_module(module)
+        self._connection = await open_connection(self.settings, name=f"naq-{self.instance_id}")
+        self._broker = Broker(self._connection, self.settings)
+        self._store = ScheduleStore(self._broker)
+        await self._broker.ensure_jobs_stream()
+        await self._broker.status_kv()
+        self._install_signals()
+        tasks = [asyncio.create_task(self._watch())]
+        if self.enable_ha:
+            tasks.append(asyncio.create_task(self._lease_loop()))
+        log.info(
+            "scheduler %s started (HA %s)", self.instance_id, "on" if self.enable_ha else "off"
+        )
+        try:
+            await self._loop()
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(BaseException):
+                    await task
+            await self._release()
+            await self._connection.close()
+            log.info("scheduler %s stopped (%d enqueued)", self.instance_id, self.enqueued)
+
+    def _install_signals(self) -> None:
+        if not self.install_signal_handlers:
+            return
+        if threading.current_thread() is not threading.main_thread():
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self.request_stop)
+
+    # -- leadership --------------------------------------------------------------
+
+    async def _lock_kv(self) -> Any:
+        assert self._connection is not None and self._broker is not None
+        return await self._connection.kv(
+            self._broker.names.scheduler_lock_bucket, ttl=float(self.settings.scheduler_lock_ttl)
+        )
+
+    async def _lease_loop(self) -> None:
+        kv = await self._lock_kv()
+        ttl = float(self.settings.scheduler_lock_ttl)
+        renew = min(float(self.settings.scheduler_lock_renew_interval), ttl / 3)
+        standby_poll = min(1.0, renew)
+        value = self.instance_id.encode()
+        while True:
+            started = time.monotonic()
+            try:
+                if self._lease_revision is None:
+                    self._lease_revision = await kv.create(SCHEDULER_LOCK_KEY, value)
+                    log.info("scheduler %s is now the leader", self.instance_id)
+                else:
+                    self._lease_revision = await kv.update(
+                        SCHEDULER_LOCK_KEY, value, last=self._lease_revision
+                    )
+                self._lease_until = started + ttl - LEASE_MARGIN
+                assert self._changed is not None
+                self._changed.set()
+                await asyncio.sleep(renew)
+            except KeyWrongLastSequenceError:
+                if self._lease_revision is not None:
+                    log.warning("scheduler %s lost the lease", self.instance_id)
+                self._lease_revision = None
+                self._lease_until = 0.0
+                await asyncio.sleep(standby_poll)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                # Can't reach NATS: keep the lease only as long as our clock says it is ours.
+                log.warning("scheduler %s: lease renewal failed: %r", self.instance_id, exc)
+                await asyncio.sleep(standby_poll)
+
+    async def _release(self) -> None:
+        if not self.enable_ha or self._lease_revision is None:
+            return
+        self._lease_until = 0.0
+        with contextlib.suppress(Exception):
+            kv = await self._lock_kv()
+            await kv.delete(SCHEDULER_LOCK_KEY, last=self._lease_revision)
+        self._lease_revision = None
+
+    # -- schedules ---------------------------------------------------------------
+
+    async def _watch(self) -> None:
+        assert self._store is not None and self._changed is not None
+        kv = await self._store.kv()
+        while True:
+            watcher = await kv.watchall()
+            try:
+                while True:
+                    entry = await watcher.updates(timeout=None)  # type: ignore[arg-type]
+                    if entry is None:
+                        continue
+                    if entry.operation in ("DEL", "PURGE") or not entry.value:
+                        self._schedules.pop(entry.key, None)
+                    else:
+                        record = decode_or_none(schedule_decoder, entry.value)
+                        if record is not None:
+                            self._schedules[entry.key] = (record, entry.revision)
+                    self._changed.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning("scheduler %s: watch failed (%r); restarting", self.instance_id, exc)
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await watcher.stop()
+
+    async def _loop(self) -> None:
+        assert self._changed is not None and self._stopping is not None
+        while not self._stopping.is_set():
+            self._changed.clear()
+            wait = self.poll_interval
+            if self.is_leader:
+                now = time.time()
+                due: list[tuple[float, str]] = []
+                for schedule_id, (record, _rev) in self._schedules.items():
+                    if record.status == ScheduleStatus.ACTIVE:
+                        heapq.heappush(due, (record.next_run, schedule_id))
+                while due and due[0][0] <= now:
+                    _, schedule_id = heapq.heappop(due)
+                    await self._fire(schedule_id)
+                if due:
+                    wait = min(wait, max(0.0, due[0][0] - time.time()))
+                wait = min(wait, max(0.0, self._lease_until - time.monotonic()))
+            stop = asyncio.ensure_future(self._stopping.wait())
+            change = asyncio.ensure_future(self._changed.wait())
+            try:
+                await asyncio.wait({stop, change}, timeout=wait, return_when="FIRST_COMPLETED")
+            finally:
+                stop.cancel()
+                change.cancel()
+
+    async def _fire(self, schedule_id: str) -> None:
+        assert self._broker is not None and self._store is not None
+        found = self._schedules.get(schedule_id)
+        if found is None or not self.is_leader:
+            return
+        record, _revision = found
+        due = record.next_run
+        run_number = record.runs + 1
+        job_id = run_job_id(schedule_id, run_number)
+        now = time.time()
+        envelope = msgspec.structs.replace(record.job, id=job_id, enqueued_at=now)
+        connection = self._broker.connection
+        try:
+            status = await self._broker.put_status(
+                StatusRecord(
+                    job_id=job_id,
+                    status=JobStatus.PENDING,
+                    queue=envelope.queue,
+                    function=envelope.fn,
+                    enqueued_at=now,
+                    updated_at=now,
+                    max_retries=envelope.max_retries,
+                    args=envelope.args,
+                    kwargs=envelope.kwargs,
+                    meta=envelope.meta,
+                )
+            )
+            published = await connection.publish_nowait(
+                self._broker.names.queue_subject(envelope.queue),
+                envelope_encoder.encode(envelope),
+                {MSG_ID_HEADER: tick_id(schedule_id, due)},
+            )
+            outcomes = await connection.wait_acks([published, status], timeout=10.0)
+            if isinstance(outcomes[0], BaseException):
+                raise outcomes[0]
+        except Exception as exc:
+            await self._record_failure(schedule_id, due, exc)
+            return
+        self.enqueued += 1
+        lateness = now - due
+        log.debug(
+            "scheduler: enqueued %s (run %d, %.1f ms late)", job_id, run_number, lateness * 1e3
+        )
+        await self._advance(schedule_id, due)
+
+    async def _advance(self, schedule_id: str, due: float) -> None:
+        """Record the run due at ``due`` and move the schedule on (or remove it when done).
+
+        Compare-and-set on the record's revision: a pause or modification made
+        meanwhile is kept, and the run is recorded on top of it.
+        """
+        assert self._store is not None
+        store = self._store
+        kv = await store.kv()
+        for _ in range(20):
+            found = await store.get(schedule_id)
+            if found is None:
+                self._schedules.pop(schedule_id, None)
+                return
+            record, revision = found
+            if record.last_run is not None and record.last_run >= due:
+                self._schedules[schedule_id] = found
+                return  # already recorded (e.g. by a previous leader)
+            now = time.time()
+            fired = msgspec.structs.replace(record, runs=record.runs + 1, last_run=due, failures=0)
+            try:
+                following = following_run(fired, due, now)
+                if following is None:
+                    if await store.delete(schedule_id, revision):
+                        self._schedules.pop(schedule_id, None)
+                        return
+                    continue
+                updated = msgspec.structs.replace(fired, next_run=following)
+                new_revision = await kv.update(
+                    schedule_id, record_encoder.encode(updated), last=revision
+                )
+            except KeyWrongLastSequenceError:
+                continue
+            except Exception as exc:
+                log.error("scheduler: cannot advance schedule %s: %r", schedule_id, exc)
+                return
+            # Reflect our own write at once so the loop doesn't see the old due time.
+            self._schedules[schedule_id] = (updated, new_revision)
+            return
+
+    async def _record_failure(self, schedule_id: str, due: float, exc: BaseException) -> None:
+        assert self._store is not None
+        limit = self.settings.max_schedule_failures
+        log.warning("scheduler: enqueueing schedule %s failed: %r", schedule_id, exc)
+
+        def change(record: ScheduleRecord) -> ScheduleRecord:
+            failures = record.failures + 1
+            status = ScheduleStatus.FAILED if failures >= limit else record.status
+            return msgspec.structs.replace(
+                record,
+                failures=failures,
+                status=status,
+                last_error=f"{type(exc).__name__}: {exc}",
+                next_run=time.time() + min(60.0, self.poll_interval * 2**failures),
+            )
+
+        with contextlib.suppress(Exception):
+            await self._store.update(schedule_id, change)

@@ -90,7 +90,7 @@ def fmt_time(ts: float | None) -> str:
     """A UNIX time as local ISO text, or '-'."""
     if ts is None:
         return "-"
-    return datetime.fromtimestamp(ts, tz=timezone.utc).astimezone().isoformat(timespec="seconds")
+    return datetime.fromtimestamp(ts, tz=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
 
 
 def settings_for(nats_url: str | None) -> Any:
@@ -434,6 +434,181 @@ def demo(
     logging.basicConfig(level="WARNING")
     counts = run(run_demo(duration))
     console.print("demo stopped: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+
+
+# -- scheduling ---------------------------------------------------------------------
+
+
+@app.command()
+@guarded
+def scheduler(
+    nats_url: NatsUrl = None,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", "-p", help="Longest sleep between checks (s).")
+    ] = 1.0,
+    instance_id: Annotated[
+        str | None, typer.Option("--instance-id", "-i", help="Name of this scheduler instance.")
+    ] = None,
+    disable_ha: Annotated[
+        bool, typer.Option("--disable-ha", help="Don't elect a leader (run only one scheduler).")
+    ] = False,
+    module: Annotated[
+        list[str] | None,
+        typer.Option("--module", "-m", help="Module to import (e.g. next-interval functions)."),
+    ] = None,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Start a scheduler that enqueues delayed and recurring jobs when due."""
+    from naq.scheduler import Scheduler
+
+    setup_logging(log_level)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    s = Scheduler(
+        nats_url=nats_url,
+        poll_interval=poll_interval,
+        instance_id=instance_id,
+        enable_ha=not disable_ha,
+        module_paths=module or [],
+    )
+    run(s.run())
+
+
+def describe_schedule(info: Any) -> str:
+    """How a schedule repeats, in a few words."""
+    if info.cron:
+        return f"cron {info.cron}" + (f" ({info.timezone})" if info.timezone else "")
+    if info.interval:
+        return f"every {info.interval:g}s"
+    if info.next_interval:
+        return f"next_interval {info.next_interval}"
+    return "once"
+
+
+@app.command("list-scheduled")
+@guarded
+def list_scheduled(
+    nats_url: NatsUrl = None,
+    status: Annotated[
+        str | None, typer.Option("--status", "-s", help="active, paused or failed.")
+    ] = None,
+    job_id: Annotated[str | None, typer.Option("--job-id", "-j", help="Only this job.")] = None,
+    queue: Annotated[
+        str | None, typer.Option("--queue", "-q", help="Only this queue (default: all).")
+    ] = None,
+    detailed: Annotated[bool, typer.Option("--detailed", "-d", help="More columns.")] = False,
+    log_level: LogLevel = "WARNING",
+    json_output: JsonFlag = False,
+) -> None:
+    """List scheduled jobs with their status and next run time."""
+    from naq.schedules import list_scheduled_jobs
+
+    setup_logging(log_level)
+    infos = run(
+        list_scheduled_jobs(
+            status=status, queue=queue, job_id=job_id, settings=settings_for(nats_url)
+        )
+    )
+    if json_output:
+        print(to_json([i.to_dict() for i in infos]))
+        return
+    if not infos:
+        console.print("No scheduled jobs.")
+        return
+    table = Table(title=f"{len(infos)} scheduled job(s)")
+    columns = ["job id", "queue", "function", "schedule", "next run", "status", "runs"]
+    if detailed:
+        columns += ["repeat", "failures", "last run", "args", "last error"]
+    for column in columns:
+        # Ids are for copying: fold them rather than cut them.
+        table.add_column(column, overflow="fold" if column == "job id" else "ellipsis")
+    for info in infos:
+        row = [
+            info.job_id,
+            info.queue,
+            info.function,
+            describe_schedule(info),
+            fmt_time(info.next_run),
+            info.status,
+            str(info.runs),
+        ]
+        if detailed:
+            row += [
+                "forever" if info.repeat is None else str(info.repeat),
+                str(info.failures),
+                fmt_time(info.last_run),
+                to_json(info.args),
+                info.last_error or "-",
+            ]
+        table.add_row(*row)
+    console.print(table, highlight=False)
+
+
+@app.command("job-control")
+@guarded
+def job_control(
+    job_id: Annotated[str, typer.Argument(help="The scheduled job's id.")],
+    action: Annotated[str, typer.Argument(help="cancel, pause, resume or reschedule.")],
+    nats_url: NatsUrl = None,
+    cron: Annotated[str | None, typer.Option(help="New cron expression (reschedule).")] = None,
+    interval: Annotated[
+        float | None, typer.Option(help="New interval in seconds (reschedule).")
+    ] = None,
+    repeat: Annotated[
+        int | None, typer.Option(help="New total number of runs (reschedule).")
+    ] = None,
+    next_run: Annotated[
+        str | None, typer.Option(help="Next run, ISO time like 2030-01-01T12:00:00Z (reschedule).")
+    ] = None,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Cancel, pause, resume or reschedule a scheduled job."""
+    from naq.queue import Queue
+
+    setup_logging(log_level)
+    actions = ("cancel", "pause", "resume", "reschedule")
+    if action not in actions:
+        raise fail(f"unknown action {action!r}; use one of {', '.join(actions)}")
+    updates: dict[str, Any] = {}
+    if action == "reschedule":
+        if cron is not None:
+            updates["cron"] = cron
+        if interval is not None:
+            updates["interval"] = interval
+        if repeat is not None:
+            updates["repeat"] = repeat
+        if next_run is not None:
+            updates["scheduled_timestamp_utc"] = parse_iso(next_run)
+        if not updates:
+            raise fail("reschedule needs --cron, --interval, --repeat or --next-run")
+    q = Queue(nats_url=nats_url)
+
+    async def go() -> bool:
+        if action == "cancel":
+            return await q.cancel_scheduled_job(job_id)
+        if action == "pause":
+            return await q.pause_scheduled_job(job_id)
+        if action == "resume":
+            return await q.resume_scheduled_job(job_id)
+        return await q.modify_scheduled_job(job_id, **updates)
+
+    if not run(go()):
+        raise fail(f"no scheduled job {job_id!r}")
+    done = {"cancel": "cancelled", "pause": "paused", "resume": "resumed"}
+    console.print(f"Scheduled job {job_id} {done.get(action, 'rescheduled')}.")
+
+
+def parse_iso(text: str) -> datetime:
+    """An ISO 8601 time (``Z`` accepted; naive means UTC).
+
+    Raises:
+        typer.Exit: after printing one line naming the bad text.
+    """
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise fail(f"invalid ISO time {text!r} (use e.g. 2030-01-01T12:00:00Z)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 def main() -> None:

@@ -144,6 +144,16 @@ def _connection_key(settings: Settings) -> tuple[Any, ...]:
     )
 
 
+def forget(future: asyncio.Future[Any]) -> None:
+    """Let a pipelined publish complete unobserved; a failure is logged, not raised."""
+
+    def done(f: asyncio.Future[Any]) -> None:
+        if not f.cancelled() and f.exception() is not None:
+            log.warning("background publish failed: %s", f.exception())
+
+    future.add_done_callback(done)
+
+
 class Connection:
     """A NATS connection with its JetStream context, a pipelined publisher and
     the naq resources ensured on it.

@@ -111,9 +111,9 @@ def function_reference(func: Any) -> tuple[str, str | None]:
             "Enqueue a module-level function (or a @staticmethod/@classmethod) and pass "
             "the data it needs as arguments."
         )
-    qualname = getattr(func, "__qualname__", None)
-    module = getattr(func, "__module__", None)
-    if not qualname or not module:
+    qualname: str | None = getattr(func, "__qualname__", None)
+    module_name: str | None = getattr(func, "__module__", None)
+    if not qualname or not module_name:
         raise SerializationError(
             f"{func!r} has no importable name; enqueue a module-level function "
             "or register one with @naq.task"
@@ -128,12 +128,12 @@ def function_reference(func: Any) -> tuple[str, str | None]:
             f"{qualname!r} is defined inside another function (a closure), so workers can't "
             "import it. Move it to module level and pass what it captured as arguments."
         )
-    if module == "__main__":
+    if module_name == "__main__":
         raise SerializationError(
             f"{qualname!r} is defined in __main__, which workers can't import. Move it to "
             "an importable module (e.g. tasks.py) and enqueue it from there."
         )
-    return f"{module}:{qualname}", module
+    return f"{module_name}:{qualname}", module_name
 
 
 def module_allowed(module: str, allowed: Sequence[str]) -> bool:

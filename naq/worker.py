@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 
 from naq.broker import Broker, decode_or_none, is_duplicate_result
-from naq.connection import Connection, Msg, open_connection
+from naq.connection import Connection, Msg, forget, open_connection
 from naq.errors import ConfigurationError, SecurityError, SerializationError
 from naq.execution import Executor, JobTimeout
 from naq.models import (
@@ -424,8 +424,11 @@ class Worker:
             await self._refuse(msg, envelope, str(exc), type(exc).__name__)
             return
         started = time.time()
-        await self._broker.put_status(
-            self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
+        # Not awaited: the outcome written later on the same connection follows it in order.
+        forget(
+            await self._broker.put_status(
+                self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
+            )
         )
         try:
             value = await self._executor.run(func, args, kwargs, envelope.timeout)

@@ -94,10 +94,10 @@ def function_reference(func: Any) -> tuple[str, str | None]:
     """
     if isinstance(func, str):
         if ":" in func:
-            module, _, qualname = func.partition(":")
-            if not module or not qualname:
+            path_module, _, path_name = func.partition(":")
+            if not path_module or not path_name:
                 raise SerializationError(f"function path {func!r} must look like 'module:function'")
-            return func, module
+            return func, path_module
         info = registered_task(func)
         return func, info.module if info else None
     info = task_info(func)
@@ -111,7 +111,7 @@ def function_reference(func: Any) -> tuple[str, str | None]:
             "Enqueue a module-level function (or a @staticmethod/@classmethod) and pass "
             "the data it needs as arguments."
         )
-    qualname: str | None = getattr(func, "__qualname__", None)
+    qualname = getattr(func, "__qualname__", None)
     module_name: str | None = getattr(func, "__module__", None)
     if not qualname or not module_name:
         raise SerializationError(

@@ -37,6 +37,10 @@ from typing import Any
 # common puts the repo root on sys.path, so `bench.tasks` imports under its real name.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import nats  # noqa: E402
+from nats.js import api  # noqa: E402
+
+import naq  # noqa: E402
 from bench.common import (  # noqa: E402
     REPO_ROOT,
     Row,
@@ -49,11 +53,6 @@ from bench.common import (  # noqa: E402
     set_ratios,
 )
 from bench.tasks import async_noop, noop  # noqa: E402
-
-import nats  # noqa: E402
-from nats.js import api  # noqa: E402
-
-import naq  # noqa: E402
 from naq.names import Names  # noqa: E402
 from naq.settings import Settings  # noqa: E402
 
@@ -70,7 +69,9 @@ N_EMPTY = "naq worker -c {c}, empty queue"
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--n-awaited", type=int, default=3000, help="messages/jobs for rows 1-2 (3000)")
     p.add_argument("--n-batch", type=int, default=20000, help="messages/jobs for rows 3-4 (20000)")
     p.add_argument("--chunk", type=int, default=1000, help="enqueue_many chunk size (1000)")
@@ -86,7 +87,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--sample", type=int, default=50, help="results to check per drain run (50)")
     p.add_argument("--warmup", type=int, default=200, help="untimed publishes/enqueues first (200)")
-    p.add_argument("--worker-timeout", type=float, default=600.0, help="seconds before a worker is killed")
+    p.add_argument(
+        "--worker-timeout", type=float, default=600.0, help="seconds before a worker is killed"
+    )
     p.add_argument("--quick", action="store_true", help="N/10, print only: write no result files")
     args = p.parse_args(argv)
     if args.quick:
@@ -110,7 +113,7 @@ async def guarded(row: Row, body: Callable[[], Awaitable[None]]) -> Row:
 
 
 async def wait_consumer_drained(js: Any, stream: str, consumer: str, timeout: float = 5.0) -> Any:
-    """Consumer info once nothing is pending or unacked (acks are fire-and-forget: give them time)."""
+    """Consumer info once nothing is pending or unacked (acks are fire-and-forget: allow time)."""
     deadline = time.monotonic() + timeout
     while True:
         info = await js.consumer_info(stream, consumer)
@@ -124,11 +127,23 @@ def worker_command(mode: str, queue: str, url: str, concurrency: int) -> tuple[l
     if mode == "auto":
         mode = "cli" if importlib.util.find_spec("naq.__main__") is not None else "inproc"
     if mode == "cli":
-        cmd = [sys.executable, "-m", "naq", "worker", queue, "--burst", "-c", str(concurrency), "-u", url]
+        cmd = [
+            sys.executable,
+            "-m",
+            "naq",
+            "worker",
+            queue,
+            "--burst",
+            "-c",
+            str(concurrency),
+            "-u",
+            url,
+        ]
     else:
         code = (
             "import naq; "
-            f"naq.Worker([{queue!r}], nats_url={url!r}, concurrency={concurrency}, burst=True).run_sync()"
+            f"naq.Worker([{queue!r}], nats_url={url!r}, concurrency={concurrency}, burst=True)"
+            ".run_sync()"
         )
         cmd = [sys.executable, "-c", code]
     return cmd, mode
@@ -152,14 +167,21 @@ async def run_worker(
     with open(log_path, "wb") as log:
         start = time.perf_counter()
         proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            cmd,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             # In a thread, so this loop keeps answering the server's PINGs meanwhile.
             rc = await asyncio.to_thread(proc.wait, timeout)
             elapsed = time.perf_counter() - start
         except subprocess.TimeoutExpired:
-            raise RuntimeError(f"worker still running after {timeout:g}s; killed (log: {log_path})") from None
+            raise RuntimeError(
+                f"worker still running after {timeout:g}s; killed (log: {log_path})"
+            ) from None
         finally:
             if proc.poll() is None:  # timeout, error or Ctrl-C: never leave it behind
                 proc.terminate()
@@ -181,7 +203,9 @@ def log_tail(path: Path, lines: int = 15) -> str:
 # -- the benchmark ----------------------------------------------------------------------------
 
 
-async def run(url: str, args: argparse.Namespace, workdir: Path) -> tuple[list[Row], list[str], dict[str, Any]]:
+async def run(
+    url: str, args: argparse.Namespace, workdir: Path
+) -> tuple[list[Row], list[str], dict[str, Any]]:
     prefix = "bench" + uuid.uuid4().hex[:8]
     settings = Settings(nats_url=url, prefix=prefix)
     names = Names(prefix)
@@ -191,7 +215,7 @@ async def run(url: str, args: argparse.Namespace, workdir: Path) -> tuple[list[R
 
     nc = await nats.connect(url, max_reconnect_attempts=-1)
     js = nc.jetstream()
-    # Same shape as naq's jobs stream (work queue, file store, DiscardNew) so only the client differs.
+    # Shaped like naq's jobs stream (work queue, file store, DiscardNew): only the client differs.
     await js.add_stream(
         api.StreamConfig(
             name=RAW_STREAM,
@@ -240,7 +264,9 @@ async def run(url: str, args: argparse.Namespace, workdir: Path) -> tuple[list[R
             warm = [await js.publish_async("rawbench.warmup", payload) for _ in range(args.warmup)]
             await asyncio.gather(*warm)
             t0 = time.perf_counter()
-            futures = [await js.publish_async("rawbench.pubasync", payload) for _ in range(args.n_batch)]
+            futures = [
+                await js.publish_async("rawbench.pubasync", payload) for _ in range(args.n_batch)
+            ]
             await js.publish_async_completed()
             r3.seconds = time.perf_counter() - t0
             failed = sum(1 for f in futures if f.exception() is not None)
@@ -250,12 +276,14 @@ async def run(url: str, args: argparse.Namespace, workdir: Path) -> tuple[list[R
         rows.append(await guarded(r3, b3))
 
         # 4. naq enqueue_many in chunks
-        r4 = Row(N_ENQ_MANY.format(chunk=args.chunk), args.n_batch, 0.0, "job/s", baseline=R_PUB_ASYNC)
+        r4 = Row(
+            N_ENQ_MANY.format(chunk=args.chunk), args.n_batch, 0.0, "job/s", baseline=R_PUB_ASYNC
+        )
 
         async def b4() -> None:
             many_q = naq.Queue("bench_enqueue_many", settings=settings)
             await many_q.enqueue_many([(async_noop, (), {})] * min(args.warmup, args.chunk))
-            chunks = [
+            chunks: list[list[tuple[Any, ...]]] = [
                 [(async_noop, (), {})] * min(args.chunk, args.n_batch - start)
                 for start in range(0, args.n_batch, args.chunk)
             ]
@@ -320,14 +348,17 @@ async def run(url: str, args: argparse.Namespace, workdir: Path) -> tuple[list[R
             cmd, mode_used = worker_command(args.worker, queue_name, url, args.concurrency)
             log_path = workdir / f"worker-{queue_name}.log"
             row.extra["worker_mode"] = mode_used
-            row.extra["worker_command"] = " ".join(cmd[:3] + ["…"] if mode_used == "inproc" else cmd)
+            row.extra["worker_command"] = " ".join(
+                cmd[:3] + ["…"] if mode_used == "inproc" else cmd
+            )
             row.seconds, rc = await run_worker(cmd, env, log_path, args.worker_timeout)
             if rc != 0:
                 raise RuntimeError(f"worker exited with code {rc}: {log_tail(log_path, 5)}")
             state = await wait_consumer_drained(js, names.jobs_stream, names.consumer(queue_name))
             if state.num_pending or state.num_ack_pending:
                 raise RuntimeError(
-                    f"worker exited with {state.num_pending} pending, {state.num_ack_pending} unacked"
+                    f"worker exited with {state.num_pending} pending, "
+                    f"{state.num_ack_pending} unacked"
                 )
             sample = random.sample(jobs, min(args.sample, len(jobs)))
             for job in sample:
@@ -353,22 +384,25 @@ async def run(url: str, args: argparse.Namespace, workdir: Path) -> tuple[list[R
     # Notes: what the numbers include, and the drain rate with the worker's fixed cost taken out.
     notes.append(
         f"Raw rows publish a {len(payload)}-byte payload (the size of a naq job envelope) to a "
-        "work-queue, file-storage stream with no headers; naq rows publish the real envelope with a "
-        "Nats-Msg-Id header plus a pending-status KV write per job (pipelined together)."
+        "work-queue, file-storage stream with no headers; naq rows publish the real envelope with "
+        "a Nats-Msg-Id header plus a pending-status KV write per job (pipelined together)."
     )
     notes.append(
         "Worker rows are timed from spawning the process to its exit: interpreter start, imports, "
-        "connecting, creating the consumer, and burst-mode idle detection are included; each job costs "
-        "a running-status write, a result create, a completed-status write and an ack."
+        "connecting, creating the consumer, and burst-mode idle detection are included; each job "
+        "costs a running-status write, a result create, a completed-status write and an ack."
     )
     if mode_used == "cli":
         notes.append("Worker started as `python -m naq worker QUEUE --burst -c N -u URL`.")
     else:
         why = "--worker inproc" if args.worker == "inproc" else "naq has no CLI yet"
-        notes.append(f"Worker started as `python -c` running naq.Worker(..., burst=True).run_sync() ({why}).")
+        notes.append(
+            f"Worker started as `python -c` running naq.Worker(..., burst=True).run_sync() ({why})."
+        )
     if r6c.error is None and r6c.seconds > 0:
         for row in (r6a, r6b):
-            if row.error is None and row.seconds > r6c.seconds:
+            # Only meaningful when the jobs, not the process's fixed cost, dominate the time.
+            if row.error is None and row.seconds > 2 * r6c.seconds:
                 steady = row.count / (row.seconds - r6c.seconds)
                 row.extra["rate_without_startup"] = steady
                 notes.append(
@@ -386,16 +420,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _main(args, argv, machine)
     except KeyboardInterrupt as exc:
-        print(f"interrupted ({exc or 'SIGINT'}): worker and nats-server stopped, no results written", file=sys.stderr)
+        print(
+            f"interrupted ({exc or 'SIGINT'}): worker and nats-server stopped, no results written",
+            file=sys.stderr,
+        )
         return 130
 
 
 def _main(args: argparse.Namespace, argv: list[str], machine: dict[str, Any]) -> int:
     with tempfile.TemporaryDirectory(prefix="naq-bench-core-") as tmp, embedded_server() as server:
-        print(f"nats-server {machine['nats_server']} at {server.url} (pid {server.pid})", flush=True)
+        print(
+            f"nats-server {machine['nats_server']} at {server.url} (pid {server.pid})", flush=True
+        )
         rows, notes, info = asyncio.run(run(server.url, args, Path(tmp)))
         failed_logs = [
-            f"--- {p.name}\n{log_tail(p)}" for p in sorted(Path(tmp).glob("worker-*.log")) if any(r.error for r in rows)
+            f"--- {p.name}\n{log_tail(p)}"
+            for p in sorted(Path(tmp).glob("worker-*.log"))
+            if any(r.error for r in rows)
         ]
     title = "Core: naq vs raw nats-py" + (" (quick)" if args.quick else "")
     print_table(title, rows)

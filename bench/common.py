@@ -39,7 +39,6 @@ if str(REPO_ROOT) not in sys.path:
 
 from naq.server import EmbeddedServer, find_nats_server  # noqa: E402
 
-
 # -- server -------------------------------------------------------------------------------------
 
 
@@ -51,7 +50,9 @@ def embedded_server() -> Iterator[EmbeddedServer]:
     (SIGTERM, then SIGKILL) however the block exits.
     """
     with tempfile.TemporaryDirectory(prefix="naq-bench-") as tmp:
-        server = EmbeddedServer(data_dir=Path(tmp) / "store", log_file=Path(tmp) / "nats-server.log")
+        server = EmbeddedServer(
+            data_dir=Path(tmp) / "store", log_file=Path(tmp) / "nats-server.log"
+        )
         server.start()
         try:
             yield server
@@ -110,11 +111,17 @@ def _git_revision() -> str:
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT, capture_output=True, text=True, timeout=10,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
         ).stdout.strip()
     except Exception:  # noqa: BLE001
         return "unknown"
@@ -229,10 +236,15 @@ def print_table(title: str, rows: list[Row]) -> None:
     except ImportError:
         widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(HEADERS)]
         print(title)
-        print("  ".join(h.ljust(w) for h, w in zip(HEADERS, widths)))
+        print("  ".join(h.ljust(w) for h, w in zip(HEADERS, widths, strict=True)))
         print("  ".join("-" * w for w in widths))
         for c in cells:
-            print("  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(c, widths))))
+            print(
+                "  ".join(
+                    v.ljust(w) if i == 0 else v.rjust(w)
+                    for i, (v, w) in enumerate(zip(c, widths, strict=True))
+                )
+            )
         return
     table = Table(title=title)
     for i, header in enumerate(HEADERS):
@@ -255,7 +267,7 @@ def save_results(
     notes: Sequence[str] = (),
     machine: dict[str, Any] | None = None,
 ) -> Path:
-    """Write ``bench/results/<name>.json`` and regenerate ``bench/RESULTS.md``; returns the JSON path."""
+    """Write ``bench/results/<name>.json``, regenerate ``RESULTS.md``; return the JSON path."""
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"{name}.json"
     payload = {

@@ -48,7 +48,9 @@ def main(argv: list[str]) -> int:
             print(f"=== {script.name} {' '.join(argv)}".rstrip(), flush=True)
             start = time.perf_counter()
             rc = run_one(script, argv)
-            print(f"=== {script.name}: exit {rc} in {time.perf_counter() - start:.1f}s\n", flush=True)
+            print(
+                f"=== {script.name}: exit {rc} in {time.perf_counter() - start:.1f}s\n", flush=True
+            )
             if rc != 0:
                 failed.append(script.name)
     except KeyboardInterrupt:

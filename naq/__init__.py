@@ -7,6 +7,17 @@ results. Async first; every async helper has a ``_sync`` twin.
 from __future__ import annotations
 
 from naq.connection import connect, disconnect
+from naq.dead_letters import (
+    FailedJob,
+    delete_failed_job,
+    delete_failed_job_sync,
+    delete_failed_jobs,
+    list_failed_jobs,
+    list_failed_jobs_sync,
+    requeue_failed_job,
+    requeue_failed_job_sync,
+    requeue_failed_jobs,
+)
 from naq.errors import (
     ConfigurationError,
     InvalidQueueNameError,
@@ -45,13 +56,6 @@ from naq.queue import (
     schedule,
     schedule_sync,
 )
-from naq.scheduler import Scheduler
-from naq.schedules import (
-    ScheduleInfo,
-    list_scheduled_jobs,
-    list_scheduled_jobs_sync,
-    next_interval,
-)
 from naq.results import (
     JobInfo,
     fetch_job_result,
@@ -60,6 +64,13 @@ from naq.results import (
     get_job_sync,
     wait_for_job,
     wait_for_job_sync,
+)
+from naq.scheduler import Scheduler
+from naq.schedules import (
+    ScheduleInfo,
+    list_scheduled_jobs,
+    list_scheduled_jobs_sync,
+    next_interval,
 )
 from naq.serialization import task
 from naq.settings import DEFAULT_NATS_URL, DEFAULT_QUEUE_NAME, Settings, get_settings
@@ -80,6 +91,15 @@ def disconnect_sync() -> None:
 
 
 __all__ = [
+    "FailedJob",
+    "delete_failed_job",
+    "delete_failed_job_sync",
+    "delete_failed_jobs",
+    "list_failed_jobs",
+    "list_failed_jobs_sync",
+    "requeue_failed_job",
+    "requeue_failed_job_sync",
+    "requeue_failed_jobs",
     "Scheduler",
     "cancel_scheduled_job",
     "cancel_scheduled_job_sync",

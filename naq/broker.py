@@ -26,9 +26,19 @@ from naq.connection import (
     get_connection,
     jobs_stream_config,
 )
+from naq.errors import NaqException
 from naq.models import DeadLetter, StatusRecord, WorkerRecord, record_encoder
 from naq.names import Names
 from naq.settings import Settings
+
+
+class _PurgeResponse(msgspec.Struct):
+    success: bool = False
+    purged: int = 0
+    error: dict[str, Any] | None = None
+
+
+_purge_decoder = msgspec.json.Decoder(_PurgeResponse)
 
 #: Header carrying a JetStream per-message TTL (seconds).
 TTL_HEADER = "Nats-TTL"
@@ -140,6 +150,49 @@ class Broker:
         )
 
     # -- reads ---------------------------------------------------------------
+
+    async def read_stream(self, stream: str, subject: str) -> list[tuple[int, bytes]]:
+        """Every message of ``stream`` on ``subject`` (wildcards allowed) as (seq, data).
+
+        Read in one pass of an ordered consumer that starts only when there is
+        something to read.
+        """
+        js = self.connection.js
+        try:
+            info = await js.stream_info(stream, subjects_filter=subject)
+        except Exception as exc:
+            raise self.connection.map_error(exc) from exc
+        if not (info.state.subjects or {}):
+            return []
+        sub = await js.subscribe(subject, stream=stream, ordered_consumer=True)
+        messages: list[tuple[int, bytes]] = []
+        try:
+            while True:
+                msg = await sub.next_msg(timeout=10)
+                messages.append((msg.metadata.sequence.stream, msg.data))
+                if msg.metadata.num_pending == 0:
+                    break
+        except Exception as exc:
+            raise self.connection.map_error(exc) from exc
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        return messages
+
+    async def purge_subject(self, stream: str, subject: str) -> int:
+        """Remove every message of ``stream`` on ``subject``; returns how many."""
+        try:
+            reply = await self.connection.nc.request(
+                f"$JS.API.STREAM.PURGE.{stream}",
+                msgspec.json.encode({"filter": subject}),
+                timeout=10,
+            )
+        except Exception as exc:
+            raise self.connection.map_error(exc) from exc
+        response = _purge_decoder.decode(reply.data)
+        if response.error:
+            raise NaqException(f"purge of {subject} failed: {response.error}")
+        return response.purged
 
     async def get_entry(self, kv: KeyValue, key: str) -> Any | None:
         """The KV entry for ``key`` or None (deleted, expired or never written)."""

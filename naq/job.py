@@ -115,7 +115,7 @@ class Job:
         self.return_value: Any = None
 
     def __repr__(self) -> str:
-        return f"Job(job_id={self.job_id!r}, function={self.function_ref!r}, queue={self.queue_name!r})"
+        return f"Job({self.job_id!r}, function={self.function_ref!r}, queue={self.queue_name!r})"
 
     # -- wire form -------------------------------------------------------
 

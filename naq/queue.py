@@ -49,15 +49,6 @@ JOB_OPTIONS = frozenset(
 )
 
 
-class _PurgeResponse(msgspec.Struct):
-    success: bool = False
-    purged: int = 0
-    error: dict[str, Any] | None = None
-
-
-_purge_decoder = msgspec.json.Decoder(_PurgeResponse)
-
-
 def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split ``enqueue``'s keywords into (job options, the function's own kwargs)."""
     options = {k: kwargs[k] for k in kwargs.keys() & JOB_OPTIONS}
@@ -412,18 +403,7 @@ class Queue:
             NaqConnectionError: NATS can't be reached.
         """
         broker = await self._broker()
-        try:
-            reply = await broker.connection.nc.request(
-                f"$JS.API.STREAM.PURGE.{broker.names.jobs_stream}",
-                msgspec.json.encode({"filter": self.subject}),
-                timeout=10,
-            )
-        except Exception as exc:
-            raise broker.connection.map_error(exc) from exc
-        response = _purge_decoder.decode(reply.data)
-        if response.error:
-            raise NaqException(f"purge of queue {self.name!r} failed: {response.error}")
-        return response.purged
+        return await broker.purge_subject(broker.names.jobs_stream, self.subject)
 
 
 # -- module-level helpers ---------------------------------------------------

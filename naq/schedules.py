@@ -258,7 +258,8 @@ class ScheduleStore:
         unknown = set(updates) - MODIFIABLE
         if unknown:
             raise ConfigurationError(
-                f"cannot modify {', '.join(sorted(unknown))}; supported: {', '.join(sorted(MODIFIABLE))}"
+                f"cannot modify {', '.join(sorted(unknown))}; "
+                f"supported: {', '.join(sorted(MODIFIABLE))}"
             )
         if not updates:
             raise ConfigurationError("nothing to modify: give cron, interval, repeat or next run")

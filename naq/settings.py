@@ -148,3 +148,40 @@ def get_settings() -> Settings:
             _env_cache.clear()
         _env_cache[key] = settings
     return settings
+
+
+# Names and values of the seeds' settings module, for code written against it.
+# They are the defaults; what a process uses is its Settings object.
+NAQ_PREFIX = DEFAULT_PREFIX
+JOB_SERIALIZER = "json"
+SCHEDULED_JOBS_KV_NAME = f"{DEFAULT_PREFIX}_scheduled_jobs"
+SCHEDULER_LOCK_KV_NAME = f"{DEFAULT_PREFIX}_scheduler_lock"
+SCHEDULER_LOCK_KEY = "leader_lock"
+SCHEDULER_LOCK_TTL_SECONDS = DEFAULT_SCHEDULER_LOCK_TTL_SECONDS
+SCHEDULER_LOCK_RENEW_INTERVAL_SECONDS = DEFAULT_SCHEDULER_LOCK_RENEW_INTERVAL_SECONDS
+MAX_SCHEDULE_FAILURES = DEFAULT_MAX_SCHEDULE_FAILURES
+JOB_STATUS_KV_NAME = f"{DEFAULT_PREFIX}_job_status"
+JOB_STATUS_TTL_SECONDS = DEFAULT_JOB_STATUS_TTL_SECONDS
+FAILED_JOB_SUBJECT_PREFIX = f"{DEFAULT_PREFIX}.failed"
+FAILED_JOB_STREAM_NAME = f"{DEFAULT_PREFIX}_failed_jobs"
+RESULT_KV_NAME = f"{DEFAULT_PREFIX}_results"
+WORKER_KV_NAME = f"{DEFAULT_PREFIX}_workers"
+JOBS_STREAM_NAME = f"{DEFAULT_PREFIX}_jobs"
+JOB_STATUS_PENDING = "pending"
+JOB_STATUS_RUNNING = "running"
+JOB_STATUS_COMPLETED = "completed"
+JOB_STATUS_FAILED = "failed"
+JOB_STATUS_SCHEDULED = "scheduled"
+JOB_STATUS_RETRY = "retry"
+JOB_STATUS_PAUSED = "paused"
+JOB_STATUS_CANCELLED = "cancelled"
+SCHEDULED_JOB_STATUS_ACTIVE = "active"
+SCHEDULED_JOB_STATUS_PAUSED = "paused"
+SCHEDULED_JOB_STATUS_FAILED = "failed"
+WORKER_STATUS_STARTING = "starting"
+WORKER_STATUS_IDLE = "idle"
+WORKER_STATUS_BUSY = "busy"
+WORKER_STATUS_STOPPING = "stopping"
+#: Kept for code written against the seeds: dependencies are now driven by
+#: completions, never re-checked on a delay.
+DEPENDENCY_CHECK_DELAY_SECONDS = 5

@@ -348,7 +348,7 @@ class Worker:
             puller.reset()
 
     async def _burst_watch(self) -> None:
-        """Burst mode: stop once no queue has pending or unacknowledged jobs and nothing runs here."""
+        """Burst mode: stop once no queue has pending or unacked jobs and nothing runs here."""
         assert self._broker is not None and self._connection is not None
         stream = self._broker.names.jobs_stream
         while True:

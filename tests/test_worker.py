@@ -319,8 +319,13 @@ async def test_burst_mode_exits_when_the_queue_is_empty() -> None:
     assert time.monotonic() - start < 3
 
 
-def test_request_stop_from_another_thread_is_prompt() -> None:
-    # Worker(...).run_sync() in a background thread, stopped from the main thread.
+def test_request_stop_from_another_thread_is_safe_and_prompt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Worker(...).run_sync() in a background thread, stopped from the main thread. asyncio's
+    # debug mode makes a non-thread-safe call from the wrong thread raise instead of being
+    # noticed only at the loop's next timer.
+    monkeypatch.setenv("PYTHONASYNCIODEBUG", "1")
     worker = naq.Worker(Q, install_signal_handlers=False, shutdown_grace=1)
     thread = threading.Thread(target=worker.run_sync, daemon=True)
     thread.start()
@@ -328,8 +333,20 @@ def test_request_stop_from_another_thread_is_prompt() -> None:
     while worker.status == naq.WorkerStatus.STARTING:
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    started = time.monotonic()
-    worker.request_stop()
-    thread.join(10)
-    assert not thread.is_alive()
-    assert time.monotonic() - started < 1.0, "request_stop() from another thread took until the next timer"
+    try:
+        started = time.monotonic()
+        worker.request_stop()
+        thread.join(5)
+        assert not thread.is_alive()
+        assert time.monotonic() - started < 1.0
+    finally:
+        if thread.is_alive():  # clean up: cancel the worker from its own loop
+            loop = worker._stopping._loop  # type: ignore[union-attr]
+            loop.call_soon_threadsafe(
+                lambda: [
+                    t.cancel()
+                    for t in asyncio.all_tasks(loop)
+                    if t.get_coro().__qualname__ == "Worker.run"  # type: ignore[union-attr]
+                ]
+            )
+            thread.join(10)

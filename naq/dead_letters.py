@@ -1,0 +1,201 @@
+"""Dead letters: jobs that failed for good or could not run, kept in the failed
+stream with the reason. List them, requeue them as fresh attempts, delete them."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from naq.broker import MSG_ID_HEADER, Broker, decode_or_none
+from naq.errors import ConfigurationError, JobNotFoundError
+from naq.models import DeadLetter, JobStatus, StatusRecord, dead_letter_decoder, envelope_decoder
+from naq.names import validate_job_id, validate_queue_name
+from naq.results import resolve_settings
+from naq.settings import Settings
+from naq.sync import run_sync
+
+
+@dataclass(frozen=True)
+class FailedJob:
+    """A dead letter as listings show it."""
+
+    seq: int
+    job_id: str | None
+    queue: str
+    reason: str
+    failed_at: float
+    function: str | None
+    error: str | None
+    error_type: str | None
+    traceback: str | None
+    attempt: int
+    worker: str | None
+    payload: bytes
+
+    @classmethod
+    def from_letter(cls, seq: int, letter: DeadLetter) -> FailedJob:
+        """Build from the stored record and its stream sequence."""
+        return cls(
+            seq=seq,
+            job_id=letter.job_id,
+            queue=letter.queue,
+            reason=letter.reason,
+            failed_at=letter.failed_at,
+            function=letter.function,
+            error=letter.error,
+            error_type=letter.error_type,
+            traceback=letter.traceback,
+            attempt=letter.attempt,
+            worker=letter.worker,
+            payload=letter.payload,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict for ``--json`` (the payload as text where it is text)."""
+        data = dict(self.__dict__)
+        data["payload"] = self.payload.decode("utf-8", errors="replace")
+        return data
+
+
+async def _failed(broker: Broker, queue: str | None) -> list[FailedJob]:
+    await broker.ensure_failed_stream()
+    subject = broker.names.failed_subject(validate_queue_name(queue) if queue else "*")
+    jobs = []
+    for seq, data in await broker.read_stream(broker.names.failed_stream, subject):
+        letter = decode_or_none(dead_letter_decoder, data)
+        if letter is not None:
+            jobs.append(FailedJob.from_letter(seq, letter))
+    return jobs
+
+
+async def list_failed_jobs(
+    queue: str | None = None, *, nats_url: str | None = None, settings: Settings | None = None
+) -> list[FailedJob]:
+    """Dead letters of ``queue`` (all queues if None), newest first."""
+    broker = await Broker.connect(resolve_settings(nats_url, settings))
+    return sorted(await _failed(broker, queue), key=lambda job: job.seq, reverse=True)
+
+
+async def _find(broker: Broker, job_id: str) -> FailedJob:
+    validate_job_id(job_id)
+    for job in await _failed(broker, None):
+        if job.job_id == job_id:
+            return job
+    raise JobNotFoundError(f"no failed job {job_id!r}")
+
+
+async def _requeue(broker: Broker, failed: FailedJob) -> None:
+    try:
+        envelope = envelope_decoder.decode(failed.payload)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        raise ConfigurationError(
+            f"failed job {failed.job_id or failed.seq!r} is not a naq job ({failed.reason}); "
+            "delete it instead"
+        ) from None
+    connection = broker.connection
+    # The old outcome must go, or first-result-wins would refuse the new one. A
+    # stream purge of the key's subject leaves no marker behind (a KV purge
+    # would, and the result "create" expects the subject to be empty).
+    await broker.results_kv()
+    await broker.purge_subject(
+        f"KV_{broker.names.results_bucket}",
+        broker.kv_subject(broker.names.results_bucket, envelope.id),
+    )
+    now = time.time()
+    status = await broker.put_status(
+        StatusRecord(
+            job_id=envelope.id,
+            status=JobStatus.PENDING,
+            queue=envelope.queue,
+            function=envelope.fn,
+            enqueued_at=now,
+            updated_at=now,
+            max_retries=envelope.max_retries,
+            args=envelope.args,
+            kwargs=envelope.kwargs,
+            meta=envelope.meta,
+            depends_on=envelope.depends_on,
+        )
+    )
+    await connection.wait_ack(status)
+    await broker.ensure_jobs_stream()
+    await connection.publish(
+        broker.names.queue_subject(envelope.queue),
+        failed.payload,
+        {MSG_ID_HEADER: f"{envelope.id}:requeue:{failed.seq}"},
+    )
+    await connection.js.delete_msg(broker.names.failed_stream, failed.seq)
+
+
+async def requeue_failed_job(
+    job_id: str, *, nats_url: str | None = None, settings: Settings | None = None
+) -> bool:
+    """Put a dead-lettered job back on its queue as a fresh attempt.
+
+    Raises:
+        JobNotFoundError: no dead letter for ``job_id``.
+        ConfigurationError: the dead letter is not a naq job (e.g. garbage bytes).
+    """
+    broker = await Broker.connect(resolve_settings(nats_url, settings))
+    await _requeue(broker, await _find(broker, job_id))
+    return True
+
+
+async def delete_failed_job(
+    job_id: str, *, nats_url: str | None = None, settings: Settings | None = None
+) -> bool:
+    """Delete a dead letter; False if there is none for ``job_id``."""
+    broker = await Broker.connect(resolve_settings(nats_url, settings))
+    try:
+        failed = await _find(broker, job_id)
+    except JobNotFoundError:
+        return False
+    return bool(await broker.connection.js.delete_msg(broker.names.failed_stream, failed.seq))
+
+
+async def requeue_failed_jobs(
+    queue: str | None = None, *, nats_url: str | None = None, settings: Settings | None = None
+) -> int:
+    """Requeue every dead letter of ``queue`` (all queues if None) that is a naq job.
+
+    Returns how many were requeued; letters that are not jobs stay.
+    """
+    broker = await Broker.connect(resolve_settings(nats_url, settings))
+    count = 0
+    for failed in await _failed(broker, queue):
+        try:
+            await _requeue(broker, failed)
+        except ConfigurationError:
+            continue
+        count += 1
+    return count
+
+
+async def delete_failed_jobs(
+    queue: str | None = None, *, nats_url: str | None = None, settings: Settings | None = None
+) -> int:
+    """Delete every dead letter of ``queue`` (all queues if None); returns how many."""
+    broker = await Broker.connect(resolve_settings(nats_url, settings))
+    await broker.ensure_failed_stream()
+    subject = broker.names.failed_subject(validate_queue_name(queue) if queue else "*")
+    return await broker.purge_subject(broker.names.failed_stream, subject)
+
+
+def list_failed_jobs_sync(
+    queue: str | None = None, *, nats_url: str | None = None
+) -> list[FailedJob]:
+    """Blocking form of :func:`list_failed_jobs`."""
+    return run_sync(list_failed_jobs(queue, nats_url=nats_url))
+
+
+def requeue_failed_job_sync(job_id: str, *, nats_url: str | None = None) -> bool:
+    """Blocking form of :func:`requeue_failed_job`."""
+    return run_sync(requeue_failed_job(job_id, nats_url=nats_url))
+
+
+def delete_failed_job_sync(job_id: str, *, nats_url: str | None = None) -> bool:
+    """Blocking form of :func:`delete_failed_job`."""
+    return run_sync(delete_failed_job(job_id, nats_url=nats_url))

@@ -1,5 +1,4 @@
-"""Read models for the CLI and the TUI: workers (and, as they grow, queues,
-schedules, jobs and dead letters)."""
+"""Read models for the CLI and the TUI: queues and workers."""
 
 from __future__ import annotations
 
@@ -80,3 +79,69 @@ async def list_workers(
 def list_workers_sync(*, nats_url: str | None = None) -> list[WorkerInfo]:
     """Blocking form of :func:`list_workers`."""
     return run_sync(list_workers(nats_url=nats_url))
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    """A queue at a glance."""
+
+    name: str
+    pending: int
+    running: int
+    scheduled: int
+    completed: int
+    failed: int
+    paused: bool
+    #: Jobs taken per second over the last minute (from the consumer's delivered count).
+    rate: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (for ``--json``)."""
+        return dict(self.__dict__)
+
+
+#: (prefix, queue) -> samples of (monotonic time, delivered count) for the rate.
+_deliveries: dict[tuple[str, str], list[tuple[float, int]]] = {}
+
+
+def _rate(key: tuple[str, str], delivered: int) -> float:
+    now = time.monotonic()
+    samples = [s for s in _deliveries.get(key, []) if now - s[0] <= 60.0]
+    samples.append((now, delivered))
+    _deliveries[key] = samples
+    first = samples[0]
+    if now - first[0] < 0.5:
+        return 0.0
+    return max(0.0, (delivered - first[1]) / (now - first[0]))
+
+
+async def queue_stats(broker: Broker, queue: str) -> QueueStats:
+    """Stats of one queue from its consumer, the dead letters and the schedules."""
+    from naq.schedules import ScheduleStore
+
+    names = broker.names
+    js = broker.connection.js
+    consumer = await broker.ensure_consumer(queue)
+    try:
+        info = await js.consumer_info(names.jobs_stream, consumer)
+        await broker.ensure_failed_stream()
+        failed_info = await js.stream_info(
+            names.failed_stream, subjects_filter=names.failed_subject(queue)
+        )
+    except Exception as exc:
+        raise broker.connection.map_error(exc) from exc
+    failed = sum((failed_info.state.subjects or {}).values())
+    schedules = await ScheduleStore(broker).all()
+    scheduled = sum(1 for record, _ in schedules if record.queue == queue)
+    delivered = info.delivered.consumer_seq or 0 if info.delivered else 0
+    completed = max(0, (info.ack_floor.consumer_seq or 0) - failed) if info.ack_floor else 0
+    return QueueStats(
+        name=queue,
+        pending=info.num_pending or 0,
+        running=info.num_ack_pending or 0,
+        scheduled=scheduled,
+        completed=completed,
+        failed=failed,
+        paused=bool(getattr(info, "paused", False)),
+        rate=round(_rate((broker.settings.prefix, queue), delivered), 2),
+    )

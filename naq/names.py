@@ -114,6 +114,14 @@ class Names:
         """KV bucket holding the scheduler leader lease."""
         return f"{self.prefix}_scheduler_lock"
 
+    def queue_resumed_subject(self, queue: str) -> str:
+        """Core-NATS subject announcing that ``queue`` was resumed."""
+        return f"{self.prefix}.control.resumed.{queue}"
+
+    def worker_control_subject(self, worker: str) -> str:
+        """Core-NATS subject of commands to one worker (e.g. stop)."""
+        return f"{self.prefix}.control.worker.{worker}"
+
     @cached_property
     def control_subject_prefix(self) -> str:
         """Core-NATS subjects for commands to workers (``naq.control.<worker>``)."""

@@ -26,6 +26,8 @@ log = logging.getLogger("naq.puller")
 
 #: Status codes that end a pull request.
 _TERMINAL = {"404", "408", "409"}
+#: How long a kick request waits.
+_KICK_EXPIRES = 1.0
 #: Extra seconds after a request's expiry before it is presumed lost.
 _GRACE = 5.0
 
@@ -90,6 +92,31 @@ class Puller:
             )
             await nc.publish(
                 self._api_subject, json.dumps(body).encode(), reply=self._prefix + token
+            )
+        except Exception:
+            self._end(token)
+            raise
+
+    async def kick(self) -> None:
+        """Send a short request for one message.
+
+        A consumer resumed after a pause does not serve the requests already
+        waiting until something new happens on it; a fresh request is that
+        something, and the server serves the older requests first.
+        """
+        self._counter += 1
+        token = str(self._counter)
+        request = _Request(1, time.monotonic() + _KICK_EXPIRES + _GRACE)
+        self._requests[token] = request
+        nc = self._connection.nc
+        try:
+            request.sub = await nc.subscribe(
+                self._prefix + token, cb=functools.partial(self._on_msg, token)
+            )
+            await nc.publish(
+                self._api_subject,
+                json.dumps({"batch": 1, "expires": int(_KICK_EXPIRES * 1e9)}).encode(),
+                reply=self._prefix + token,
             )
         except Exception:
             self._end(token)

@@ -16,6 +16,7 @@ from naq.connection import PubAck, PublishError
 from naq.errors import ConfigurationError, NaqException
 from naq.job import Job
 from naq.models import JobStatus, ScheduleRecord, ScheduleStatus, StatusRecord
+from naq.monitor import QueueStats
 from naq.names import validate_job_id, validate_queue_name
 from naq.schedules import (
     ScheduleStore,
@@ -30,6 +31,9 @@ from naq.settings import Settings, get_settings
 from naq.sync import run_sync
 
 log = logging.getLogger("naq.queue")
+
+#: A paused queue's consumer is paused until this time (resume ends it early).
+PAUSED_UNTIL = "2999-12-31T00:00:00Z"
 
 #: Job options accepted as keywords by ``enqueue`` and taken out of the function's kwargs.
 JOB_OPTIONS = frozenset(
@@ -393,6 +397,42 @@ class Queue:
             ConfigurationError: an unsupported field or a bad value.
         """
         return await (await self._store()).modify(validate_job_id(job_id), **updates)
+
+    # -- pause, resume, stats ------------------------------------------------
+
+    async def pause(self) -> None:
+        """Stop every worker of this queue from taking its jobs (enqueueing goes on).
+
+        The pause lives on the queue's consumer in JetStream, so it survives
+        worker restarts and every worker and the TUI see it.
+        """
+        broker = await self._broker()
+        consumer = await broker.ensure_consumer(self.name)
+        try:
+            await broker.connection.js.pause_consumer(
+                broker.names.jobs_stream, consumer, PAUSED_UNTIL
+            )
+        except Exception as exc:
+            raise broker.connection.map_error(exc) from exc
+
+    async def resume(self) -> None:
+        """Let workers take this queue's jobs again."""
+        broker = await self._broker()
+        consumer = await broker.ensure_consumer(self.name)
+        try:
+            await broker.connection.js.resume_consumer(broker.names.jobs_stream, consumer)
+            # Workers' waiting pull requests need a nudge to be served again.
+            await broker.connection.nc.publish(
+                broker.names.queue_resumed_subject(self.name), b""
+            )
+        except Exception as exc:
+            raise broker.connection.map_error(exc) from exc
+
+    async def stats(self) -> QueueStats:
+        """Pending, running, scheduled, completed, failed, paused and recent rate."""
+        from naq.monitor import queue_stats
+
+        return await queue_stats(await self._broker(), self.name)
 
     # -- maintenance -------------------------------------------------------
 

@@ -62,7 +62,7 @@ log = logging.getLogger("naq.worker")
 #: Most messages asked for in one pull.
 MAX_BATCH = 256
 #: How long one pull request waits for messages when the queue is idle.
-PULL_WAIT = 30.0
+PULL_WAIT = 10.0
 
 
 @dataclass
@@ -194,6 +194,11 @@ class Worker:
                 await puller.start()
                 pullers.append(puller)
             self._pullers = pullers
+            for queue, puller in zip(self.queues, pullers, strict=True):
+                await self._connection.nc.subscribe(
+                    self._broker.names.queue_resumed_subject(queue),
+                    cb=functools.partial(self._on_resumed, puller),
+                )
             await self._broker.ensure_failed_stream()
             await self._broker.status_kv()
             await self._broker.results_kv()
@@ -340,6 +345,12 @@ class Worker:
         finally:
             self._running.pop(key, None)
             self._wake_feeder()
+
+    async def _on_resumed(self, puller: Puller, _msg: Msg) -> None:
+        try:
+            await puller.kick()
+        except Exception as exc:
+            log.debug("kick after resume failed: %r", exc)
 
     async def _on_reconnect(self) -> None:
         # Pull requests die with the old connection: ask again from scratch.

@@ -611,6 +611,148 @@ def parse_iso(text: str) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
+# -- queues and dead letters -----------------------------------------------------------
+
+queue_app = typer.Typer(help="Pause or resume a queue.", no_args_is_help=True)
+failed_app = typer.Typer(help="Dead letters: list, requeue, delete.", no_args_is_help=True)
+app.add_typer(queue_app, name="queue")
+app.add_typer(failed_app, name="failed")
+
+
+@app.command("queues")
+@guarded
+def queues_command(
+    names: Annotated[list[str] | None, typer.Argument(help="Queues (default: all known).")] = None,
+    nats_url: NatsUrl = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """Show pending, running, scheduled, completed and failed jobs per queue."""
+    from naq.monitor import all_queue_stats
+
+    stats = run(all_queue_stats(names or None, settings=settings_for(nats_url)))
+    if json_output:
+        print(to_json([s.to_dict() for s in stats]))
+        return
+    if not stats:
+        console.print("No queues yet.")
+        return
+    table = Table(title=f"{len(stats)} queue(s)")
+    for column in ("queue", "pending", "running", "scheduled", "completed", "failed", "state"):
+        table.add_column(column, justify="left" if column in ("queue", "state") else "right")
+    for s in stats:
+        table.add_row(
+            s.name,
+            str(s.pending),
+            str(s.running),
+            str(s.scheduled),
+            str(s.completed),
+            str(s.failed),
+            "[yellow]paused[/]" if s.paused else "active",
+        )
+    console.print(table)
+
+
+@queue_app.command("pause")
+@guarded
+def queue_pause(queue: str, nats_url: NatsUrl = None) -> None:
+    """Stop workers taking QUEUE's jobs (enqueueing goes on)."""
+    from naq.queue import Queue
+
+    run(Queue(queue, nats_url=nats_url).pause())
+    console.print(f"Queue [bold]{queue}[/] paused.")
+
+
+@queue_app.command("resume")
+@guarded
+def queue_resume(queue: str, nats_url: NatsUrl = None) -> None:
+    """Let workers take QUEUE's jobs again."""
+    from naq.queue import Queue
+
+    run(Queue(queue, nats_url=nats_url).resume())
+    console.print(f"Queue [bold]{queue}[/] resumed.")
+
+
+@failed_app.command("list")
+@guarded
+def failed_list(
+    queue: Annotated[str | None, typer.Option("--queue", "-q", help="Only this queue.")] = None,
+    nats_url: NatsUrl = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """List dead letters, newest first."""
+    from naq.dead_letters import list_failed_jobs
+
+    jobs = run(list_failed_jobs(queue, settings=settings_for(nats_url)))
+    if json_output:
+        print(to_json([j.to_dict() for j in jobs]))
+        return
+    if not jobs:
+        console.print("No failed jobs.")
+        return
+    table = Table(title=f"{len(jobs)} failed job(s)")
+    for column in ("job id", "queue", "function", "failed", "reason", "error"):
+        table.add_column(column, overflow="fold" if column == "job id" else "ellipsis")
+    for j in jobs:
+        table.add_row(
+            j.job_id or f"#{j.seq}",
+            j.queue,
+            j.function or "-",
+            fmt_time(j.failed_at),
+            j.reason,
+            j.error or "-",
+        )
+    console.print(table, highlight=False)
+
+
+@failed_app.command("requeue")
+@guarded
+def failed_requeue(
+    job_id: Annotated[str | None, typer.Argument(help="Job to requeue.")] = None,
+    all_jobs: Annotated[bool, typer.Option("--all", help="Requeue every failed job.")] = False,
+    queue: Annotated[
+        str | None, typer.Option("--queue", "-q", help="With --all: one queue.")
+    ] = None,
+    nats_url: NatsUrl = None,
+) -> None:
+    """Put a failed job (or all of them) back on its queue as a fresh attempt."""
+    from naq.dead_letters import requeue_failed_job, requeue_failed_jobs
+
+    settings = settings_for(nats_url)
+    if all_jobs:
+        count = run(requeue_failed_jobs(queue, settings=settings))
+        console.print(f"Requeued {count} failed job(s).")
+        return
+    if job_id is None:
+        raise fail("give a job id or --all")
+    run(requeue_failed_job(job_id, settings=settings))
+    console.print(f"Requeued job {job_id}.")
+
+
+@failed_app.command("delete")
+@guarded
+def failed_delete(
+    job_id: Annotated[str | None, typer.Argument(help="Job to delete.")] = None,
+    all_jobs: Annotated[bool, typer.Option("--all", help="Delete every failed job.")] = False,
+    queue: Annotated[
+        str | None, typer.Option("--queue", "-q", help="With --all: one queue.")
+    ] = None,
+    nats_url: NatsUrl = None,
+) -> None:
+    """Delete a failed job (or all of them)."""
+    from naq.dead_letters import delete_failed_job, delete_failed_jobs
+
+    settings = settings_for(nats_url)
+    if all_jobs:
+        count = run(delete_failed_jobs(queue, settings=settings))
+        console.print(f"Deleted {count} failed job(s).")
+        return
+    if job_id is None:
+        raise fail("give a job id or --all")
+    if not run(delete_failed_job(job_id, settings=settings)):
+        raise fail(f"no failed job {job_id!r}")
+    console.print(f"Deleted failed job {job_id}.")
+
+
 def main() -> None:
     """Entry point of the ``naq`` console script."""
     app()

@@ -145,3 +145,33 @@ async def queue_stats(broker: Broker, queue: str) -> QueueStats:
         paused=bool(getattr(info, "paused", False)),
         rate=round(_rate((broker.settings.prefix, queue), delivered), 2),
     )
+
+
+async def all_queue_stats(
+    names: list[str] | None = None,
+    *,
+    nats_url: str | None = None,
+    settings: Settings | None = None,
+) -> list[QueueStats]:
+    """Stats of ``names``, or of every queue that has a consumer, by name."""
+    broker = await Broker.connect(resolve_settings(nats_url, settings))
+    if names is None:
+        await broker.ensure_jobs_stream()
+        prefix = broker.names.consumer("")
+        js = broker.connection.js
+        try:
+            infos = await js.consumers_info(broker.names.jobs_stream)
+            stream = await js.stream_info(
+                broker.names.jobs_stream, subjects_filter=broker.names.queue_subject("*")
+            )
+        except Exception as exc:
+            raise broker.connection.map_error(exc) from exc
+        # Queues with a worker's consumer, and queues with jobs waiting for one.
+        found = {
+            (info.name or "")[len(prefix) :]
+            for info in infos
+            if (info.name or "").startswith(prefix)
+        }
+        found.update(broker.names.queue_from_subject(s) for s in stream.state.subjects or {})
+        names = sorted(found)
+    return [await queue_stats(broker, name) for name in names]

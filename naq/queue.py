@@ -422,9 +422,7 @@ class Queue:
         try:
             await broker.connection.js.resume_consumer(broker.names.jobs_stream, consumer)
             # Workers' waiting pull requests need a nudge to be served again.
-            await broker.connection.nc.publish(
-                broker.names.queue_resumed_subject(self.name), b""
-            )
+            await broker.connection.nc.publish(broker.names.queue_resumed_subject(self.name), b"")
         except Exception as exc:
             raise broker.connection.map_error(exc) from exc
 

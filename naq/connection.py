@@ -417,11 +417,19 @@ async def open_connection(
     options = _auth_options(settings)
     last_error: list[BaseException] = []
     refused = asyncio.Event()
+    unreachable = asyncio.Event()
+    connection_refusals = 0
 
     async def error_cb(exc: Exception) -> None:
+        nonlocal connection_refusals
         last_error[:] = [exc]
         if isinstance(exc, nats.errors.AuthorizationError) or "authorization" in str(exc).lower():
             refused.set()
+        elif isinstance(exc, ConnectionRefusedError):
+            # Nothing listens there: two refusals per server are answer enough.
+            connection_refusals += 1
+            if connection_refusals >= 2 * len(settings.servers):
+                unreachable.set()
         else:
             log.debug("nats: %r", exc)
 
@@ -448,10 +456,15 @@ async def open_connection(
         )
     )
     refused_wait = asyncio.ensure_future(refused.wait())
+    unreachable_wait = asyncio.ensure_future(unreachable.wait())
+    waits = (
+        {connect, refused_wait} if timeout is None else {connect, refused_wait, unreachable_wait}
+    )
     try:
-        await asyncio.wait({connect, refused_wait}, timeout=timeout, return_when="FIRST_COMPLETED")
+        await asyncio.wait(waits, timeout=timeout, return_when="FIRST_COMPLETED")
     finally:
         refused_wait.cancel()
+        unreachable_wait.cancel()
     if connect.done() and connect.exception() is None:
         return Connection(nc, settings)
     connect.cancel()

@@ -61,7 +61,7 @@ class Job:
         job_id: str | None = None,
         enqueue_time: float | None = None,
         max_retries: int | None = 0,
-        retry_delay: RetryDelayType = 0,
+        retry_delay: RetryDelayType | None = 0,
         retry_strategy: str | None = None,
         retry_jitter: bool | float = False,
         retry_on: Any = None,
@@ -82,7 +82,10 @@ class Job:
         self.job_id = new_job_id() if job_id is None else validate_job_id(job_id)
         self.enqueue_time = time.time() if enqueue_time is None else float(enqueue_time)
         policy = validate_policy(
-            0 if max_retries is None else max_retries, retry_delay, retry_strategy, retry_jitter
+            0 if max_retries is None else max_retries,
+            0 if retry_delay is None else retry_delay,
+            retry_strategy,
+            retry_jitter,
         )
         self.max_retries, self.retry_delay, self.retry_strategy, self.retry_jitter = policy
         self.retry_on = exception_paths(retry_on, "retry_on")

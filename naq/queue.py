@@ -60,6 +60,12 @@ def split_options(kwargs: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any
     return options, call_kwargs
 
 
+def given(**options: Any) -> dict[str, Any]:
+    """The options the caller actually passed (None means "not given": a task's
+    registered defaults, then naq's, apply)."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
 def pending_status(job: Job) -> StatusRecord:
     """The status record written when ``job`` is enqueued."""
     return StatusRecord(
@@ -167,8 +173,8 @@ class Queue:
         self,
         func: Callable[..., Any] | str,
         *args: Any,
-        max_retries: int | None = 0,
-        retry_delay: float | Sequence[float] = 0,
+        max_retries: int | None = None,
+        retry_delay: float | Sequence[float] | None = None,
         depends_on: Any = None,
         **kwargs: Any,
     ) -> Job:
@@ -185,7 +191,9 @@ class Queue:
             NaqConnectionError: NATS can't be reached.
         """
         options, call_kwargs = split_options(kwargs)
-        options.update(max_retries=max_retries, retry_delay=retry_delay, depends_on=depends_on)
+        options.update(
+            given(max_retries=max_retries, retry_delay=retry_delay, depends_on=depends_on)
+        )
         return await self.enqueue_call(func, args, call_kwargs, **options)
 
     async def enqueue_call(
@@ -287,8 +295,8 @@ class Queue:
         dt: datetime | float,
         func: Callable[..., Any] | str,
         *args: Any,
-        max_retries: int | None = 0,
-        retry_delay: float | Sequence[float] = 0,
+        max_retries: int | None = None,
+        retry_delay: float | Sequence[float] | None = None,
         **kwargs: Any,
     ) -> Job:
         """Enqueue ``func`` at ``dt`` (a datetime; a naive one is taken as UTC).
@@ -297,7 +305,7 @@ class Queue:
         and friends) and the id of the job when it runs.
         """
         options, call_kwargs = split_options(kwargs)
-        options.update(max_retries=max_retries, retry_delay=retry_delay)
+        options.update(given(max_retries=max_retries, retry_delay=retry_delay))
         job = self.make_job(func, args, call_kwargs, options)
         return await self._add_schedule(job, to_timestamp(dt, "dt"))
 
@@ -306,8 +314,8 @@ class Queue:
         delta: timedelta | float,
         func: Callable[..., Any] | str,
         *args: Any,
-        max_retries: int | None = 0,
-        retry_delay: float | Sequence[float] = 0,
+        max_retries: int | None = None,
+        retry_delay: float | Sequence[float] | None = None,
         **kwargs: Any,
     ) -> Job:
         """Enqueue ``func`` after ``delta`` (a timedelta or seconds, not negative)."""
@@ -330,8 +338,8 @@ class Queue:
         repeat: int | None = None,
         timezone: str | None = None,
         next_interval: str | None = None,
-        max_retries: int | None = 0,
-        retry_delay: float | Sequence[float] = 0,
+        max_retries: int | None = None,
+        retry_delay: float | Sequence[float] | None = None,
         **kwargs: Any,
     ) -> Job:
         """Run ``func`` repeatedly: on a ``cron`` expression (in ``timezone``, default
@@ -342,7 +350,7 @@ class Queue:
         Raises:
             ConfigurationError: a bad cron string, interval, repeat or timezone (named).
         """
-        given = [
+        kinds = [
             name
             for name, v in (
                 ("cron", cron),
@@ -351,13 +359,13 @@ class Queue:
             )
             if v is not None
         ]
-        if len(given) != 1:
+        if len(kinds) != 1:
             raise ConfigurationError(
                 "schedule() needs exactly one of cron, interval or next_interval"
             )
         repeat = validate_repeat(repeat)
         options, call_kwargs = split_options(kwargs)
-        options.update(max_retries=max_retries, retry_delay=retry_delay)
+        options.update(given(max_retries=max_retries, retry_delay=retry_delay))
         job = self.make_job(func, args, call_kwargs, options)
         now = time.time()
         if cron is not None:
@@ -456,8 +464,8 @@ async def enqueue(
     *args: Any,
     queue_name: str | None = None,
     nats_url: str | None = None,
-    max_retries: int | None = 0,
-    retry_delay: float | Sequence[float] = 0,
+    max_retries: int | None = None,
+    retry_delay: float | Sequence[float] | None = None,
     depends_on: Any = None,
     **kwargs: Any,
 ) -> Job:
@@ -477,8 +485,8 @@ def enqueue_sync(
     *args: Any,
     queue_name: str | None = None,
     nats_url: str | None = None,
-    max_retries: int | None = 0,
-    retry_delay: float | Sequence[float] = 0,
+    max_retries: int | None = None,
+    retry_delay: float | Sequence[float] | None = None,
     depends_on: Any = None,
     **kwargs: Any,
 ) -> Job:

@@ -40,6 +40,7 @@ from naq.models import (
 from naq.names import SCHEDULER_LOCK_KEY
 from naq.schedules import ScheduleStore, following_run
 from naq.settings import Settings, get_settings
+from naq.sync import set_threadsafe
 
 log = logging.getLogger("naq.scheduler")
 
@@ -92,6 +93,7 @@ class Scheduler:
         self._schedules: dict[str, tuple[ScheduleRecord, int]] = {}
         self._changed: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
+        self._event_loop: asyncio.AbstractEventLoop | None = None
         self._connection: Connection | None = None
         self._broker: Broker | None = None
         self._store: ScheduleStore | None = None
@@ -102,9 +104,12 @@ class Scheduler:
         return not self.enable_ha or time.monotonic() < self._lease_until
 
     def request_stop(self) -> None:
-        """Stop the scheduler (releasing the lease so a standby takes over at once)."""
-        if self._stopping is not None:
-            self._stopping.set()
+        """Stop the scheduler (releasing the lease so a standby takes over at once).
+
+        Safe from any thread.
+        """
+        if self._stopping is not None and self._event_loop is not None:
+            set_threadsafe(self._stopping, self._event_loop)
 
     def run_sync(self) -> None:
         """Blocking form of :meth:`run`."""
@@ -118,6 +123,7 @@ class Scheduler:
         """
         self._changed = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._event_loop = asyncio.get_running_loop()
         for module in self.module_paths:
             importlib.import_module(module)
         self._connection = await open_connection(self.settings, name=f"naq-{self.instance_id}")

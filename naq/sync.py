@@ -60,6 +60,18 @@ def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
         raise
 
 
+def set_threadsafe(event: asyncio.Event, loop: asyncio.AbstractEventLoop) -> None:
+    """Set ``event`` (which belongs to ``loop``) from any thread, waking the loop."""
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        event.set()
+    elif not loop.is_closed():
+        loop.call_soon_threadsafe(event.set)
+
+
 def _shutdown() -> None:
     # Flush pipelined publishes and close connections before the interpreter exits.
     loop = _loop

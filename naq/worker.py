@@ -56,6 +56,7 @@ from naq.serialization import (
     resolve_function,
 )
 from naq.settings import Settings, get_settings
+from naq.sync import set_threadsafe
 
 log = logging.getLogger("naq.worker")
 
@@ -144,6 +145,7 @@ class Worker:
         self._wake: asyncio.Event | None = None  # made in run(): needs the loop
         self._pullers: list[Puller] = []
         self._stopping: asyncio.Event | None = None
+        self._event_loop: asyncio.AbstractEventLoop | None = None
         self._connection: Connection | None = None
         self._broker: Broker | None = None
         self._executor: Executor | None = None
@@ -166,6 +168,7 @@ class Worker:
         """
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._event_loop = asyncio.get_running_loop()
         for module in self.module_paths:
             importlib.import_module(module)
         self._connection = await open_connection(
@@ -221,9 +224,9 @@ class Worker:
             await self._shutdown(loops)
 
     def request_stop(self) -> None:
-        """Ask the worker to stop gracefully (same as SIGTERM)."""
-        if self._stopping is not None:
-            self._stopping.set()
+        """Ask the worker to stop gracefully (same as SIGTERM); safe from any thread."""
+        if self._stopping is not None and self._event_loop is not None:
+            set_threadsafe(self._stopping, self._event_loop)
 
     async def stop(self) -> None:
         """Ask the worker to stop gracefully."""

@@ -7,15 +7,13 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import nats
 
 import naq
 from naq.models import DeadLetter, dead_letter_decoder
-
-T = TypeVar("T")
 
 
 def prefix() -> str:
@@ -24,8 +22,8 @@ def prefix() -> str:
 
 
 async def wait_until(
-    check: Callable[[], Awaitable[T] | T], timeout: float = 10.0, interval: float = 0.05
-) -> T:
+    check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05
+) -> Any:
     """Poll ``check`` until it returns something truthy; fail after ``timeout`` seconds.
 
     Only for conditions nothing can be awaited for (a subprocess appearing, a local flag).
@@ -36,7 +34,7 @@ async def wait_until(
         if asyncio.iscoroutine(value) or isinstance(value, asyncio.Future):
             value = await value
         if value:
-            return value  # type: ignore[return-value]
+            return value
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
@@ -128,7 +126,7 @@ async def read_dead_letters(nats_url: str, queue: str) -> list[DeadLetter]:
                 break
             msg = await js.get_msg(stream, seq)
             if msg.subject == subject:
-                letters.append(dead_letter_decoder.decode(msg.data))
+                letters.append(dead_letter_decoder.decode(msg.data or b""))
         return letters
     finally:
         await nc.close()

@@ -1,10 +1,11 @@
-"""Enqueueing against a real nats-server: values, errors, options, refusals, idempotency, batches."""
+"""Enqueueing on a real nats-server: values, errors, options, refusals, idempotency, batches."""
 
 from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -79,9 +80,7 @@ async def test_job_options_never_reach_the_function() -> None:
 
 async def test_module_level_enqueue_splits_options_too() -> None:
     async with running_worker(Q):
-        job = await naq.enqueue(
-            jobs.echo_kwargs, x=1, timeout=5, meta={"a": 1}, queue_name=Q
-        )
+        job = await naq.enqueue(jobs.echo_kwargs, x=1, timeout=5, meta={"a": 1}, queue_name=Q)
         assert await job.result(timeout=10) == {"args": [], "kwargs": {"x": 1}}
 
 
@@ -163,7 +162,7 @@ async def test_purge_returns_the_number_of_pending_jobs() -> None:
 
 async def test_enqueue_many_thousand_jobs_drained_by_a_worker() -> None:
     queue = Queue("many")
-    calls = [(jobs.add, (i, 1000 + i), {}) for i in range(1000)]
+    calls: list[Any] = [(jobs.add, (i, 1000 + i), {}) for i in range(1000)]
     enqueued = await queue.enqueue_many(calls)
     assert len(enqueued) == 1000
     assert len({job.job_id for job in enqueued}) == 1000
@@ -177,6 +176,24 @@ async def test_enqueue_many_thousand_jobs_drained_by_a_worker() -> None:
     values = await asyncio.gather(*(naq.fetch_job_result(job.job_id) for job in enqueued))
     assert values == [2 * i + 1000 for i in range(1000)]
     assert await queue.purge() == 0
+
+
+async def test_enqueue_many_options_never_reach_the_function() -> None:
+    async with Queue(Q) as queue, running_worker(Q):
+        batch = await queue.enqueue_many(
+            [
+                (jobs.echo_kwargs, (1,), {"a": 1}, {"timeout": 5, "meta": {"n": 1}}),
+                (jobs.echo_kwargs, (), {"timeout": 2}),  # no options: a kwarg of the function
+                (jobs.echo_kwargs,),
+            ]
+        )
+        assert [await job.result(timeout=10) for job in batch] == [
+            {"args": [1], "kwargs": {"a": 1}},
+            {"args": [], "kwargs": {"timeout": 2}},
+            {"args": [], "kwargs": {}},
+        ]
+        assert batch[0].timeout == 5 and batch[1].timeout is None
+        assert (await naq.get_job(batch[0].job_id)).meta == {"n": 1}
 
 
 @pytest.mark.parametrize("name", ["bad name", "a.b", "q*", "", "é"])
@@ -205,7 +222,7 @@ async def test_invalid_queue_name_refused_naming_the_value(name: str) -> None:
     ],
 )
 async def test_bad_option_values_refused_naming_the_value(
-    options: dict[str, object], shown: str
+    options: dict[str, Any], shown: str
 ) -> None:
     async with Queue(Q) as queue:
         with pytest.raises(naq.ConfigurationError) as caught:

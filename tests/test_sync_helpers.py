@@ -68,7 +68,9 @@ async def test_sync_helpers_called_inside_a_running_event_loop() -> None:
             job = naq.enqueue_sync(jobs.add, i, 2, queue_name=Q)
             assert job.result_sync(timeout=10) == i + 2
             assert naq.fetch_job_result_sync(job.job_id) == i + 2
-        jobs_ = naq.enqueue_many_sync([(jobs.add, (1, 1), {}), (jobs.add, (2, 2), {})], queue_name=Q)
+        jobs_ = naq.enqueue_many_sync(
+            [(jobs.add, (1, 1), {}), (jobs.add, (2, 2), {})], queue_name=Q
+        )
         assert [job.result_sync(timeout=10) for job in jobs_] == [2, 4]
         # The async API still works on this loop afterwards.
         job = await naq.enqueue(jobs.add, 5, 5, queue_name=Q)
@@ -78,7 +80,9 @@ async def test_sync_helpers_called_inside_a_running_event_loop() -> None:
 async def test_sync_helpers_from_the_loops_thread_pool() -> None:
     loop = asyncio.get_running_loop()
     with thread_worker(Q):
-        job = await loop.run_in_executor(None, lambda: naq.enqueue_sync(jobs.add, 3, 4, queue_name=Q))
+        job = await loop.run_in_executor(
+            None, lambda: naq.enqueue_sync(jobs.add, 3, 4, queue_name=Q)
+        )
         value = await loop.run_in_executor(None, job.result_sync, 10)
         assert value == 7
         assert await loop.run_in_executor(None, naq.fetch_job_result_sync, job.job_id) == 7

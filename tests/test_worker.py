@@ -39,9 +39,7 @@ Q = "work"
 async def test_retries_then_success(tmp_path: Path) -> None:
     counter = tmp_path / "count"
     async with Queue(Q) as queue, running_worker(Q):
-        job = await queue.enqueue(
-            jobs.flaky, str(counter), 2, max_retries=3, retry_delay=0.1
-        )
+        job = await queue.enqueue(jobs.flaky, str(counter), 2, max_retries=3, retry_delay=0.1)
         assert await job.result(timeout=15) == 3
         info = await naq.get_job(job.job_id)
     assert counter.read_text() == "3"
@@ -188,7 +186,9 @@ def _pickled_call(marker: Path) -> bytes:
     def write_marker(path: str) -> None:  # would run the job: a callable shipped by value
         Path(path).write_text("executed\n")
 
-    return cloudpickle.dumps((write_marker, (str(marker),), {"_": _CreatesFileWhenUnpickled(str(marker))}))
+    return cloudpickle.dumps(
+        (write_marker, (str(marker),), {"_": _CreatesFileWhenUnpickled(str(marker))})
+    )
 
 
 async def test_malformed_and_pickled_messages_are_dead_lettered(
@@ -277,8 +277,11 @@ async def test_allowed_modules_prefix_is_not_a_string_prefix() -> None:
 
 async def test_list_workers_shows_a_live_worker_with_its_queues() -> None:
     name = "lw-" + uuid.uuid4().hex[:6]
-    async with Queue("lw-b") as queue, running_worker(
-        ["lw-a", "lw-b"], worker_name=name, concurrency=3, heartbeat_interval=0.2, worker_ttl=5
+    async with (
+        Queue("lw-b") as queue,
+        running_worker(
+            ["lw-a", "lw-b"], worker_name=name, concurrency=3, heartbeat_interval=0.2, worker_ttl=5
+        ),
     ):
 
         async def listed() -> naq.WorkerInfo | None:
@@ -319,34 +322,20 @@ async def test_burst_mode_exits_when_the_queue_is_empty() -> None:
     assert time.monotonic() - start < 3
 
 
-def test_request_stop_from_another_thread_is_safe_and_prompt(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Worker(...).run_sync() in a background thread, stopped from the main thread. asyncio's
-    # debug mode makes a non-thread-safe call from the wrong thread raise instead of being
-    # noticed only at the loop's next timer.
-    monkeypatch.setenv("PYTHONASYNCIODEBUG", "1")
-    worker = naq.Worker(Q, install_signal_handlers=False, shutdown_grace=1)
-    thread = threading.Thread(target=worker.run_sync, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while worker.status == naq.WorkerStatus.STARTING:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    try:
+def test_request_stop_from_another_thread_is_prompt() -> None:
+    # Worker(...).run_sync() in a background thread, stopped from the main thread. A stop that
+    # is not handed to the worker's loop thread-safely is only noticed at the loop's next
+    # timer, up to a second later; four tries rule out a lucky wake-up.
+    latencies = []
+    for _ in range(4):
+        worker = naq.Worker(Q, install_signal_handlers=False, shutdown_grace=1)
+        thread = threading.Thread(target=worker.run_sync, daemon=True)
+        thread.start()
+        job = naq.enqueue_sync(jobs.add, 1, 1, queue_name=Q)
+        assert job.result_sync(timeout=10) == 2  # the worker is up and waiting for work
         started = time.monotonic()
         worker.request_stop()
-        thread.join(5)
+        thread.join(15)
         assert not thread.is_alive()
-        assert time.monotonic() - started < 1.0
-    finally:
-        if thread.is_alive():  # clean up: cancel the worker from its own loop
-            loop = worker._stopping._loop  # type: ignore[union-attr]
-            loop.call_soon_threadsafe(
-                lambda: [
-                    t.cancel()
-                    for t in asyncio.all_tasks(loop)
-                    if t.get_coro().__qualname__ == "Worker.run"  # type: ignore[union-attr]
-                ]
-            )
-            thread.join(10)
+        latencies.append(time.monotonic() - started)
+    assert max(latencies) < 0.25, latencies

@@ -7,6 +7,8 @@ results. Async first; every async helper has a ``_sync`` twin.
 from __future__ import annotations
 
 from naq.connection import connect, disconnect
+from naq.context import JobContext, current_job, report_progress, report_progress_sync
+from naq.control import cancel_job, cancel_job_sync, stop_worker, stop_worker_sync
 from naq.dead_letters import (
     FailedJob,
     delete_failed_job,
@@ -30,9 +32,10 @@ from naq.errors import (
     SecurityError,
     SerializationError,
 )
+from naq.history import JobEvent, list_jobs, list_jobs_sync, watch_jobs
 from naq.job import Job
 from naq.models import JobStatus, WorkerStatus
-from naq.monitor import WorkerInfo, list_workers, list_workers_sync
+from naq.monitor import QueueStats, WorkerInfo, all_queue_stats, list_workers, list_workers_sync
 from naq.queue import (
     Queue,
     cancel_scheduled_job,
@@ -91,6 +94,20 @@ def disconnect_sync() -> None:
 
 
 __all__ = [
+    "JobContext",
+    "current_job",
+    "report_progress",
+    "report_progress_sync",
+    "cancel_job",
+    "cancel_job_sync",
+    "stop_worker",
+    "stop_worker_sync",
+    "JobEvent",
+    "list_jobs",
+    "list_jobs_sync",
+    "watch_jobs",
+    "QueueStats",
+    "all_queue_stats",
     "FailedJob",
     "delete_failed_job",
     "delete_failed_job_sync",

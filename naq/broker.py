@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -39,6 +41,8 @@ class _PurgeResponse(msgspec.Struct):
 
 
 _purge_decoder = msgspec.json.Decoder(_PurgeResponse)
+
+log = logging.getLogger("naq.broker")
 
 #: Header carrying a JetStream per-message TTL (seconds).
 TTL_HEADER = "Nats-TTL"
@@ -92,6 +96,12 @@ class Broker:
         """The results bucket."""
         return await self.connection.kv(self.names.results_bucket)
 
+    async def cancelled_kv(self) -> KeyValue:
+        """The cancellation-requests bucket (entries expire with job statuses)."""
+        return await self.connection.kv(
+            self.names.cancelled_bucket, ttl=float(self.settings.job_status_ttl)
+        )
+
     async def workers_kv(self) -> KeyValue:
         """The worker-heartbeat bucket."""
         return await self.connection.kv(self.names.workers_bucket)
@@ -102,13 +112,16 @@ class Broker:
 
     # -- writes --------------------------------------------------------------
 
-    async def put_status(self, record: StatusRecord) -> asyncio.Future[PubAck]:
-        """Write a job's status record (pipelined); it expires after the status TTL."""
+    async def put_status(
+        self, record: StatusRecord, ttl: int | None = None
+    ) -> asyncio.Future[PubAck]:
+        """Write a job's status record (pipelined); it expires after ``ttl`` seconds
+        (default: the status TTL)."""
         await self.status_kv()
         return await self.connection.publish_nowait(
             self.kv_subject(self.names.status_bucket, record.job_id),
             record_encoder.encode(record),
-            {TTL_HEADER: str(self.settings.job_status_ttl)},
+            {TTL_HEADER: str(max(1, int(ttl or self.settings.job_status_ttl)))},
         )
 
     async def create_status(self, record: StatusRecord) -> asyncio.Future[PubAck]:
@@ -222,6 +235,45 @@ async def read_all(kv: KeyValue) -> list[Any]:
         with contextlib.suppress(Exception):
             await watcher.stop()
     return entries
+
+
+async def mirror(
+    kv: KeyValue, on_entry: Callable[[str, bytes | None], None], label: str = "bucket"
+) -> asyncio.Task[None]:
+    """Follow a bucket: ``on_entry(key, value)`` for each live key now and for
+    every change after (``value`` None when a key is deleted or expires).
+
+    Returns once the current contents were delivered; the returned task keeps
+    following (cancel it to stop).
+    """
+    caught_up = asyncio.get_running_loop().create_future()
+
+    async def follow() -> None:
+        while True:
+            watcher = await kv.watchall()
+            try:
+                while True:
+                    entry = await watcher.updates(timeout=None)  # type: ignore[arg-type]
+                    if entry is None:
+                        if not caught_up.done():
+                            caught_up.set_result(None)
+                        continue
+                    gone = entry.operation in ("DEL", "PURGE") or not entry.value
+                    on_entry(entry.key, None if gone else entry.value)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # e.g. the watch broke on a server restart
+                log.warning("watch of %s failed (%r); restarting", label, exc)
+                await asyncio.sleep(1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await watcher.stop()
+
+    task = asyncio.create_task(follow())
+    done, _ = await asyncio.wait({task, caught_up}, return_when="FIRST_COMPLETED")
+    if task in done:
+        task.result()
+    return task
 
 
 def is_duplicate_result(exc: BaseException) -> bool:

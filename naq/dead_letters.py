@@ -9,11 +9,12 @@ from typing import Any
 
 import msgspec
 
-from naq.broker import MSG_ID_HEADER, Broker, decode_or_none
+from naq.broker import Broker, decode_or_none
 from naq.errors import ConfigurationError, JobNotFoundError
 from naq.models import DeadLetter, JobStatus, StatusRecord, dead_letter_decoder, envelope_decoder
 from naq.names import validate_job_id, validate_queue_name
 from naq.results import resolve_settings
+from naq.security import job_headers
 from naq.settings import Settings
 from naq.sync import run_sync
 
@@ -125,7 +126,7 @@ async def _requeue(broker: Broker, failed: FailedJob) -> None:
     await connection.publish(
         broker.names.queue_subject(envelope.queue),
         failed.payload,
-        {MSG_ID_HEADER: f"{envelope.id}:requeue:{failed.seq}"},
+        job_headers(broker.settings, f"{envelope.id}:requeue:{failed.seq}", failed.payload),
     )
     await connection.js.delete_msg(broker.names.failed_stream, failed.seq)
 

@@ -87,6 +87,9 @@ class StatusRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     kwargs: dict[str, Any] = {}
     meta: dict[str, Any] = {}
     depends_on: list[str] = []
+    #: Fraction done (0..1) reported by the job, and a message to go with it.
+    progress: float | None = None
+    progress_message: str | None = None
 
 
 class ResultRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -104,6 +107,29 @@ class ResultRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     started_at: float | None = None
     #: cloudpickled result, only with the pickle serializer.
     pickled: bytes | None = None
+    #: ``SealedOutcome`` encrypted with the result key (value, error and traceback then empty).
+    sealed: bytes | None = None
+
+
+class SealedOutcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The secret part of a result, encrypted at rest when a result key is set."""
+
+    result: Any = None
+    error: str | None = None
+    traceback: str | None = None
+    pickled: bytes | None = None
+
+
+class WaitingJob(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """A job parked until its dependencies complete, keyed by its id."""
+
+    job_id: str
+    queue: str
+    waiting_on: list[str]
+    #: The job message exactly as it will be published, and its headers.
+    payload: bytes
+    headers: dict[str, str] = {}
+    created_at: float = 0.0
 
 
 class WorkerRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -189,3 +215,5 @@ class ScheduleRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
 
 
 schedule_decoder = msgspec.json.Decoder(ScheduleRecord)
+waiting_decoder = msgspec.json.Decoder(WaitingJob)
+sealed_decoder = msgspec.json.Decoder(SealedOutcome)

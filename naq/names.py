@@ -110,6 +110,16 @@ class Names:
         return f"{self.prefix}_scheduled_jobs"
 
     @cached_property
+    def cancelled_bucket(self) -> str:
+        """KV bucket of cancellation requests, watched by every worker."""
+        return f"{self.prefix}_cancelled_jobs"
+
+    @cached_property
+    def waiting_bucket(self) -> str:
+        """KV bucket of jobs parked until their dependencies complete."""
+        return f"{self.prefix}_waiting_jobs"
+
+    @cached_property
     def scheduler_lock_bucket(self) -> str:
         """KV bucket holding the scheduler leader lease."""
         return f"{self.prefix}_scheduler_lock"

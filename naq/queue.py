@@ -11,13 +11,15 @@ from typing import Any
 
 import msgspec
 
-from naq.broker import MSG_ID_HEADER, Broker, is_duplicate_result
+from naq.broker import Broker, is_duplicate_result
 from naq.connection import PubAck, PublishError
+from naq.dependencies import blocking_failure, check_dependencies, job_ended, park
 from naq.errors import ConfigurationError, NaqException
 from naq.job import Job
-from naq.models import JobStatus, ScheduleRecord, ScheduleStatus, StatusRecord
+from naq.models import JobStatus, ScheduleRecord, ScheduleStatus, StatusRecord, WaitingJob
 from naq.monitor import QueueStats
 from naq.names import validate_job_id, validate_queue_name
+from naq.outcomes import end_job
 from naq.schedules import (
     ScheduleStore,
     next_cron,
@@ -26,6 +28,7 @@ from naq.schedules import (
     validate_cron,
     validate_repeat,
 )
+from naq.security import job_headers
 from naq.serialization import task_info
 from naq.settings import Settings, get_settings
 from naq.sync import run_sync
@@ -234,6 +237,12 @@ class Queue:
     async def _publish(self, jobs: list[Job], *, caller_chose_ids: bool) -> list[Job]:
         broker = await self._broker()
         connection = broker.connection
+        # Dependencies are checked before anything is sent: an unknown id refuses the batch.
+        dependency_outcomes = {
+            job.job_id: await check_dependencies(broker, job.dependency_ids)
+            for job in jobs
+            if job.dependency_ids
+        }
         to_send = jobs
         if caller_chose_ids:
             # A caller-chosen id that naq already knows is a duplicate: the
@@ -242,7 +251,7 @@ class Queue:
             creates = [await broker.create_status(pending_status(job)) for job in jobs]
             outcomes = await connection.wait_acks(creates)
             to_send = []
-            for job, outcome in zip(jobs, outcomes, strict=False):
+            for job, outcome in zip(jobs, outcomes, strict=True):
                 if isinstance(outcome, PubAck):
                     to_send.append(job)
                 elif is_duplicate_result(outcome):
@@ -252,16 +261,52 @@ class Queue:
             status_futures = []
         else:
             status_futures = [await broker.put_status(pending_status(job)) for job in jobs]
+        ready = []
+        held = []
+        for job in to_send:
+            outcomes_of_deps = dependency_outcomes.get(job.job_id, {})
+            if all(o == JobStatus.COMPLETED for o in outcomes_of_deps.values()):
+                ready.append(job)
+            else:
+                held.append(job)
         subject = self.subject
-        job_futures = [
-            await connection.publish_nowait(subject, job.serialize(), {MSG_ID_HEADER: job.job_id})
-            for job in to_send
-        ]
+        job_futures = []
+        for job in ready:
+            payload = job.serialize()
+            headers = job_headers(self.settings, job.job_id, payload)
+            job_futures.append(await connection.publish_nowait(subject, payload, headers))
         outcomes = await connection.wait_acks(job_futures + status_futures)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise self._publish_failure(outcome)
+        for job in held:
+            await self._hold(broker, job, dependency_outcomes[job.job_id])
         return jobs
+
+    async def _hold(self, broker: Broker, job: Job, outcomes: dict[str, str]) -> None:
+        """Park a job until its dependencies complete, or fail it if one failed."""
+        culprit = blocking_failure(outcomes)
+        if culprit is not None:
+            await end_job(
+                broker,
+                job.job_id,
+                JobStatus.FAILED,
+                error=f"dependency {culprit} {outcomes[culprit]}",
+                error_type="DependencyFailed",
+            )
+            await job_ended(broker, job.job_id, JobStatus.FAILED)
+            return
+        payload = job.serialize()
+        await park(
+            broker,
+            WaitingJob(
+                job_id=job.job_id,
+                queue=self.name,
+                waiting_on=job.dependency_ids,
+                payload=payload,
+                headers=job_headers(self.settings, job.job_id, payload),
+            ),
+        )
 
     def _publish_failure(self, exc: BaseException) -> NaqException:
         if isinstance(exc, NaqException) and not isinstance(exc, PublishError):

@@ -12,10 +12,22 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from naq.broker import Broker, decode_or_none
 from naq.errors import JobExecutionError, JobNotFoundError, JobTimeoutError
-from naq.models import JobStatus, ResultRecord, result_decoder, status_decoder
+from naq.models import (
+    JobStatus,
+    ResultRecord,
+    SealedOutcome,
+    StatusRecord,
+    record_encoder,
+    result_decoder,
+    sealed_decoder,
+    status_decoder,
+)
 from naq.names import validate_job_id
+from naq.security import seal, unseal
 from naq.serialization import pickle_loads
 from naq.settings import Settings, get_settings
 from naq.sync import run_sync
@@ -44,6 +56,8 @@ class JobInfo:
     traceback: str | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     depends_on: list[str] = field(default_factory=list)
+    progress: float | None = None
+    progress_message: str | None = None
 
     @property
     def ended(self) -> bool:
@@ -58,13 +72,59 @@ class JobInfo:
         return max(0.0, self.ended_at - self.started_at)
 
 
+def encode_result(settings: Settings, record: ResultRecord) -> bytes:
+    """The bytes stored for ``record``: its secret part sealed when a result key is set."""
+    if settings.result_encryption_key:
+        secret = SealedOutcome(
+            result=record.result,
+            error=record.error,
+            traceback=record.traceback,
+            pickled=record.pickled,
+        )
+        record = msgspec.structs.replace(
+            record,
+            result=None,
+            error=None,
+            traceback=None,
+            pickled=None,
+            sealed=seal(settings, record_encoder.encode(secret), record.job_id),
+        )
+    return record_encoder.encode(record)
+
+
+def decode_result(settings: Settings, data: bytes | None) -> ResultRecord | None:
+    """A stored result record, unsealed when this process has the key.
+
+    A sealed record read without the key keeps its status and timings; its
+    value can't be read (:func:`result_value` raises).
+    """
+    record = decode_or_none(result_decoder, data)
+    if record is None or record.sealed is None or not settings.result_encryption_key:
+        return record
+    secret = sealed_decoder.decode(unseal(settings, record.sealed, record.job_id))
+    return msgspec.structs.replace(
+        record,
+        result=secret.result,
+        error=secret.error,
+        traceback=secret.traceback,
+        pickled=secret.pickled,
+        sealed=None,
+    )
+
+
 def resolve_settings(nats_url: str | None = None, settings: Settings | None = None) -> Settings:
     """``settings`` (or the environment's) with ``nats_url`` applied."""
     return (settings or get_settings()).replace(nats_url=nats_url)
 
 
 def result_value(record: ResultRecord, settings: Settings) -> Any:
-    """The return value a result record holds (unpickled only with the pickle serializer)."""
+    """The return value a result record holds (unpickled only with the pickle serializer).
+
+    Raises:
+        SecurityError: the result is encrypted and this process has no key.
+    """
+    if record.sealed is not None:
+        unseal(settings, record.sealed, record.job_id)  # raises: no key
     if record.pickled is not None and settings.job_serializer == "pickle":
         return pickle_loads(record.pickled)
     return record.result
@@ -88,7 +148,7 @@ def raise_for_outcome(record: ResultRecord, settings: Settings) -> Any:
 
 async def _result_record(broker: Broker, job_id: str) -> ResultRecord | None:
     entry = await broker.get_entry(await broker.results_kv(), job_id)
-    return decode_or_none(result_decoder, entry.value) if entry else None
+    return decode_result(broker.settings, entry.value) if entry else None
 
 
 async def fetch_job_result(
@@ -125,7 +185,7 @@ async def wait_for_result(broker: Broker, job_id: str, timeout: float | None) ->
                 entry = await watcher.updates(timeout=None)  # type: ignore[arg-type]
                 if entry is None or not entry.value:
                     continue
-                record = decode_or_none(result_decoder, entry.value)
+                record = decode_result(broker.settings, entry.value)
                 if record is not None:
                     return record
 
@@ -155,29 +215,37 @@ async def get_job(
     status = decode_or_none(status_decoder, status_entry.value) if status_entry else None
     if status is None and result is None:
         raise JobNotFoundError(f"no job {job_id!r} (never enqueued, or its record expired)")
-    info = JobInfo(job_id=job_id, status=result.status if result else JobStatus.PENDING)
     if status is not None:
-        info = JobInfo(
-            job_id=job_id,
-            status=status.status,
-            queue=status.queue,
-            function=status.function,
-            args=status.args,
-            kwargs=status.kwargs,
-            enqueued_at=status.enqueued_at,
-            started_at=status.started_at,
-            ended_at=status.ended_at,
-            attempt=status.attempt,
-            max_retries=status.max_retries,
-            next_retry_at=status.next_retry_at,
-            worker=status.worker,
-            error=status.error,
-            meta=status.meta,
-            depends_on=status.depends_on,
-        )
+        info = info_from_status(status)
+    else:
+        info = JobInfo(job_id=job_id, status=JobStatus.PENDING)
     if result is not None:
         info = _with_result(info, result, settings)
     return info
+
+
+def info_from_status(record: StatusRecord) -> JobInfo:
+    """A :class:`JobInfo` from a status record alone (no result lookup)."""
+    return JobInfo(
+        job_id=record.job_id,
+        status=record.status,
+        queue=record.queue,
+        function=record.function,
+        args=record.args,
+        kwargs=record.kwargs,
+        enqueued_at=record.enqueued_at,
+        started_at=record.started_at,
+        ended_at=record.ended_at,
+        attempt=record.attempt,
+        max_retries=record.max_retries,
+        next_retry_at=record.next_retry_at,
+        worker=record.worker,
+        error=record.error,
+        meta=record.meta,
+        depends_on=record.depends_on,
+        progress=record.progress,
+        progress_message=record.progress_message,
+    )
 
 
 def _with_result(info: JobInfo, result: ResultRecord, settings: Settings) -> JobInfo:

@@ -26,7 +26,7 @@ from typing import Any
 
 import msgspec
 
-from naq.broker import MSG_ID_HEADER, Broker, decode_or_none
+from naq.broker import Broker, decode_or_none
 from naq.connection import Connection, KeyWrongLastSequenceError, open_connection
 from naq.models import (
     JobStatus,
@@ -39,6 +39,7 @@ from naq.models import (
 )
 from naq.names import SCHEDULER_LOCK_KEY
 from naq.schedules import ScheduleStore, following_run
+from naq.security import job_headers
 from naq.settings import Settings, get_settings
 from naq.sync import set_threadsafe
 
@@ -290,10 +291,11 @@ class Scheduler:
                     meta=envelope.meta,
                 )
             )
+            payload = envelope_encoder.encode(envelope)
             published = await connection.publish_nowait(
                 self._broker.names.queue_subject(envelope.queue),
-                envelope_encoder.encode(envelope),
-                {MSG_ID_HEADER: tick_id(schedule_id, due)},
+                payload,
+                job_headers(self.settings, tick_id(schedule_id, due), payload),
             )
             outcomes = await connection.wait_acks([published, status], timeout=10.0)
             if isinstance(outcomes[0], BaseException):

@@ -29,8 +29,10 @@ from typing import Any
 
 import msgspec
 
-from naq.broker import Broker, decode_or_none, is_duplicate_result
+from naq.broker import Broker, decode_or_none, is_duplicate_result, mirror
 from naq.connection import Connection, Msg, forget, open_connection
+from naq.context import JobContext, bind
+from naq.dependencies import job_ended, waiting_kv
 from naq.errors import ConfigurationError, SecurityError, SerializationError
 from naq.execution import Executor, JobTimeout
 from naq.models import (
@@ -42,12 +44,15 @@ from naq.models import (
     WorkerRecord,
     WorkerStatus,
     envelope_decoder,
-    record_encoder,
     status_decoder,
+    waiting_decoder,
 )
 from naq.names import validate_queue_name
+from naq.outcomes import align_status, end_job
 from naq.puller import Puller
+from naq.results import encode_result
 from naq.retry import retry_delay, should_retry
+from naq.security import check_signature
 from naq.serialization import (
     convert_arguments,
     encode_value,
@@ -75,6 +80,7 @@ class RunningJob:
     queue: str
     task: asyncio.Task[Any] | None = None
     started_at: float = field(default_factory=time.time)
+    cancel_requested: bool = False
 
 
 class Worker:
@@ -144,6 +150,12 @@ class Worker:
         self._running: dict[str, RunningJob] = {}
         self._wake: asyncio.Event | None = None  # made in run(): needs the loop
         self._pullers: list[Puller] = []
+        self._cancelled: set[str] = set()
+        #: job id -> (progress, message, meta) last reported by the running job.
+        self._progress: dict[str, tuple[float | None, str | None, dict[str, Any]]] = {}
+        #: dependency id -> parked jobs waiting on it, and the reverse.
+        self._dependents: dict[str, set[str]] = {}
+        self._waiting: dict[str, list[str]] = {}
         self._stopping: asyncio.Event | None = None
         self._event_loop: asyncio.AbstractEventLoop | None = None
         self._connection: Connection | None = None
@@ -205,6 +217,16 @@ class Worker:
             await self._broker.ensure_failed_stream()
             await self._broker.status_kv()
             await self._broker.results_kv()
+            # Know every cancellation and parked dependent before taking a job.
+            loops.append(
+                await mirror(await self._broker.cancelled_kv(), self._on_cancelled, "cancellations")
+            )
+            loops.append(
+                await mirror(await waiting_kv(self._broker), self._on_waiting, "waiting jobs")
+            )
+            await self._connection.nc.subscribe(
+                self._broker.names.worker_control_subject(self.name), cb=self._on_control
+            )
             self.status = WorkerStatus.IDLE
             await self._heartbeat()
             log.info(
@@ -341,13 +363,52 @@ class Worker:
         try:
             await self._handle(running)
         except asyncio.CancelledError:
-            raise
+            if not running.cancel_requested:
+                raise
+            await self._finish_cancelled(running)
         except Exception:
             # A bug here must not kill the worker; the message is redelivered after the ack wait.
             log.exception("worker %s: unexpected error handling a message", self.name)
         finally:
             self._running.pop(key, None)
+            self._progress.pop(running.job_id, None)
             self._wake_feeder()
+
+    def _on_cancelled(self, job_id: str, value: bytes | None) -> None:
+        if value is None:
+            self._cancelled.discard(job_id)
+            return
+        self._cancelled.add(job_id)
+        for running in self._running.values():
+            if running.job_id == job_id and running.task is not None:
+                running.cancel_requested = True
+                running.task.cancel()
+
+    def _on_waiting(self, job_id: str, value: bytes | None) -> None:
+        for dependency in self._waiting.pop(job_id, ()):
+            dependents = self._dependents.get(dependency)
+            if dependents is not None:
+                dependents.discard(job_id)
+                if not dependents:
+                    del self._dependents[dependency]
+        waiting = decode_or_none(waiting_decoder, value) if value else None
+        if waiting is None:
+            return
+        self._waiting[job_id] = list(waiting.waiting_on)
+        for dependency in waiting.waiting_on:
+            self._dependents.setdefault(dependency, set()).add(job_id)
+
+    async def _on_control(self, msg: Msg) -> None:
+        command = msg.data.decode(errors="replace").strip()
+        if command == "stop":
+            log.info("worker %s: stop requested remotely", self.name)
+            self.request_stop()
+            reply = b"stopping"
+        else:
+            reply = f"unknown command {command!r}".encode()
+        if msg.reply:
+            with contextlib.suppress(Exception):
+                await msg.respond(reply)
 
     async def _on_resumed(self, puller: Puller, _msg: Msg) -> None:
         try:
@@ -388,11 +449,20 @@ class Worker:
         msg = running.msg
         delivered = msg.metadata.num_delivered
         try:
+            check_signature(self.settings, msg.data, msg.headers)
+        except SecurityError as exc:
+            await self._dead_letter(msg, running.queue, None, f"refused: {exc}")
+            return
+        try:
             envelope = envelope_decoder.decode(msg.data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             await self._dead_letter(msg, running.queue, None, f"malformed message: {exc}")
             return
         running.job_id = envelope.id
+        if envelope.id in self._cancelled:
+            # Cancelled while pending: whoever cancelled it recorded the outcome.
+            await msg.ack()
+            return
         if envelope.serializer == "pickle" and self.settings.job_serializer != "pickle":
             await self._refuse(
                 msg,
@@ -444,6 +514,7 @@ class Worker:
                 self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
             )
         )
+        bind(self._context(envelope, attempt, started))
         try:
             value = await self._executor.run(func, args, kwargs, envelope.timeout)
             payload = self._result_payload(envelope, value, attempt, started)
@@ -463,7 +534,8 @@ class Worker:
             pickled, value = pickle_dumps(value), None
         else:
             encode_value(value, "the job's return value")  # fail the job now if it can't be stored
-        return record_encoder.encode(
+        return encode_result(
+            self.settings,
             ResultRecord(
                 job_id=envelope.id,
                 status=JobStatus.COMPLETED,
@@ -473,7 +545,7 @@ class Worker:
                 worker=self.name,
                 attempt=attempt,
                 started_at=started,
-            )
+            ),
         )
 
     async def _store_outcome(
@@ -492,15 +564,59 @@ class Worker:
         record = self._status(
             envelope, status, attempt, started_at=started, ended_at=time.time(), error=error
         )
-        status_future = await self._broker.put_status(record)
+        # An ended job's status is its history entry: it lives as long as its result.
+        status_future = await self._broker.put_status(
+            record, ttl=max(ttl, self.settings.job_status_ttl)
+        )
         outcome, _ = await self._broker.connection.wait_acks([result_future, status_future])
-        if isinstance(outcome, BaseException) and not is_duplicate_result(outcome):
-            # Not stored: leave the message unacked so it is delivered again.
-            log.error(
-                "worker %s: storing the result of %s failed: %s", self.name, envelope.id, outcome
-            )
-            return
+        if isinstance(outcome, BaseException):
+            if not is_duplicate_result(outcome):
+                # Not stored: leave the message unacked so it is delivered again.
+                log.error(
+                    "worker %s: storing the result of %s failed: %s",
+                    self.name,
+                    envelope.id,
+                    outcome,
+                )
+                return
+            # Another outcome was stored first (e.g. a cancellation): it stands.
+            await align_status(self._broker, envelope.id)
         await msg.ack()
+        await self._job_ended(envelope.id, status)
+
+    def _context(self, envelope: JobEnvelope, attempt: int, started: float) -> JobContext:
+        assert self._broker is not None
+        broker = self._broker
+
+        async def report(progress: float | None, message: str | None, meta: dict[str, Any]) -> None:
+            self._progress[envelope.id] = (progress, message, meta)
+            record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
+            forget(await broker.put_status(record))
+
+        return JobContext(
+            job_id=envelope.id,
+            queue=envelope.queue,
+            attempt=attempt,
+            worker=self.name,
+            meta=dict(envelope.meta),
+            _report=report,
+            _loop=self._event_loop,
+        )
+
+    async def _finish_cancelled(self, running: RunningJob) -> None:
+        """Record a job cancelled while it ran (its result, if any, is discarded)."""
+        assert self._broker is not None
+        with contextlib.suppress(Exception):
+            await end_job(self._broker, running.job_id, JobStatus.CANCELLED, error="cancelled")
+        with contextlib.suppress(Exception):
+            await running.msg.ack()
+        await self._job_ended(running.job_id, JobStatus.CANCELLED)
+        log.info("job %s cancelled while running", running.job_id)
+
+    async def _job_ended(self, job_id: str, status: str) -> None:
+        dependents = self._dependents.get(job_id)
+        if dependents and self._broker is not None:
+            await job_ended(self._broker, job_id, status, sorted(dependents))
 
     async def _failed_attempt(
         self, msg: Msg, envelope: JobEnvelope, attempt: int, started: float, exc: Exception
@@ -561,7 +677,8 @@ class Worker:
                 payload=msg.data,
             )
         )
-        payload = record_encoder.encode(
+        payload = encode_result(
+            self.settings,
             ResultRecord(
                 job_id=envelope.id,
                 status=JobStatus.FAILED,
@@ -572,7 +689,7 @@ class Worker:
                 worker=self.name,
                 attempt=attempt,
                 started_at=started,
-            )
+            ),
         )
         await self._store_outcome(msg, envelope, payload, JobStatus.FAILED, attempt, started, error)
         log.info("job %s failed for good: %s", envelope.id, error)
@@ -620,6 +737,7 @@ class Worker:
         error: str | None = None,
         next_retry_at: float | None = None,
     ) -> StatusRecord:
+        progress, message, meta = self._progress.get(envelope.id, (None, None, {}))
         return StatusRecord(
             job_id=envelope.id,
             status=status,
@@ -636,8 +754,10 @@ class Worker:
             error=error,
             args=envelope.args,
             kwargs=envelope.kwargs,
-            meta=envelope.meta,
+            meta={**envelope.meta, **meta},
             depends_on=envelope.depends_on,
+            progress=progress,
+            progress_message=message,
         )
 
     # -- liveness ------------------------------------------------------------------

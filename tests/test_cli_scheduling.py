@@ -55,7 +55,7 @@ class Result:
 
 
 async def naq_cli(*args: str) -> Result:
-    """Run ``python -m naq ARGS`` (NAQ_PREFIX and NAQ_NATS_URL come from this test's environment)."""
+    """Run ``python -m naq ARGS`` (NAQ_PREFIX and NAQ_NATS_URL come from the test's environment)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -113,7 +113,9 @@ async def test_list_scheduled_json_and_filters() -> None:
     assert minute["queue"] == "cli-a" and minute["function"] == "tests.jobs:add"
     assert minute["interval"] == 60 and minute["cron"] is None and minute["args"] == [1, 2]
     assert minute["status"] == "active" and minute["runs"] == 0
-    assert by_id["even-minutes"]["cron"] == "*/2 * * * *" and by_id["even-minutes"]["queue"] == "cli-b"
+    assert (
+        by_id["even-minutes"]["cron"] == "*/2 * * * *" and by_id["even-minutes"]["queue"] == "cli-b"
+    )
     assert by_id["later"]["status"] == "paused"
     assert by_id["later"]["next_run"] == datetime(2031, 5, 4, tzinfo=timezone.utc).timestamp()
 

@@ -61,7 +61,9 @@ class SchedulerProc:
 
 
 @contextlib.contextmanager
-def scheduler_processes(url: str, tmp_path: Path, names: tuple[str, ...]) -> Iterator[dict[str, SchedulerProc]]:
+def scheduler_processes(
+    url: str, tmp_path: Path, names: tuple[str, ...]
+) -> Iterator[dict[str, SchedulerProc]]:
     """Start ``naq scheduler`` processes; kill whatever is left of them at the end."""
     env = dict(
         os.environ,
@@ -76,8 +78,18 @@ def scheduler_processes(url: str, tmp_path: Path, names: tuple[str, ...]) -> Ite
             log = tmp_path / f"{name}.log"
             with log.open("wb") as out:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "naq", "scheduler", "-u", url, "-i", name,
-                     "-l", "DEBUG"],
+                    [
+                        sys.executable,
+                        "-m",
+                        "naq",
+                        "scheduler",
+                        "-u",
+                        url,
+                        "-i",
+                        name,
+                        "-l",
+                        "DEBUG",
+                    ],
                     cwd=REPO_ROOT,
                     env=env,
                     stdout=out,
@@ -130,7 +142,9 @@ class LockWatch:
             await self.watcher.stop()
         await self.nc.close()
 
-    async def holder(self, other_than: str | None = None, timeout: float = 15.0) -> tuple[str, float]:
+    async def holder(
+        self, other_than: str | None = None, timeout: float = 15.0
+    ) -> tuple[str, float]:
         """The next lock holder (instance id) that isn't ``other_than``, and when it was seen."""
         deadline = time.monotonic() + timeout
         while True:
@@ -155,7 +169,9 @@ class LockWatch:
 
 
 @contextlib.asynccontextmanager
-async def ha_setup(url: str, tmp_path: Path) -> AsyncIterator[tuple[dict[str, SchedulerProc], LockWatch, naq.Worker]]:
+async def ha_setup(
+    url: str, tmp_path: Path
+) -> AsyncIterator[tuple[dict[str, SchedulerProc], LockWatch, naq.Worker]]:
     with scheduler_processes(url, tmp_path, ("ha-a", "ha-b")) as procs:
         async with LockWatch(url) as lock, running_worker(Q) as worker:
             await wait_started(procs)
@@ -166,7 +182,9 @@ async def check_each_run_executed_once(
     schedule_id: str, repeat: int, log: Path, worker: naq.Worker
 ) -> list[naq.JobInfo]:
     """All ``repeat`` runs completed, each executed once, and nothing beyond them."""
-    infos = [await naq.wait_for_job(run_id(schedule_id, k), timeout=10) for k in range(1, repeat + 1)]
+    infos = [
+        await naq.wait_for_job(run_id(schedule_id, k), timeout=10) for k in range(1, repeat + 1)
+    ]
     assert [i.status for i in infos] == [naq.JobStatus.COMPLETED] * repeat
     with pytest.raises(naq.JobTimeoutError):
         await naq.wait_for_job(run_id(schedule_id, repeat + 1), timeout=1.2)

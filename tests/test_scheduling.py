@@ -16,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import nats
 import pytest
@@ -37,7 +38,7 @@ def run_id(schedule_id: str, k: int) -> str:
 
 @contextlib.asynccontextmanager
 async def running_scheduler(**options: object) -> AsyncIterator[naq.Scheduler]:
-    """A :class:`naq.Scheduler` (HA on, as deployed) as a task of this loop; yields once it leads."""
+    """A :class:`naq.Scheduler` (HA on, as deployed) as a task of this loop; yields once leading."""
     options.setdefault("install_signal_handlers", False)
     scheduler = naq.Scheduler(**options)  # type: ignore[arg-type]
     task = asyncio.create_task(scheduler.run())
@@ -190,7 +191,7 @@ async def test_interval_with_repeat_runs_exactly_that_many_times(tmp_path: Path)
         for k in (1, 2, 3):
             info = await naq.wait_for_job(run_id(schedule_id, k), timeout=5)
             assert info.status == naq.JobStatus.COMPLETED and info.result == "tick"
-            # Run k is due k intervals after scheduling (the first one interval after), never sooner.
+            # Run k is due k intervals after scheduling (run 1 one interval after); never sooner.
             assert info.enqueued_at is not None and info.enqueued_at >= t0 + 0.5 * k
         # A fourth run would be due 0.5 s after the third: none comes in two intervals and more.
         with pytest.raises(naq.JobTimeoutError):
@@ -314,6 +315,31 @@ async def test_modifying_the_next_run_of_a_one_shot_job() -> None:
         assert await queue.modify_scheduled_job(job.job_id, scheduled_timestamp_utc=due)
         start, _end = await job.result(timeout=5)
         assert 0.0 <= start - due.timestamp() <= 0.5, start - due.timestamp()
+
+
+async def test_modifying_the_timezone_of_a_cron_schedule_moves_its_next_run() -> None:
+    async with Queue(Q) as queue:
+        job = await queue.schedule(jobs.noop, cron="0 9 * * *")  # 09:00 UTC
+        assert await queue.modify_scheduled_job(job.job_id, timezone="Asia/Tokyo")
+        record = await schedule_record(job.job_id)
+        assert record is not None and record.timezone == "Asia/Tokyo"
+        # The next run is the next 09:00 in Tokyo (00:00 UTC), not the 09:00 UTC planned before.
+        due = datetime.fromtimestamp(record.next_run, tz=ZoneInfo("Asia/Tokyo"))
+        assert (due.hour, due.minute) == (9, 0), due
+        assert 0 < record.next_run - time.time() <= 86400
+
+
+async def test_a_schedule_just_created_is_always_listed() -> None:
+    # Read-your-writes for listings, many times over: a listing that stops reading early (e.g.
+    # trusting a watcher's first "caught up" marker) shows up here as a missing schedule.
+    async with Queue(Q) as queue:
+        created = []
+        for i in range(300):
+            job = await queue.enqueue_at(time.time() + 3600, jobs.noop)
+            created.append(job.job_id)
+            listed = await naq.list_scheduled_jobs(job_id=job.job_id)
+            assert [r.job_id for r in listed] == [job.job_id], f"read {i}: schedule not listed"
+        assert {r.job_id for r in await naq.list_scheduled_jobs(queue=Q)} == set(created)
 
 
 # -- the _sync twins ---------------------------------------------------------------------------

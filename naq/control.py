@@ -1,0 +1,88 @@
+"""Operator actions on jobs and workers: cancel a job, stop a worker."""
+
+from __future__ import annotations
+
+import time
+
+from naq.broker import Broker, decode_or_none
+from naq.dependencies import job_ended, waiting_kv
+from naq.errors import JobNotFoundError, NaqConnectionError
+from naq.models import JobStatus, status_decoder
+from naq.names import validate_job_id
+from naq.outcomes import end_job
+from naq.results import resolve_settings
+from naq.schedules import ScheduleStore
+from naq.settings import Settings
+from naq.sync import run_sync
+
+
+async def cancel_job(
+    job_id: str, *, nats_url: str | None = None, settings: Settings | None = None
+) -> bool:
+    """Cancel a job.
+
+    A pending (or scheduled, retrying or waiting) job never runs; a running
+    async job is cancelled; a running sync job is marked and its result
+    discarded when its thread returns. Its status becomes ``cancelled`` and
+    waiters get :class:`~naq.errors.JobExecutionError`. Jobs depending on it fail.
+
+    Returns False if the job had already ended.
+
+    Raises:
+        JobNotFoundError: naq has no record of ``job_id``.
+    """
+    validate_job_id(job_id)
+    broker = await Broker.connect(resolve_settings(nats_url, settings))
+    if await broker.get_entry(await broker.results_kv(), job_id) is not None:
+        return False
+    entry = await broker.get_entry(await broker.status_kv(), job_id)
+    status = decode_or_none(status_decoder, entry.value) if entry else None
+    if status is None:
+        raise JobNotFoundError(f"no job {job_id!r} to cancel")
+    if status.status in JobStatus.ENDED:
+        return False
+    # Workers watch this bucket: a pending copy is skipped, a running one interrupted.
+    cancelled = await broker.cancelled_kv()
+    try:
+        await cancelled.put(job_id, str(time.time()).encode())
+    except Exception as exc:
+        raise broker.connection.map_error(exc) from exc
+    if status.status == JobStatus.SCHEDULED:
+        await ScheduleStore(broker).cancel(job_id)
+    waiting = await waiting_kv(broker)
+    if await broker.get_entry(waiting, job_id) is not None:
+        await waiting.delete(job_id)
+    if status.status != JobStatus.RUNNING:
+        if await end_job(broker, job_id, JobStatus.CANCELLED, error="cancelled"):
+            await job_ended(broker, job_id, JobStatus.CANCELLED)
+    return True
+
+
+def cancel_job_sync(job_id: str, *, nats_url: str | None = None) -> bool:
+    """Blocking form of :func:`cancel_job`."""
+    return run_sync(cancel_job(job_id, nats_url=nats_url))
+
+
+async def stop_worker(
+    name: str, *, nats_url: str | None = None, settings: Settings | None = None
+) -> bool:
+    """Ask worker ``name`` to stop gracefully (as SIGTERM would).
+
+    Returns True once the worker acknowledged; False if no worker by that name answered.
+    """
+    broker = await Broker.connect(resolve_settings(nats_url, settings))
+    try:
+        reply = await broker.connection.nc.request(
+            broker.names.worker_control_subject(name), b"stop", timeout=3
+        )
+    except Exception as exc:
+        mapped = broker.connection.map_error(exc)
+        if isinstance(mapped, NaqConnectionError) and broker.connection.is_connected:
+            return False  # no responders / no answer: no such worker
+        raise mapped from exc
+    return reply.data == b"stopping"
+
+
+def stop_worker_sync(name: str, *, nats_url: str | None = None) -> bool:
+    """Blocking form of :func:`stop_worker`."""
+    return run_sync(stop_worker(name, nats_url=nats_url))

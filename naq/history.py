@@ -1,0 +1,155 @@
+"""Job history and live changes, from the job-status bucket.
+
+``list_jobs`` pages through jobs newest first (ended jobs by default, kept as
+long as their results); ``watch_jobs`` yields every status change as it
+happens (pending -> running -> completed / failed / retry / cancelled).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+from naq.broker import Broker, decode_or_none, read_all
+from naq.connection import api
+from naq.errors import ConfigurationError
+from naq.models import JobStatus, StatusRecord, status_decoder
+from naq.names import validate_queue_name
+from naq.results import JobInfo, info_from_status, resolve_settings
+from naq.settings import Settings
+from naq.sync import run_sync
+
+STATUSES = (
+    JobStatus.PENDING,
+    JobStatus.SCHEDULED,
+    JobStatus.RUNNING,
+    JobStatus.RETRY,
+    JobStatus.COMPLETED,
+    JobStatus.FAILED,
+    JobStatus.CANCELLED,
+)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One change of a job's status."""
+
+    job_id: str
+    status: str
+    queue: str
+    function: str
+    attempt: int
+    updated_at: float
+    worker: str | None = None
+    error: str | None = None
+    progress: float | None = None
+    progress_message: str | None = None
+
+    @classmethod
+    def from_record(cls, record: StatusRecord) -> JobEvent:
+        """Build from a status record."""
+        return cls(
+            job_id=record.job_id,
+            status=record.status,
+            queue=record.queue,
+            function=record.function,
+            attempt=record.attempt,
+            updated_at=record.updated_at,
+            worker=record.worker,
+            error=record.error,
+            progress=record.progress,
+            progress_message=record.progress_message,
+        )
+
+
+def _check_filters(queue: str | None, status: str | None) -> None:
+    if queue is not None:
+        validate_queue_name(queue)
+    if status is not None and status not in STATUSES:
+        raise ConfigurationError(f"unknown job status {status!r}; use {', '.join(STATUSES)}")
+
+
+async def list_jobs(
+    queue: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    *,
+    nats_url: str | None = None,
+    settings: Settings | None = None,
+) -> list[JobInfo]:
+    """Jobs newest first: ended ones (completed, failed, cancelled) unless ``status``
+    asks for another state; ``offset`` and ``limit`` page through them.
+
+    Raises:
+        ConfigurationError: a bad queue name, status, limit or offset (named).
+    """
+    _check_filters(queue, status)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ConfigurationError(f"limit={limit!r} must be an integer >= 1")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ConfigurationError(f"offset={offset!r} must be an integer >= 0")
+    broker = await Broker.connect(resolve_settings(nats_url, settings))
+    records = []
+    for entry in await read_all(await broker.status_kv()):
+        record = decode_or_none(status_decoder, entry.value)
+        if record is None:
+            continue
+        if queue is not None and record.queue != queue:
+            continue
+        if status is None and record.status not in JobStatus.ENDED:
+            continue
+        if status is not None and record.status != status:
+            continue
+        records.append(record)
+    records.sort(key=lambda r: (r.ended_at or r.updated_at, r.job_id), reverse=True)
+    return [info_from_status(r) for r in records[offset : offset + limit]]
+
+
+def list_jobs_sync(
+    queue: str | None = None,
+    status: str | None = None,
+    limit: int = 50,
+    offset: int = 0,
+    *,
+    nats_url: str | None = None,
+) -> list[JobInfo]:
+    """Blocking form of :func:`list_jobs`."""
+    return run_sync(list_jobs(queue, status, limit, offset, nats_url=nats_url))
+
+
+async def watch_jobs(
+    queue: str | None = None, *, nats_url: str | None = None, settings: Settings | None = None
+) -> AsyncIterator[JobEvent]:
+    """Yield every job status change from now on, optionally for one queue.
+
+    ``async for event in naq.watch_jobs("emails"): ...``; break out to stop.
+    """
+    _check_filters(queue, None)
+    broker = await Broker.connect(resolve_settings(nats_url, settings))
+    await broker.status_kv()
+    bucket = broker.names.status_bucket
+    sub = await broker.connection.js.subscribe(
+        broker.kv_subject(bucket, ">"),
+        stream=f"KV_{bucket}",
+        ordered_consumer=True,
+        deliver_policy=api.DeliverPolicy.NEW,
+    )
+    try:
+        async for msg in sub.messages:
+            record = decode_or_none(status_decoder, msg.data)
+            if record is None or (queue is not None and record.queue != queue):
+                continue
+            yield JobEvent.from_record(record)
+    finally:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+
+
+def to_dict(info: JobInfo) -> dict[str, Any]:
+    """A JobInfo as a plain dict, with its duration (for ``--json``)."""
+    data = dict(info.__dict__)
+    data["duration"] = info.duration
+    return data

@@ -29,7 +29,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-job_app = typer.Typer(help="Inspect one job: show, result, wait.", no_args_is_help=True)
+job_app = typer.Typer(help="One job: show, result, wait, cancel.", no_args_is_help=True)
 app.add_typer(job_app, name="job")
 
 console = Console()
@@ -751,6 +751,82 @@ def failed_delete(
     if not run(delete_failed_job(job_id, settings=settings)):
         raise fail(f"no failed job {job_id!r}")
     console.print(f"Deleted failed job {job_id}.")
+
+
+@job_app.command("cancel")
+@guarded
+def job_cancel(job_id: str, nats_url: NatsUrl = None) -> None:
+    """Cancel a job: pending ones never run, running ones are interrupted."""
+    from naq.control import cancel_job
+
+    if not run(cancel_job(job_id, settings=settings_for(nats_url))):
+        raise fail(f"job {job_id} has already ended; nothing to cancel")
+    console.print(f"Job {job_id} cancelled.")
+
+
+@app.command("jobs")
+@guarded
+def jobs_command(
+    queue: Annotated[str | None, typer.Option("--queue", "-q", help="Only this queue.")] = None,
+    status: Annotated[
+        str | None,
+        typer.Option("--status", "-s", help="Only this status (default: ended jobs)."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", "-n", help="How many.")] = 20,
+    offset: Annotated[int, typer.Option("--offset", help="Skip this many (paging).")] = 0,
+    nats_url: NatsUrl = None,
+    json_output: JsonFlag = False,
+) -> None:
+    """List jobs, newest first: the history of ended jobs, or any status."""
+    from naq.history import list_jobs, to_dict
+
+    infos = run(list_jobs(queue, status, limit, offset, settings=settings_for(nats_url)))
+    if json_output:
+        print(to_json([to_dict(i) for i in infos]))
+        return
+    if not infos:
+        console.print("No jobs.")
+        return
+    table = Table(title=f"{len(infos)} job(s)")
+    for column in (
+        "job id",
+        "queue",
+        "function",
+        "status",
+        "attempt",
+        "ended",
+        "duration",
+        "error",
+    ):
+        table.add_column(column, overflow="fold" if column == "job id" else "ellipsis")
+    colours = {"completed": "green", "failed": "red", "cancelled": "yellow"}
+    for info in infos:
+        colour = colours.get(info.status, "cyan")
+        table.add_row(
+            info.job_id,
+            info.queue or "-",
+            (info.function or "-").split(":")[-1],
+            f"[{colour}]{info.status}[/]",
+            str(info.attempt),
+            fmt_time(info.ended_at),
+            "-" if info.duration is None else f"{info.duration:.3f}s",
+            info.error or "",
+        )
+    console.print(table, highlight=False)
+
+
+@app.command("worker-stop")
+@guarded
+def worker_stop(
+    name: Annotated[str, typer.Argument(help="Name of the worker to stop.")],
+    nats_url: NatsUrl = None,
+) -> None:
+    """Ask a worker to stop gracefully (it finishes its running jobs)."""
+    from naq.control import stop_worker
+
+    if not run(stop_worker(name, settings=settings_for(nats_url))):
+        raise fail(f"no live worker named {name!r} answered")
+    console.print(f"Worker {name} is stopping.")
 
 
 def main() -> None:

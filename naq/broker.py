@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -23,6 +24,7 @@ from naq.connection import (
     KeyValue,
     PubAck,
     PublishError,
+    api,
     consumer_config,
     failed_stream_config,
     get_connection,
@@ -50,6 +52,15 @@ TTL_HEADER = "Nats-TTL"
 EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
 #: Header making a publish idempotent inside the stream's duplicate window.
 MSG_ID_HEADER = "Nats-Msg-Id"
+
+
+@dataclass(frozen=True)
+class KVEntry:
+    """A live key of a bucket as :meth:`Broker.read_bucket` returns it."""
+
+    key: str
+    value: bytes
+    revision: int
 
 
 class Broker:
@@ -207,6 +218,92 @@ class Broker:
             raise NaqException(f"purge of {subject} failed: {response.error}")
         return response.purged
 
+    async def read_bucket(self, bucket: str) -> list[KVEntry]:
+        """Every live entry of ``bucket``, read in one pass of an ordered consumer.
+
+        How many entries to expect is taken from the consumer itself (delivered
+        so far + still pending) right after it starts, so a read never stops
+        early on a "caught up" signal that raced the first messages.
+        """
+        prefix = f"$KV.{bucket}."
+        try:
+            sub = await self.connection.js.subscribe(
+                prefix + ">",
+                stream=f"KV_{bucket}",
+                ordered_consumer=True,
+                deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
+            )
+        except Exception as exc:
+            raise self.connection.map_error(exc) from exc
+        entries: dict[str, KVEntry] = {}
+        try:
+            info = await sub.consumer_info()
+            expected = delivered_so_far(info) + (info.num_pending or 0)
+            for _ in range(expected):
+                msg = await sub.next_msg(timeout=10)
+                key = msg.subject[len(prefix) :]
+                operation = (msg.headers or {}).get("KV-Operation")
+                if operation in ("DEL", "PURGE") or not msg.data:
+                    entries.pop(key, None)
+                else:
+                    entries[key] = KVEntry(key, msg.data, msg.metadata.sequence.stream)
+                if msg.metadata.num_pending == 0:
+                    break
+        except Exception as exc:
+            raise self.connection.map_error(exc) from exc
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        return list(entries.values())
+
+    async def mirror(
+        self, bucket: str, on_entry: Callable[[str, bytes | None], None]
+    ) -> asyncio.Task[None]:
+        """Follow ``bucket``: ``on_entry(key, value)`` for each live key now and for
+        every change after (``value`` None when a key is deleted).
+
+        Returns once the current contents were delivered (counted as in
+        :meth:`read_bucket`); the returned task keeps following until cancelled.
+        """
+        prefix = f"$KV.{bucket}."
+        received = 0
+        expected: int | None = None
+        caught_up = asyncio.Event()
+
+        async def deliver(msg: Any) -> None:
+            nonlocal received
+            received += 1
+            operation = (msg.headers or {}).get("KV-Operation")
+            gone = operation in ("DEL", "PURGE") or not msg.data
+            on_entry(msg.subject[len(prefix) :], None if gone else msg.data)
+            if expected is not None and received >= expected:
+                caught_up.set()
+
+        try:
+            sub = await self.connection.js.subscribe(
+                prefix + ">",
+                stream=f"KV_{bucket}",
+                ordered_consumer=True,
+                deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
+                cb=deliver,
+            )
+            info = await sub.consumer_info()
+        except Exception as exc:
+            raise self.connection.map_error(exc) from exc
+        expected = delivered_so_far(info) + (info.num_pending or 0)
+        if received >= expected:
+            caught_up.set()
+        await asyncio.wait_for(caught_up.wait(), timeout=30)
+
+        async def follow() -> None:
+            try:
+                await asyncio.Event().wait()
+            finally:
+                with contextlib.suppress(Exception):
+                    await sub.unsubscribe()
+
+        return asyncio.create_task(follow())
+
     async def get_entry(self, kv: KeyValue, key: str) -> Any | None:
         """The KV entry for ``key`` or None (deleted, expired or never written)."""
         try:
@@ -220,60 +317,9 @@ class Broker:
         return entry
 
 
-async def read_all(kv: KeyValue) -> list[Any]:
-    """Every live entry of a bucket, read in one pass of an ordered consumer."""
-    watcher = await kv.watchall(ignore_deletes=True)
-    entries = []
-    try:
-        while True:
-            entry = await watcher.updates(timeout=10)
-            if entry is None:
-                break
-            if entry.value:
-                entries.append(entry)
-    finally:
-        with contextlib.suppress(Exception):
-            await watcher.stop()
-    return entries
-
-
-async def mirror(
-    kv: KeyValue, on_entry: Callable[[str, bytes | None], None], label: str = "bucket"
-) -> asyncio.Task[None]:
-    """Follow a bucket: ``on_entry(key, value)`` for each live key now and for
-    every change after (``value`` None when a key is deleted or expires).
-
-    Returns once the current contents were delivered; the returned task keeps
-    following (cancel it to stop).
-    """
-    caught_up = asyncio.get_running_loop().create_future()
-
-    async def follow() -> None:
-        while True:
-            watcher = await kv.watchall()
-            try:
-                while True:
-                    entry = await watcher.updates(timeout=None)  # type: ignore[arg-type]
-                    if entry is None:
-                        if not caught_up.done():
-                            caught_up.set_result(None)
-                        continue
-                    gone = entry.operation in ("DEL", "PURGE") or not entry.value
-                    on_entry(entry.key, None if gone else entry.value)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # e.g. the watch broke on a server restart
-                log.warning("watch of %s failed (%r); restarting", label, exc)
-                await asyncio.sleep(1.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await watcher.stop()
-
-    task = asyncio.create_task(follow())
-    done, _ = await asyncio.wait({task, caught_up}, return_when="FIRST_COMPLETED")
-    if task in done:
-        task.result()
-    return task
+def delivered_so_far(info: Any) -> int:
+    """Messages a consumer has delivered, from its info."""
+    return int(info.delivered.consumer_seq or 0) if info.delivered else 0
 
 
 def is_duplicate_result(exc: BaseException) -> bool:

@@ -36,6 +36,7 @@ log = logging.getLogger("naq.connection")
 
 Msg = Msg
 KeyValue = KeyValue
+api = api
 NatsError = nats.errors.Error
 KeyNotFoundError = nats.js.errors.KeyNotFoundError
 KeyWrongLastSequenceError = nats.js.errors.KeyWrongLastSequenceError

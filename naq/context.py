@@ -13,7 +13,7 @@ status record, so ``get_job`` and the TUI show them while the job runs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +30,9 @@ class JobContext:
     attempt: int
     worker: str
     meta: dict[str, Any] = field(default_factory=dict)
-    _report: Callable[[float | None, str | None, dict[str, Any]], Awaitable[None]] | None = None
+    _report: (
+        Callable[[float | None, str | None, dict[str, Any]], Coroutine[Any, Any, None]] | None
+    ) = None
     _loop: asyncio.AbstractEventLoop | None = None
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 
-from naq.broker import MSG_ID_HEADER, Broker, decode_or_none, read_all
+from naq.broker import MSG_ID_HEADER, Broker, decode_or_none
 from naq.connection import APIError, KeyValue, KeyWrongLastSequenceError
 from naq.errors import ConfigurationError
 from naq.models import (
@@ -95,7 +95,7 @@ async def settle(broker: Broker, job_id: str) -> None:
     kv = await waiting_kv(broker)
     entry = await broker.get_entry(kv, job_id)
     waiting = decode_or_none(waiting_decoder, entry.value) if entry else None
-    if waiting is None:
+    if entry is None or waiting is None:
         return
     outcomes = {dep: await outcome_of(broker, dep) or MISSING for dep in waiting.waiting_on}
     culprit = blocking_failure(outcomes)
@@ -127,9 +127,9 @@ async def _claim(kv: KeyValue, job_id: str, revision: int) -> bool:
 
 async def dependents_of(broker: Broker, job_id: str) -> list[str]:
     """Parked jobs waiting on ``job_id``."""
-    kv = await waiting_kv(broker)
+    await waiting_kv(broker)
     found = []
-    for entry in await read_all(kv):
+    for entry in await broker.read_bucket(broker.names.waiting_bucket):
         waiting = decode_or_none(waiting_decoder, entry.value)
         if waiting is not None and job_id in waiting.waiting_on:
             found.append(waiting.job_id)

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from naq.broker import Broker, decode_or_none, read_all
+from naq.broker import Broker, decode_or_none
 from naq.connection import api
 from naq.errors import ConfigurationError
 from naq.models import JobStatus, StatusRecord, status_decoder
@@ -93,7 +93,8 @@ async def list_jobs(
         raise ConfigurationError(f"offset={offset!r} must be an integer >= 0")
     broker = await Broker.connect(resolve_settings(nats_url, settings))
     records = []
-    for entry in await read_all(await broker.status_kv()):
+    await broker.status_kv()
+    for entry in await broker.read_bucket(broker.names.status_bucket):
         record = decode_or_none(status_decoder, entry.value)
         if record is None:
             continue

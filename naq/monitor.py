@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from naq.broker import Broker, decode_or_none, read_all
+from naq.broker import Broker, decode_or_none
 from naq.models import WorkerRecord, worker_decoder
 from naq.results import resolve_settings
 from naq.settings import Settings
@@ -67,7 +67,8 @@ async def list_workers(
         NaqConnectionError: NATS can't be reached.
     """
     broker = await Broker.connect(resolve_settings(nats_url, settings))
-    entries = await read_all(await broker.workers_kv())
+    await broker.workers_kv()
+    entries = await broker.read_bucket(broker.names.workers_bucket)
     workers = []
     for entry in entries:
         record = decode_or_none(worker_decoder, entry.value)

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 from croniter import croniter
 
-from naq.broker import Broker, decode_or_none, read_all
+from naq.broker import Broker, decode_or_none
 from naq.connection import APIError, KeyNotFoundError, KeyValue, KeyWrongLastSequenceError
 from naq.errors import ConfigurationError, JobNotFoundError
 from naq.models import ScheduleRecord, ScheduleStatus, record_encoder, schedule_decoder
@@ -225,7 +225,8 @@ class ScheduleStore:
     async def all(self) -> list[tuple[ScheduleRecord, int]]:
         """Every schedule with its revision."""
         records = []
-        for entry in await read_all(await self.kv()):
+        await self.kv()
+        for entry in await self.broker.read_bucket(self.broker.names.scheduled_bucket):
             record = decode_or_none(schedule_decoder, entry.value)
             if record is not None:
                 records.append((record, entry.revision))
@@ -284,7 +285,7 @@ class ScheduleStore:
 
         def change(record: ScheduleRecord) -> ScheduleRecord:
             new = msgspec.structs.replace(record, **changes)
-            if explicit_next is None and ("cron" in changes or "interval" in changes):
+            if explicit_next is None and changes.keys() & {"cron", "interval", "timezone"}:
                 now = time.time()
                 if new.cron:
                     new = msgspec.structs.replace(

@@ -29,7 +29,7 @@ from typing import Any
 
 import msgspec
 
-from naq.broker import Broker, decode_or_none, is_duplicate_result, mirror
+from naq.broker import Broker, decode_or_none, is_duplicate_result
 from naq.connection import Connection, Msg, forget, open_connection
 from naq.context import JobContext, bind
 from naq.dependencies import job_ended, waiting_kv
@@ -218,12 +218,11 @@ class Worker:
             await self._broker.status_kv()
             await self._broker.results_kv()
             # Know every cancellation and parked dependent before taking a job.
-            loops.append(
-                await mirror(await self._broker.cancelled_kv(), self._on_cancelled, "cancellations")
-            )
-            loops.append(
-                await mirror(await waiting_kv(self._broker), self._on_waiting, "waiting jobs")
-            )
+            await self._broker.cancelled_kv()
+            await waiting_kv(self._broker)
+            names = self._broker.names
+            loops.append(await self._broker.mirror(names.cancelled_bucket, self._on_cancelled))
+            loops.append(await self._broker.mirror(names.waiting_bucket, self._on_waiting))
             await self._connection.nc.subscribe(
                 self._broker.names.worker_control_subject(self.name), cb=self._on_control
             )

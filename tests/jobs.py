@@ -87,3 +87,53 @@ def touch(path: str) -> str:
     """Create the file ``path`` (proves a job ran); return the path."""
     Path(path).write_text("ran\n")
     return path
+
+
+def _wait_for_file(path: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not Path(path).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{path} never appeared")
+        time.sleep(0.01)
+
+
+async def async_progress(release_file: str, timeout: float = 15.0) -> dict[str, object]:
+    """Report progress 0.5 ("half", step=1), wait until ``release_file`` exists, return
+    what ``naq.current_job()`` said."""
+    await naq.report_progress(0.5, "half", step=1)
+    deadline = time.monotonic() + timeout
+    while not Path(release_file).exists():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{release_file} never appeared")
+        await asyncio.sleep(0.01)
+    context = naq.current_job()
+    assert context is not None
+    return {"job_id": context.job_id, "queue": context.queue, "attempt": context.attempt}
+
+
+def sync_progress(release_file: str, timeout: float = 15.0) -> str:
+    """Sync twin of :func:`async_progress`: report 0.25 ("quarter", rows=10) from a thread."""
+    naq.report_progress_sync(0.25, "quarter", rows=10)
+    _wait_for_file(release_file, timeout)
+    context = naq.current_job()
+    assert context is not None
+    return context.job_id
+
+
+def slow_touch(path: str, seconds: float) -> str:
+    """Sleep in a thread, then create ``path`` (proves the thread ran to its end)."""
+    time.sleep(seconds)
+    Path(path).write_text("finished\n")
+    return "finished"
+
+
+def record_job_id(log_file: str) -> str:
+    """Append ``<job id> <pid>`` to ``log_file`` (one line per execution); return the job id.
+
+    Each run of a schedule has its own job id, so the lines tell which runs executed, and how often.
+    """
+    context = naq.current_job()
+    job_id = context.job_id if context is not None else "-"
+    with open(log_file, "a") as handle:
+        handle.write(f"{job_id} {os.getpid()}\n")
+    return job_id

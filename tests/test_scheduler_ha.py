@@ -3,10 +3,11 @@ frozen or stopped, against a real nats-server.
 
 The schedulers run as subprocesses (``python -m naq scheduler``) with a 3 s lease renewed every
 second; the worker runs in-process. Who leads is read from the lock bucket with plain nats-py,
-watching the ``leader_lock`` key. Runs are counted twice over: the job ``tests.jobs.record_run``
-appends one line per execution to a file, and the worker counts the jobs it completed; with
-``repeat=R`` the runs have the ids ``S, S_2 .. S_R``, so "no run executed twice" is "R distinct
-completed runs, R executions, and no run R+1".
+watching the ``leader_lock`` key. Runs are counted twice over: the job
+``tests.jobs.record_job_id`` appends its own job id to a file at every execution, and the worker
+counts the jobs it completed; with ``repeat=R`` the runs have the ids ``S, S_2 .. S_R``, so "no run
+executed twice" is "the file lists exactly those R ids, once each, the worker completed R jobs,
+and no run R+1 appears".
 """
 
 from __future__ import annotations
@@ -185,11 +186,13 @@ async def check_each_run_executed_once(
     infos = [
         await naq.wait_for_job(run_id(schedule_id, k), timeout=10) for k in range(1, repeat + 1)
     ]
+    run_ids = [run_id(schedule_id, k) for k in range(1, repeat + 1)]
     assert [i.status for i in infos] == [naq.JobStatus.COMPLETED] * repeat
+    assert [i.result for i in infos] == run_ids
     with pytest.raises(naq.JobTimeoutError):
         await naq.wait_for_job(run_id(schedule_id, repeat + 1), timeout=1.2)
-    executions = log.read_text().splitlines()
-    assert len(executions) == repeat, executions
+    executed = [line.split()[0] for line in log.read_text().splitlines()]
+    assert sorted(executed) == sorted(run_ids), executed  # each run once, no duplicate job id
     assert worker.processed == repeat
     assert await naq.list_scheduled_jobs(job_id=schedule_id) == []
     return infos
@@ -204,7 +207,7 @@ async def test_sigkill_of_the_leader_standby_continues_without_duplicates(
         leader, _ = await lock.holder()
         standby = next(name for name in procs if name != leader)
         job = await naq.schedule(
-            jobs.record_run, str(runs_log), "tick", interval=1, repeat=repeat, queue_name=Q
+            jobs.record_job_id, str(runs_log), interval=1, repeat=repeat, queue_name=Q
         )
         schedule_id = job.job_id
         await naq.wait_for_job(run_id(schedule_id, 2), timeout=10)
@@ -235,7 +238,7 @@ async def test_a_frozen_leader_enqueues_nothing_stale_when_thawed(
         leader, _ = await lock.holder()
         standby = next(name for name in procs if name != leader)
         job = await naq.schedule(
-            jobs.record_run, str(runs_log), "tick", interval=1, repeat=repeat, queue_name=Q
+            jobs.record_job_id, str(runs_log), interval=1, repeat=repeat, queue_name=Q
         )
         schedule_id = job.job_id
         await naq.wait_for_job(schedule_id, timeout=10)
@@ -274,7 +277,7 @@ async def test_a_leader_stopped_with_sigterm_hands_over_at_once(
         leader, _ = await lock.holder()
         standby = next(name for name in procs if name != leader)
         job = await naq.schedule(
-            jobs.record_run, str(runs_log), "tick", interval=1, repeat=repeat, queue_name=Q
+            jobs.record_job_id, str(runs_log), interval=1, repeat=repeat, queue_name=Q
         )
         schedule_id = job.job_id
         await naq.wait_for_job(schedule_id, timeout=10)

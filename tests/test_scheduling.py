@@ -184,13 +184,12 @@ async def test_interval_with_repeat_runs_exactly_that_many_times(tmp_path: Path)
     log = tmp_path / "runs.log"
     async with running_scheduler(), running_worker(Q) as worker:
         t0 = time.time()
-        job = await naq.schedule(
-            jobs.record_run, str(log), "tick", interval=0.5, repeat=3, queue_name=Q
-        )
+        job = await naq.schedule(jobs.record_job_id, str(log), interval=0.5, repeat=3, queue_name=Q)
         schedule_id = job.job_id
         for k in (1, 2, 3):
             info = await naq.wait_for_job(run_id(schedule_id, k), timeout=5)
-            assert info.status == naq.JobStatus.COMPLETED and info.result == "tick"
+            assert info.status == naq.JobStatus.COMPLETED
+            assert info.result == run_id(schedule_id, k)  # the run ran as its own job
             # Run k is due k intervals after scheduling (run 1 one interval after); never sooner.
             assert info.enqueued_at is not None and info.enqueued_at >= t0 + 0.5 * k
         # A fourth run would be due 0.5 s after the third: none comes in two intervals and more.
@@ -198,7 +197,8 @@ async def test_interval_with_repeat_runs_exactly_that_many_times(tmp_path: Path)
             await naq.wait_for_job(run_id(schedule_id, 4), timeout=1.2)
         assert await schedule_record(schedule_id) is None
         assert await naq.list_scheduled_jobs(queue=Q) == []
-        assert len(log.read_text().splitlines()) == 3
+        executed = [line.split()[0] for line in log.read_text().splitlines()]
+        assert executed == [run_id(schedule_id, k) for k in (1, 2, 3)]
         assert worker.processed == 3
 
 

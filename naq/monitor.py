@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from naq.broker import Broker, decode_or_none
+from naq.broker import Broker, decode_or_none, delivered_so_far
 from naq.models import WorkerRecord, worker_decoder
 from naq.results import resolve_settings
 from naq.settings import Settings
@@ -134,7 +134,7 @@ async def queue_stats(broker: Broker, queue: str) -> QueueStats:
     failed = sum((failed_info.state.subjects or {}).values())
     schedules = await ScheduleStore(broker).all()
     scheduled = sum(1 for record, _ in schedules if record.queue == queue)
-    delivered = info.delivered.consumer_seq or 0 if info.delivered else 0
+    delivered = delivered_so_far(info)
     completed = max(0, (info.ack_floor.consumer_seq or 0) - failed) if info.ack_floor else 0
     return QueueStats(
         name=queue,

@@ -160,8 +160,7 @@ async def run_scheduler_bench(
         )
         for _ in range(args.schedules):
             job = await queue.schedule(noop, interval=args.interval, repeat=args.repeat)
-            # Read the record directly (a direct KV get): listings can come back incomplete with
-            # nats-py 2.16 (see the note in the report), and the first due time must be exact.
+            # The stored record (one direct KV get, no listing) gives the exact first due time.
             found = await store.get(job.job_id)
             assert found is not None, job.job_id
             record = found[0]

@@ -20,7 +20,14 @@ from croniter import croniter
 from naq.broker import Broker, decode_or_none
 from naq.connection import APIError, KeyNotFoundError, KeyValue, KeyWrongLastSequenceError
 from naq.errors import ConfigurationError, JobNotFoundError
-from naq.models import ScheduleRecord, ScheduleStatus, record_encoder, schedule_decoder
+from naq.models import (
+    JobStatus,
+    ScheduleRecord,
+    ScheduleStatus,
+    record_encoder,
+    schedule_decoder,
+)
+from naq.outcomes import end_job
 from naq.settings import Settings, get_settings
 
 SCHEDULE_STATUSES = (ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED, ScheduleStatus.FAILED)
@@ -235,8 +242,15 @@ class ScheduleStore:
     # -- the operations users call -----------------------------------------
 
     async def cancel(self, schedule_id: str) -> bool:
-        """Delete a schedule; False if there is none."""
-        return await self.delete(schedule_id)
+        """Delete a schedule; False if there is none.
+
+        Its first run, if it has not run yet, ends as cancelled, so waiters
+        and listings don't keep showing it as scheduled.
+        """
+        if not await self.delete(schedule_id):
+            return False
+        await end_job(self.broker, schedule_id, JobStatus.CANCELLED, error="schedule cancelled")
+        return True
 
     async def set_status(self, schedule_id: str, status: str) -> bool:
         """Pause or resume; False if there is no such schedule."""
@@ -285,7 +299,9 @@ class ScheduleStore:
 
         def change(record: ScheduleRecord) -> ScheduleRecord:
             new = msgspec.structs.replace(record, **changes)
-            if explicit_next is None and changes.keys() & {"cron", "interval", "timezone"}:
+            if explicit_next is None and (
+                changes.keys() & {"cron", "interval"} or ("timezone" in changes and new.cron)
+            ):
                 now = time.time()
                 if new.cron:
                     new = msgspec.structs.replace(

@@ -564,8 +564,8 @@ async def test_list_jobs_pages_newest_first_with_filters() -> None:
         b_ok = [await qb.enqueue(jobs.add, i, 1) for i in range(3)]
         everything = a_ok + a_bad + b_ok
         infos = [await job.wait(timeout=10) for job in everything]
-        pending = await qa.enqueue(jobs.add, 9, 9)  # not ended: not history by default
         await qa.pause()
+        pending = await qa.enqueue(jobs.add, 9, 9)  # not ended: not history by default
     newest_first = [i.job_id for i in sorted(infos, key=lambda i: i.ended_at or 0, reverse=True)]
     first_page = await naq.list_jobs(limit=5)
     second_page = await naq.list_jobs(limit=5, offset=5)

@@ -157,6 +157,18 @@ async def delete_failed_job(
     return bool(await broker.connection.js.delete_msg(broker.names.failed_stream, failed.seq))
 
 
+async def delete_failed_seq(
+    seq: int, *, nats_url: str | None = None, settings: Settings | None = None
+) -> bool:
+    """Delete the dead letter at stream sequence ``seq`` (for letters without a job id)."""
+    broker = await Broker.connect(resolve_settings(nats_url, settings))
+    await broker.ensure_failed_stream()
+    try:
+        return bool(await broker.connection.js.delete_msg(broker.names.failed_stream, seq))
+    except Exception:
+        return False
+
+
 async def requeue_failed_jobs(
     queue: str | None = None, *, nats_url: str | None = None, settings: Settings | None = None
 ) -> int:

@@ -89,6 +89,10 @@ class Names:
         """Subject a queue's dead letters are published to."""
         return f"{self.failed_subject_prefix}.{queue}"
 
+    def queue_from_failed_subject(self, subject: str) -> str:
+        """Queue name of a dead-letter subject."""
+        return subject[len(self.failed_subject_prefix) + 1 :]
+
     @cached_property
     def results_bucket(self) -> str:
         """KV bucket of job results (first result wins)."""

@@ -1,0 +1,1 @@
+"""Widgets of the naq TUI, one per file."""

@@ -1,0 +1,201 @@
+"""The table of one pane, kept in step with the state row by row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from naq_tui.columns import DEFAULT_SORT, PANE_COLUMNS, Column, row_key
+from naq_tui.state import Dirty, State, visible
+
+#: Columns whose text depends on the clock; the 1 s tick refreshes only these.
+TIME_COLUMNS = frozenset({"heartbeat", "next_run", "duration", "updated", "failed_at"})
+#: The Failed pane's extra first column: a tick on rows marked for a bulk action.
+MARK = "mark"
+MARK_GLYPH = "✓"
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two cells draw the same (rich ``Text`` equality ignores the base style)."""
+    if isinstance(a, Text) and isinstance(b, Text):
+        return a.plain == b.plain and a.style == b.style and a.spans == b.spans
+    return type(a) is type(b) and a == b
+
+
+class PaneTable(DataTable[Any]):
+    """A DataTable for one pane (``queues``, ``workers``, ``scheduled``, ``jobs``, ``failed``).
+
+    Rows are keyed by :func:`~naq_tui.columns.row_key`. :meth:`sync` touches only the
+    rows a batch of changes made dirty (``update_cell`` per changed cell, ``add_row``
+    for new keys, ``remove_row`` for gone ones) and re-orders only when the order
+    changed; the table is rebuilt only when the pane's filter or sort changes.
+    """
+
+    BINDINGS = [
+        # Replaces DataTable's hidden "select" so the footer shows what enter does.
+        Binding("enter", "app.open_detail", "Detail"),
+    ]
+
+    def __init__(self, pane: str, *, id: str | None = None) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, id=id or f"table-{pane}")
+        self.pane = pane
+        self.specs: tuple[Column, ...] = PANE_COLUMNS[pane]
+        self.marks = pane == "failed"
+        #: The cells drawn for each row key, to update only the cells that changed.
+        self._cells: dict[str, tuple[Any, ...]] = {}
+        #: (filter, sort column, reverse) the table was last built for.
+        self._view: tuple[str, str | None, bool] | None = None
+
+    # -- reading ----------------------------------------------------------------
+
+    @property
+    def keys(self) -> list[str]:
+        """Row keys in display order."""
+        return [str(row.key.value) for row in self.ordered_rows]
+
+    @property
+    def selected_key(self) -> str | None:
+        """The key of the row under the cursor, if any."""
+        if not self.row_count:
+            return None
+        try:
+            return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        except Exception:  # cursor out of range while rows are being removed
+            return None
+
+    # -- drawing ----------------------------------------------------------------
+
+    def _render_row(self, row: Any, state: State, now: float) -> tuple[Any, ...]:
+        # The first cell is always a fresh Text: _reorder ranks rows by its identity.
+        cells: list[Any] = []
+        if self.marks:
+            key = row_key(row)
+            cells.append(Text(MARK_GLYPH if key in state.marked else " ", "bold green"))
+        for spec in self.specs:
+            value = spec.cell(row, now)
+            cells.append(value)
+        if not self.marks:
+            first = cells[0]
+            cells[0] = first.copy() if isinstance(first, Text) else Text(str(first))
+        return tuple(cells)
+
+    def _column_keys(self) -> list[str]:
+        return ([MARK] if self.marks else []) + [spec.key for spec in self.specs]
+
+    def _labels(self, state: State) -> list[tuple[str, Text, int | None]]:
+        view = state.views[self.pane]
+        default_key, default_reverse = DEFAULT_SORT[self.pane]
+        sort_key = view.sort_column or default_key
+        reverse = view.sort_reverse if view.sort_column else default_reverse
+        labels: list[tuple[str, Text, int | None]] = []
+        if self.marks:
+            labels.append((MARK, Text(" "), 1))
+        for spec in self.specs:
+            label = Text(spec.label)
+            if spec.key == sort_key:
+                label.append(" ▼" if reverse else " ▲", "bold")
+            labels.append((spec.key, label, spec.width))
+        return labels
+
+    def rebuild(self, state: State, now: float) -> None:
+        """Redraw every row (after the filter or the sort changed)."""
+        view = state.views[self.pane]
+        self._view = (view.filter, view.sort_column, view.sort_reverse)
+        selected = self.selected_key
+        self.clear(columns=True)
+        self._cells.clear()
+        for key, label, width in self._labels(state):
+            self.add_column(label, key=key, width=width)
+        for row in visible(state, self.pane, now):
+            key = row_key(row)
+            cells = self._render_row(row, state, now)
+            self._cells[key] = cells
+            self.add_row(*cells, key=key)
+        self._restore_cursor(selected)
+
+    def sync(self, state: State, dirty: Dirty, now: float) -> None:
+        """Apply a batch: update, add and remove the dirty rows, re-sort if needed."""
+        view = state.views[self.pane]
+        if self._view != (view.filter, view.sort_column, view.sort_reverse):
+            self.rebuild(state, now)
+            return
+        keys = dirty.rows.get(self.pane)
+        if not keys:
+            return
+        rows = visible(state, self.pane, now)
+        wanted = [row_key(row) for row in rows]
+        shown = set(wanted)
+        selected = self.selected_key
+        changed_order = False
+        for key in keys:
+            if key in shown:
+                cells = self._render_row(state.rows[self.pane][key], state, now)
+                old = self._cells.get(key)
+                if old is None:
+                    self.add_row(*cells, key=key)
+                    changed_order = True
+                else:
+                    for column, before, after in zip(self._column_keys(), old, cells):
+                        if not _same(before, after):
+                            self.update_cell(key, column, after, update_width=True)
+                    # Keep the drawn first cell: it is the row's identity for _reorder.
+                    cells = (old[0], *cells[1:]) if _same(old[0], cells[0]) else cells
+                self._cells[key] = cells
+            elif key in self._cells:
+                self.remove_row(key)
+                del self._cells[key]
+                changed_order = True
+        if changed_order or self.keys != wanted:
+            self._reorder(wanted)
+            self._restore_cursor(selected)
+
+    def refresh_times(self, state: State, now: float) -> None:
+        """Redraw the clock-relative cells (ages, "in 3m") of every row."""
+        columns = [
+            (index, spec)
+            for index, spec in enumerate(self.specs, 1 if self.marks else 0)
+            if spec.key in TIME_COLUMNS
+        ]
+        if not columns:
+            return
+        rows = state.rows[self.pane]
+        for key, cells in self._cells.items():
+            row = rows.get(key)
+            if row is None:
+                continue
+            new = list(cells)
+            for index, spec in columns:
+                value = spec.cell(row, now)
+                if index == 0:
+                    value = value.copy() if isinstance(value, Text) else Text(str(value))
+                if not _same(cells[index], value):
+                    self.update_cell(key, spec.key, value, update_width=True)
+                    new[index] = value
+            self._cells[key] = tuple(new)
+
+    # -- order and cursor -------------------------------------------------------
+
+    def _reorder(self, keys: list[str]) -> None:
+        # DataTable.sort hands the key function a row's cells, not its key; every row's
+        # first cell is a distinct Text object we keep in self._cells, so its identity
+        # names the row, and the rows take the order of ``keys`` with public API only.
+        rank = {id(self._cells[key][0]): index for index, key in enumerate(keys)}
+        first = self._column_keys()[0]
+        self.sort(first, key=lambda cell: rank.get(id(cell), len(rank)))
+
+    def _restore_cursor(self, key: str | None) -> None:
+        if key is None or key not in self._cells:
+            return
+        index = self.get_row_index(key)
+        if index != self.cursor_row:
+            self.move_cursor(row=index, animate=False)
+
+    def select_key(self, key: str) -> bool:
+        """Move the cursor onto ``key``'s row; False if it is not shown."""
+        if key not in self._cells:
+            return False
+        self.move_cursor(row=self.get_row_index(key), animate=False)
+        return True

@@ -425,15 +425,71 @@ def server(
 @app.command()
 def demo(
     duration: Annotated[
-        float | None, typer.Option(help="Stop after this many seconds (default: until Ctrl-C).")
+        float | None, typer.Option(help="Stop after this many seconds (with --no-tui).")
     ] = None,
+    no_tui: Annotated[
+        bool, typer.Option("--no-tui", help="Print outcomes instead of opening the TUI.")
+    ] = False,
 ) -> None:
-    """Run an embedded nats-server, a worker and a stream of sample jobs."""
+    """Run an embedded nats-server, a worker, a scheduler and sample jobs, in the TUI."""
     from naq.demo import run_demo
 
-    logging.basicConfig(level="WARNING")
-    counts = run(run_demo(duration))
-    console.print("demo stopped: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    logging.basicConfig(level="WARNING" if no_tui else "CRITICAL")
+    if no_tui:
+        counts = run(run_demo(duration))
+        console.print("demo stopped: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+        return
+
+    async def show(settings: Any) -> None:
+        from naq_tui.app import NaqApp
+
+        from naq_tui.live import LiveService
+
+        await NaqApp(LiveService(settings)).run_async()
+
+    run(run_demo(show=show))
+
+
+@app.command()
+@guarded
+def tui(
+    nats_url: NatsUrl = None,
+    readonly: Annotated[
+        bool, typer.Option("--readonly", help="Show only: hide and refuse every action.")
+    ] = False,
+) -> None:
+    """Open the terminal UI: live queues, workers, schedules, jobs and dead letters."""
+    from naq_tui.app import NaqApp
+
+    from naq_tui.live import LiveService
+
+    # Log records would scribble over the screen: keep only errors, and in the app's log.
+    logging.basicConfig(level="CRITICAL")
+    NaqApp(LiveService(settings_for(nats_url)), readonly=readonly).run()
+
+
+@app.command()
+@guarded
+def dashboard(
+    host: Annotated[str, typer.Option("--host", "-h", help="Address to serve on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", help="Port to serve on.")] = 8080,
+    nats_url: NatsUrl = None,
+    readonly: Annotated[bool, typer.Option("--readonly", help="Hide and refuse actions.")] = False,
+    log_level: LogLevel = "INFO",
+) -> None:
+    """Serve the TUI in a web browser (textual-serve)."""
+    import shlex
+
+    from textual_serve.server import Server
+
+    setup_logging(log_level)
+    command = [sys.executable, "-m", "naq", "tui"]
+    url = settings_for(nats_url).nats_url
+    command += ["--nats-url", url]
+    if readonly:
+        command.append("--readonly")
+    console.print(f"naq dashboard on http://{host}:{port} (NATS at {url}); Ctrl-C stops it")
+    Server(shlex.join(command), host=host, port=port, title="naq").serve()
 
 
 # -- scheduling ---------------------------------------------------------------------

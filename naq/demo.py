@@ -1,8 +1,10 @@
-"""``naq demo``: an embedded nats-server, a worker and a stream of sample jobs.
+"""``naq demo``: an embedded nats-server, a worker, a scheduler and a stream of
+realistic sample jobs, shown in the TUI (or, with ``--no-tui``, as a console log).
 
 Everything runs in one process and stops together: the server is a child
-process killed on exit, the worker an asyncio task. The sample functions live
-here, at module level, so the worker imports them like any user's tasks.
+process stopped on exit, the worker, scheduler and generator are asyncio
+tasks. The sample functions live here, at module level, so the worker imports
+them like any user's tasks.
 """
 
 from __future__ import annotations
@@ -12,16 +14,12 @@ import contextlib
 import random
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
-from rich.console import Console
-from rich.live import Live
-from rich.markup import escape
-from rich.table import Table
-
-from naq.broker import Broker, decode_or_none
-from naq.job import Job
-from naq.models import result_decoder
+from naq.context import report_progress
 from naq.queue import Queue
+from naq.scheduler import Scheduler
 from naq.server import EmbeddedServer
 from naq.settings import Settings, get_settings
 from naq.worker import Worker
@@ -41,105 +39,147 @@ async def resize_image(name: str, width: int) -> dict[str, object]:
     return {"image": name, "width": width}
 
 
-def flaky_payment(order: int) -> str:
+def charge_card(order: int) -> str:
     """Fail about half of the time, so retries show."""
     if random.random() < 0.5:
         raise ConnectionError(f"payment gateway timed out for order {order}")
     return f"order {order} paid"
 
 
-def broken_report(report: str) -> None:
+def build_report(report: str) -> None:
     """Always fail, so dead letters show."""
-    raise ValueError(f"report {report!r} has no data")
+    raise ValueError(f"report {report!r} has no data for this quarter")
 
 
-async def long_export(rows: int) -> int:
-    """A long job."""
-    await asyncio.sleep(rows / 1000)
+async def export_rows(rows: int) -> int:
+    """A long job that reports its progress."""
+    steps = 10
+    for step in range(steps):
+        await asyncio.sleep(rows / 1000 / steps)
+        await report_progress((step + 1) / steps, f"{(step + 1) * rows // steps} rows", rows=rows)
     return rows
 
 
-async def _generate(queues: dict[str, Queue], pending: dict[str, Job], stop: asyncio.Event) -> None:
+def fetch_orders(day: int) -> list[int]:
+    """First step of a dependency chain."""
+    time.sleep(0.3)
+    return [day * 100 + i for i in range(3)]
+
+
+def total_orders(day: int) -> int:
+    """Second step of a dependency chain."""
+    time.sleep(0.2)
+    return day * 3
+
+
+def email_summary(day: int) -> str:
+    """Last step of a dependency chain."""
+    return f"summary of day {day} sent"
+
+
+def cleanup_temp_files() -> int:
+    """A recurring housekeeping job (cron)."""
+    return random.randint(0, 40)
+
+
+async def poll_inventory() -> str:
+    """A recurring job (interval)."""
+    await asyncio.sleep(0.1)
+    return "inventory in sync"
+
+
+async def setup_schedules(queues: dict[str, Queue]) -> None:
+    """The demo's recurring jobs."""
+    await queues["default"].schedule(cleanup_temp_files, cron="* * * * *")
+    await queues["default"].schedule(poll_inventory, interval=15)
+    await queues["reports"].schedule(email_summary, 0, cron="0 9 * * 1-5", timezone="Europe/Paris")
+
+
+async def generate(queues: dict[str, Queue], stop: asyncio.Event) -> None:
+    """Enqueue a realistic mix of jobs until ``stop`` is set."""
     n = 0
     while not stop.is_set():
         n += 1
         choice = random.random()
         if choice < 0.35:
-            job = await queues["emails"].enqueue(
+            await queues["emails"].enqueue(
                 send_email, f"user{n}@example.com", "Welcome", meta={"campaign": "onboarding"}
             )
         elif choice < 0.6:
-            job = await queues["default"].enqueue(resize_image, f"photo{n}.jpg", 640)
-        elif choice < 0.8:
-            job = await queues["default"].enqueue(
-                flaky_payment, n, max_retries=3, retry_delay=0.5, retry_strategy="exponential"
+            await queues["default"].enqueue(resize_image, f"photo{n}.jpg", 640)
+        elif choice < 0.78:
+            await queues["default"].enqueue(
+                charge_card, n, max_retries=3, retry_delay=1, retry_strategy="exponential"
             )
-        elif choice < 0.9:
-            job = await queues["reports"].enqueue(broken_report, f"q{n % 4 + 1}")
+        elif choice < 0.86:
+            await queues["reports"].enqueue(build_report, f"Q{n % 4 + 1}")
+        elif choice < 0.94:
+            await queues["reports"].enqueue(export_rows, random.randint(3000, 9000))
         else:
-            job = await queues["reports"].enqueue(long_export, random.randint(2000, 5000))
-        pending[job.job_id] = job
-        await asyncio.sleep(random.uniform(0.1, 0.4))
+            first = await queues["reports"].enqueue(fetch_orders, n)
+            second = await queues["reports"].enqueue(total_orders, n, depends_on=first)
+            await queues["emails"].enqueue(email_summary, n, depends_on=second)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), random.uniform(0.2, 0.8))
 
 
-def _table(counts: Counter[str], recent: list[tuple[str, str, str]], elapsed: float) -> Table:
-    table = Table(title=f"naq demo - {elapsed:.0f}s - Ctrl-C to stop", expand=False)
-    table.add_column("job")
-    table.add_column("function")
-    table.add_column("outcome")
-    for job_id, function, outcome in recent[-12:]:
-        table.add_row(job_id[:12], function, outcome)
-    table.caption = "  ".join(f"{k}: {v}" for k, v in sorted(counts.items()))
-    return table
-
-
-async def run_demo(duration: float | None = None, settings: Settings | None = None) -> Counter[str]:
-    """Run the demo for ``duration`` seconds (None: until Ctrl-C); returns outcome counts."""
-    console = Console()
-    counts: Counter[str] = Counter()
+@contextlib.asynccontextmanager
+async def demo_stack(settings: Settings | None = None) -> AsyncIterator[Settings]:
+    """Run server, worker, scheduler and generator; yield the settings to reach them."""
     with EmbeddedServer() as server:
         settings = (settings or get_settings()).replace(nats_url=server.url)
-        console.print(
-            f"nats-server with JetStream at [bold]{server.url}[/] (store {server.data_dir})"
-        )
         queues = {name: Queue(name, settings=settings) for name in DEMO_QUEUES}
         worker = Worker(
-            list(DEMO_QUEUES), concurrency=8, settings=settings, install_signal_handlers=False
+            list(DEMO_QUEUES),
+            concurrency=8,
+            settings=settings,
+            install_signal_handlers=False,
+            heartbeat_interval=2,
+            shutdown_grace=2,
         )
-        worker_task = asyncio.create_task(worker.run())
+        scheduler = Scheduler(settings=settings, install_signal_handlers=False)
         stop = asyncio.Event()
-        pending: dict[str, Job] = {}
-        recent: list[tuple[str, str, str]] = []
-        generator = asyncio.create_task(_generate(queues, pending, stop))
-        broker = await Broker.connect(settings)
-        # One watch over every result: outcomes show the moment they are stored.
-        watcher = await (await broker.results_kv()).watchall()
-        started = time.monotonic()
+        tasks = [asyncio.create_task(worker.run()), asyncio.create_task(scheduler.run())]
+        await setup_schedules(queues)
+        tasks.append(asyncio.create_task(generate(queues, stop)))
         try:
-            with Live(_table(counts, recent, 0), console=console, refresh_per_second=4) as live:
-                while duration is None or time.monotonic() - started < duration:
-                    try:
-                        entry = await watcher.updates(timeout=0.25)
-                    except asyncio.TimeoutError:
-                        entry = None
-                    record = decode_or_none(result_decoder, entry.value) if entry else None
-                    if record is not None:
-                        job = pending.pop(record.job_id, None)
-                        function = job.function_ref.split(":")[-1] if job else "?"
-                        counts[record.status] += 1
-                        if record.status == "completed":
-                            outcome = f"[green]completed[/] {escape(repr(record.result)[:50])}"
-                        else:
-                            outcome = f"[red]{record.status}[/] {escape((record.error or '')[:50])}"
-                        recent.append((record.job_id, function, outcome))
-                    counts["pending"] = len(pending)
-                    live.update(_table(counts, recent, time.monotonic() - started))
+            yield settings
         finally:
             stop.set()
-            generator.cancel()
-            with contextlib.suppress(Exception):
-                await watcher.stop()
             worker.request_stop()
-            worker.shutdown_grace = 2.0
-            await asyncio.gather(generator, worker_task, return_exceptions=True)
+            scheduler.request_stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def run_demo(
+    duration: float | None = None,
+    show: Callable[[Settings], Awaitable[Any]] | None = None,
+) -> Counter[str]:
+    """Run the demo until ``show(settings)`` returns (the TUI) or for ``duration``
+    seconds, printing outcomes; returns the outcome counts seen."""
+    counts: Counter[str] = Counter()
+    async with demo_stack() as settings:
+        if show is not None:
+            await show(settings)
+            return counts
+        from naq.history import watch_jobs
+
+        print(f"naq demo: nats-server at {settings.nats_url}; Ctrl-C stops everything")
+
+        async def log_outcomes() -> None:
+            async for event in watch_jobs(settings=settings):
+                if event.status in ("completed", "failed", "retry", "cancelled"):
+                    counts[event.status] += 1
+                    detail = f" ({event.error})" if event.error else ""
+                    print(f"{event.status:>9}  {event.function}{detail}")
+
+        watcher = asyncio.create_task(log_outcomes())
+        try:
+            await asyncio.wait_for(asyncio.Event().wait(), duration)
+        except asyncio.TimeoutError:
+            pass
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(BaseException):
+                await watcher
     return counts

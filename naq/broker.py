@@ -46,6 +46,9 @@ _purge_decoder = msgspec.json.Decoder(_PurgeResponse)
 
 log = logging.getLogger("naq.broker")
 
+#: Revisions kept per job in the status bucket.
+STATUS_HISTORY = 5
+
 #: Header carrying a JetStream per-message TTL (seconds).
 TTL_HEADER = "Nats-TTL"
 #: Header making a publish conditional on the subject's last sequence.
@@ -100,8 +103,13 @@ class Broker:
     # -- buckets -----------------------------------------------------------
 
     async def status_kv(self) -> KeyValue:
-        """The job-status bucket."""
-        return await self.connection.kv(self.names.status_bucket)
+        """The job-status bucket.
+
+        It keeps a few revisions per job so that a watcher sees every change of
+        a fast job (running, then completed a moment later) in order, not just
+        the last one.
+        """
+        return await self.connection.kv(self.names.status_bucket, history=STATUS_HISTORY)
 
     async def results_kv(self) -> KeyValue:
         """The results bucket."""

@@ -442,7 +442,6 @@ def demo(
 
     async def show(settings: Any) -> None:
         from naq_tui.app import NaqApp
-
         from naq_tui.live import LiveService
 
         await NaqApp(LiveService(settings)).run_async()
@@ -460,7 +459,6 @@ def tui(
 ) -> None:
     """Open the terminal UI: live queues, workers, schedules, jobs and dead letters."""
     from naq_tui.app import NaqApp
-
     from naq_tui.live import LiveService
 
     # Log records would scribble over the screen: keep only errors, and in the app's log.

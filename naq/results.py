@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 
 from naq.broker import Broker, decode_or_none
-from naq.errors import JobExecutionError, JobNotFoundError, JobTimeoutError
+from naq.errors import JobExecutionError, JobNotFoundError, JobTimeoutError, SecurityError
 from naq.models import (
     JobStatus,
     ResultRecord,
@@ -101,7 +101,11 @@ def decode_result(settings: Settings, data: bytes | None) -> ResultRecord | None
     record = decode_or_none(result_decoder, data)
     if record is None or record.sealed is None or not settings.result_encryption_key:
         return record
-    secret = sealed_decoder.decode(unseal(settings, record.sealed, record.job_id))
+    try:
+        secret = sealed_decoder.decode(unseal(settings, record.sealed, record.job_id))
+    except SecurityError:
+        return record  # wrong key: still sealed, and result_value says so
+
     return msgspec.structs.replace(
         record,
         result=secret.result,
@@ -252,10 +256,12 @@ def _with_result(info: JobInfo, result: ResultRecord, settings: Settings) -> Job
     from dataclasses import replace
 
     # The result record is written before the final status: trust it for the outcome.
+    # A result still sealed (no key, or another key) leaves the value out.
+    readable = result.status == JobStatus.COMPLETED and result.sealed is None
     return replace(
         info,
         status=result.status,
-        result=result_value(result, settings) if result.status == JobStatus.COMPLETED else None,
+        result=result_value(result, settings) if readable else None,
         error=result.error,
         error_type=result.error_type,
         traceback=result.traceback,

@@ -328,10 +328,14 @@ class Worker:
         # Ask in batches once a quarter of a queue's share is free, so a busy
         # worker sends few requests; an empty request list always gets one.
         threshold = max(1, min(per_queue, MAX_BATCH) // 4)
+        turn = 0
         while not self._stopping.is_set():
             self._wake.clear()
             now = time.monotonic()
-            for puller in pullers:
+            # Start with a different queue each round: when slots are fewer than
+            # queues, every queue gets its turn at them.
+            turn = (turn + 1) % len(pullers)
+            for puller in pullers[turn:] + pullers[:turn]:
                 puller.expire_lost()
                 if puller.cooldown_until > now:
                     continue

@@ -148,9 +148,7 @@ async def test_failed_dependency_fails_dependents_which_never_run(tmp_path: Path
     async with Queue(Q) as queue, running_worker(Q):
         bad = await queue.enqueue(jobs.fail, "dependency broke")
         child = await queue.enqueue(jobs.record_run, str(log), "child", depends_on=bad)
-        grandchild = await queue.enqueue(
-            jobs.record_run, str(log), "grandchild", depends_on=child
-        )
+        grandchild = await queue.enqueue(jobs.record_run, str(log), "grandchild", depends_on=child)
         with pytest.raises(naq.JobExecutionError, match="dependency broke"):
             await bad.result(timeout=10)
         with pytest.raises(naq.JobExecutionError) as child_error:
@@ -594,15 +592,34 @@ async def test_watch_jobs_sees_running_then_completed(nats_url: str) -> None:
     ):
         noise = await other.enqueue(jobs.add, 0, 0)
         assert await noise.result(timeout=10) == 0
-        job = await queue.enqueue(jobs.add, 1, 2)
+        job = await queue.enqueue(jobs.async_sleep, 0.3)
         done = await watch.status(job.job_id, JobStatus.COMPLETED)
     statuses = [e.status for e in watch.events if e.job_id == job.job_id]
     assert statuses == [JobStatus.PENDING, JobStatus.RUNNING, JobStatus.COMPLETED]
     # The other queue's changes came first in the bucket, and were filtered out.
     assert {e.queue for e in watch.events} == {"watched"}
-    assert done.function == "tests.jobs:add"
+    assert done.function == "tests.jobs:async_sleep"
     assert done.attempt == 1
     assert done.worker
+
+
+async def test_watch_jobs_sees_every_change_of_fast_jobs(nats_url: str) -> None:
+    # "Yields every job status change": also the brief running state of a job that takes
+    # microseconds, which the next status write replaces at once.
+    async with (
+        Queue("fast") as queue,
+        running_worker("fast", concurrency=1),
+        StatusWatch(nats_url, "fast") as watch,
+    ):
+        batch = await queue.enqueue_many([(jobs.add, (i, i), {}) for i in range(50)])
+        for job in batch:
+            await watch.status(job.job_id, JobStatus.COMPLETED)
+    missed = [
+        job.job_id
+        for job in batch
+        if JobStatus.RUNNING not in [e.status for e in watch.events if e.job_id == job.job_id]
+    ]
+    assert missed == [], f"{len(missed)} of 50 jobs were never seen running"
 
 
 # -- progress -----------------------------------------------------------------------------

@@ -15,7 +15,13 @@ from typing import Any
 import msgspec
 
 from naq.broker import Broker, decode_or_none
-from naq.errors import JobExecutionError, JobNotFoundError, JobTimeoutError, SecurityError
+from naq.errors import (
+    JobExecutionError,
+    JobNotFoundError,
+    JobTimeoutError,
+    SecurityError,
+    SerializationError,
+)
 from naq.models import (
     JobStatus,
     ResultRecord,
@@ -73,7 +79,21 @@ class JobInfo:
 
 
 def encode_result(settings: Settings, record: ResultRecord) -> bytes:
-    """The bytes stored for ``record``: its secret part sealed when a result key is set."""
+    """The bytes stored for ``record``: its secret part sealed when a result key is set.
+
+    Raises:
+        SerializationError: the job's return value has no JSON form.
+    """
+    try:
+        return _encode_result(settings, record)
+    except (TypeError, msgspec.EncodeError) as exc:
+        raise SerializationError(
+            f"the job's return value of type {type(record.result).__name__} can't be stored "
+            f"as JSON ({exc}); return JSON types, datetimes, bytes, dataclasses or Structs"
+        ) from None
+
+
+def _encode_result(settings: Settings, record: ResultRecord) -> bytes:
     if settings.result_encryption_key:
         secret = SealedOutcome(
             result=record.result,

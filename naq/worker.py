@@ -55,7 +55,6 @@ from naq.retry import retry_delay, should_retry
 from naq.security import check_signature
 from naq.serialization import (
     convert_arguments,
-    encode_value,
     pickle_dumps,
     pickle_loads,
     resolve_function,
@@ -151,6 +150,7 @@ class Worker:
         self._wake: asyncio.Event | None = None  # made in run(): needs the loop
         self._pullers: list[Puller] = []
         self._cancelled: set[str] = set()
+        self._functions: dict[tuple[str, str | None], Any] = {}
         #: job id -> (progress, message, meta) last reported by the running job.
         self._progress: dict[str, tuple[float | None, str | None, dict[str, Any]]] = {}
         #: dependency id -> parked jobs waiting on it, and the reverse.
@@ -501,7 +501,7 @@ class Worker:
             )
             return
         try:
-            func = resolve_function(envelope.fn, envelope.module, self.settings.allowed_modules)
+            func = self._function(envelope)
             if envelope.serializer == "pickle":
                 _, args, kwargs = pickle_loads(envelope.pickled or b"")
                 args = list(args)
@@ -529,14 +529,21 @@ class Worker:
         await self._store_outcome(msg, envelope, payload, JobStatus.COMPLETED, attempt, started)
         self.processed += 1
 
+    def _function(self, envelope: JobEnvelope) -> Any:
+        """The job's function; resolved (and checked against allowed_modules) once."""
+        key = (envelope.fn, envelope.module)
+        func = self._functions.get(key)
+        if func is None:
+            func = resolve_function(envelope.fn, envelope.module, self.settings.allowed_modules)
+            self._functions[key] = func
+        return func
+
     def _result_payload(
         self, envelope: JobEnvelope, value: Any, attempt: int, started: float
     ) -> bytes:
         pickled = None
         if envelope.serializer == "pickle":
             pickled, value = pickle_dumps(value), None
-        else:
-            encode_value(value, "the job's return value")  # fail the job now if it can't be stored
         return encode_result(
             self.settings,
             ResultRecord(

@@ -87,3 +87,58 @@ async def test_workers_killed_every_1_5_s_lose_nothing(nats_url: str, tmp_path: 
     # At-least-once: jobs interrupted by a kill ran again, but every job ran.
     ran = {line.split()[0] for line in run_log.read_text().splitlines()}
     assert ran == {f"job{i}" for i in range(total)}
+
+
+def start_process(tmp_path: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
+    """``python -m naq ARGS`` with its output in ``tmp_path/name.log``."""
+    with open(tmp_path / f"{name}.log", "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "naq", *args],
+            cwd=REPO,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_server_killed_and_restarted_loses_no_acknowledged_job(
+    fresh_server: naq.server.EmbeddedServer, tmp_path: Path
+) -> None:
+    total = 300
+    queue = naq.Queue(Q)
+    run_log = tmp_path / "runs.log"
+    created = await queue.enqueue_many(
+        [(jobs.record_run, (str(run_log), f"job{i}", 0.02), {}) for i in range(total)]
+    )
+    schedule = await queue.schedule(jobs.noop, interval=0.5)
+    worker = start_process(tmp_path, "worker", "worker", Q, "-c", "4", "-l", "WARNING")
+    scheduler = start_process(tmp_path, "scheduler", "scheduler", "-l", "WARNING")
+    try:
+        # Once the scheduler has fired and some jobs finished, crash the server mid-run and
+        # bring it back on its store.
+        await naq.wait_for_job(schedule.job_id, 30)
+        await naq.wait_for_job(created[20].job_id, 30)
+        await naq.disconnect()
+        fresh_server.kill()
+        await asyncio.sleep(1.0)
+        fresh_server.start()
+        infos = await asyncio.gather(*(naq.wait_for_job(job.job_id, 120) for job in created))
+        assert [info.status for info in infos] == ["completed"] * total
+        # The scheduler came back by itself too: a run after the restart completes.
+        runs = {s.job_id: s.runs for s in await naq.list_scheduled_jobs(job_id=schedule.job_id)}
+        later = runs[schedule.job_id] + 2
+        info = await naq.wait_for_job(f"{schedule.job_id}_{later}", 30)
+        assert info.status == "completed"
+        assert worker.poll() is None and scheduler.poll() is None
+    finally:
+        for proc in (worker, scheduler):
+            proc.terminate()
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    ran = {line.split()[0] for line in run_log.read_text().splitlines()}
+    assert ran == {f"job{i}" for i in range(total)}

@@ -30,7 +30,7 @@ from nats.js.kv import KeyValue
 
 from naq.errors import ConfigurationError, NaqConnectionError, NaqException
 from naq.names import Names
-from naq.settings import Settings
+from naq.settings import Settings, get_settings
 
 log = logging.getLogger("naq.connection")
 
@@ -567,8 +567,6 @@ async def connect(nats_url: str | None = None, *, settings: Settings | None = No
     Raises:
         NaqConnectionError: NATS can't be reached.
     """
-    from naq.settings import get_settings
-
     return await get_connection((settings or get_settings()).replace(nats_url=nats_url))
 
 

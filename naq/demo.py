@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from naq.context import report_progress
+from naq.history import watch_jobs
 from naq.queue import Queue
 from naq.scheduler import Scheduler
 from naq.server import EmbeddedServer
@@ -162,8 +163,6 @@ async def run_demo(
         if show is not None:
             await show(settings)
             return counts
-        from naq.history import watch_jobs
-
         print(f"naq demo: nats-server at {settings.nats_url}; Ctrl-C stops everything")
 
         async def log_outcomes() -> None:

@@ -5,13 +5,17 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
+import traceback as tb
 import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from naq.errors import ConfigurationError, SerializationError
+import msgspec
+
+from naq.errors import ConfigurationError, JobExecutionError, SerializationError
 from naq.models import JobEnvelope, envelope_decoder, envelope_encoder
 from naq.names import validate_job_id, validate_queue_name
+from naq.results import fetch_job_result, get_job, job_outcome, wait_for_job
 from naq.retry import exception_paths, retry_delay, validate_policy
 from naq.serialization import (
     check_encodable,
@@ -21,6 +25,7 @@ from naq.serialization import (
     resolve_function,
 )
 from naq.settings import Settings, get_settings
+from naq.sync import run_sync
 
 RetryDelayType = float | int | Sequence[float | int]
 
@@ -196,8 +201,6 @@ class Job:
         Raises:
             SerializationError: the bytes are not a naq job.
         """
-        import msgspec
-
         try:
             envelope = envelope_decoder.decode(data)
         except msgspec.DecodeError as exc:
@@ -218,10 +221,6 @@ class Job:
         Raises:
             JobExecutionError: the function raised (``error``/``traceback`` are set).
         """
-        import traceback as tb
-
-        from naq.errors import JobExecutionError
-
         func = (
             self.function
             if callable(self.function)
@@ -249,40 +248,28 @@ class Job:
             JobExecutionError: the job failed (remote error and traceback attached).
             JobTimeoutError: no outcome within ``timeout`` seconds.
         """
-        from naq.results import job_outcome
-
         return await job_outcome(self.job_id, timeout, self._settings)
 
     def result_sync(self, timeout: float | None = None) -> Any:
         """Blocking form of :meth:`result`."""
-        from naq.sync import run_sync
-
         return run_sync(self.result(timeout))
 
     async def wait(self, timeout: float | None = None) -> Any:
         """Wait until the job ends; returns its :class:`~naq.results.JobInfo`."""
-        from naq.results import wait_for_job
-
         return await wait_for_job(self.job_id, timeout, settings=self._settings)
 
     async def info(self) -> Any:
         """The job's current :class:`~naq.results.JobInfo`."""
-        from naq.results import get_job
-
         return await get_job(self.job_id, settings=self._settings)
 
     @staticmethod
     async def fetch_result(job_id: str, nats_url: str | None = None) -> Any:
         """The value of finished job ``job_id`` (see :func:`naq.fetch_job_result`)."""
-        from naq.results import fetch_job_result
-
         return await fetch_job_result(job_id, nats_url=nats_url)
 
     @staticmethod
     def fetch_result_sync(job_id: str, nats_url: str | None = None) -> Any:
         """Blocking form of :meth:`fetch_result`."""
-        from naq.sync import run_sync
-
         return run_sync(Job.fetch_result(job_id, nats_url))
 
 

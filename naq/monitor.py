@@ -11,10 +11,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from naq.broker import Broker, decode_or_none, delivered_so_far
-from naq.connection import api
+from naq.connection import api, open_connection
+from naq.dead_letters import list_failed_jobs
 from naq.errors import NaqException
-from naq.models import WorkerRecord, status_decoder, worker_decoder
+from naq.models import WorkerRecord, schedule_decoder, status_decoder, worker_decoder
 from naq.results import resolve_settings
+from naq.schedules import ScheduleInfo, ScheduleStore
 from naq.settings import Settings
 from naq.sync import run_sync
 
@@ -126,8 +128,6 @@ def _rate(key: tuple[str, str], delivered: int) -> float:
 
 async def queue_stats(broker: Broker, queue: str) -> QueueStats:
     """Stats of one queue from its consumer, the dead letters and the schedules."""
-    from naq.schedules import ScheduleStore
-
     names = broker.names
     js = broker.connection.js
     consumer = await broker.ensure_consumer(queue)
@@ -230,9 +230,7 @@ class Feed:
 
     async def events(self) -> AsyncIterator[FeedEvent]:
         """The current state, then every change, until the iterator is closed."""
-        from naq.connection import open_connection
-
-        runner = asyncio.create_task(self._run(open_connection))
+        runner = asyncio.create_task(self._run())
         try:
             while True:
                 yield await self._events.get()
@@ -245,7 +243,7 @@ class Feed:
             if self._connection is not None:
                 await self._connection.close()
 
-    async def _run(self, open_connection: Any) -> None:
+    async def _run(self) -> None:
         while self._connection is None:
             try:
                 self._connection = await open_connection(
@@ -302,9 +300,6 @@ class Feed:
                     self._emit("worker", key, WorkerInfo.from_record(record))
 
         def on_schedule(key: str, value: bytes | None) -> None:
-            from naq.models import schedule_decoder
-            from naq.schedules import ScheduleInfo
-
             record = decode_or_none(schedule_decoder, value) if value else None
             seen_schedules.add(key)
             if record is None:
@@ -358,8 +353,6 @@ class Feed:
                 await sub.unsubscribe()
 
     async def _sync_failed(self, broker: Broker) -> None:
-        from naq.dead_letters import list_failed_jobs
-
         current = {
             (job.job_id or f"#{job.seq}"): job
             for job in await list_failed_jobs(settings=broker.settings)

@@ -17,8 +17,8 @@ from naq.dependencies import blocking_failure, check_dependencies, job_ended, pa
 from naq.errors import ConfigurationError, NaqException
 from naq.job import Job
 from naq.models import JobStatus, ScheduleRecord, ScheduleStatus, StatusRecord, WaitingJob
-from naq.monitor import QueueStats
-from naq.names import validate_job_id, validate_queue_name
+from naq.monitor import QueueStats, queue_stats
+from naq.names import Names, validate_job_id, validate_queue_name
 from naq.outcomes import end_job
 from naq.schedules import (
     ScheduleStore,
@@ -125,9 +125,7 @@ class Queue:
         return self._names.queue_subject(self.name)
 
     @property
-    def _names(self) -> Any:
-        from naq.names import Names
-
+    def _names(self) -> Names:
         return Names(self.settings.prefix)
 
     async def __aenter__(self) -> Queue:
@@ -481,8 +479,6 @@ class Queue:
 
     async def stats(self) -> QueueStats:
         """Pending, running, scheduled, completed, failed, paused and recent rate."""
-        from naq.monitor import queue_stats
-
         return await queue_stats(await self._broker(), self.name)
 
     # -- maintenance -------------------------------------------------------

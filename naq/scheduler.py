@@ -28,6 +28,7 @@ import msgspec
 
 from naq.broker import Broker, decode_or_none
 from naq.connection import Connection, KeyWrongLastSequenceError, open_connection
+from naq.errors import ConfigurationError
 from naq.models import (
     JobStatus,
     ScheduleRecord,
@@ -82,8 +83,6 @@ class Scheduler:
     ) -> None:
         self.settings = (settings or get_settings()).replace(nats_url=nats_url)
         if poll_interval <= 0:
-            from naq.errors import ConfigurationError
-
             raise ConfigurationError(f"poll_interval={poll_interval!r} must be > 0")
         self.poll_interval = float(poll_interval)
         self.instance_id = instance_id or f"scheduler-{uuid.uuid4().hex[:8]}"

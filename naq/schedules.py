@@ -29,6 +29,7 @@ from naq.models import (
 )
 from naq.outcomes import end_job
 from naq.settings import Settings, get_settings
+from naq.sync import run_sync
 
 SCHEDULE_STATUSES = (ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED, ScheduleStatus.FAILED)
 #: Fields ``modify_scheduled_job`` accepts.
@@ -403,8 +404,6 @@ def list_scheduled_jobs_sync(
     nats_url: str | None = None,
 ) -> list[ScheduleInfo]:
     """Blocking form of :func:`list_scheduled_jobs`."""
-    from naq.sync import run_sync
-
     return run_sync(
         list_scheduled_jobs(status=status, queue=queue, job_id=job_id, nats_url=nats_url)
     )

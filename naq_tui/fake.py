@@ -110,17 +110,17 @@ def _queues() -> list[QueueRow]:
     return [
         QueueRow("default", pending=4, running=2, scheduled=3, completed=1842, failed=7, rate=3.4),
         QueueRow("emails", pending=2, running=1, scheduled=1, completed=9310, failed=2, rate=12.8),
-        QueueRow(
-            "reports", pending=3, running=0, scheduled=1, completed=57, failed=3, paused=True
-        ),
+        QueueRow("reports", pending=3, running=0, scheduled=1, completed=57, failed=3, paused=True),
     ]
 
 
 def _jobs() -> list[JobRow]:
     # (name, queue, function, status, attempt, max_retries, age of last update, took, error,
     #  progress, progress message)
+    # fmt: off
     spec: list[tuple[Any, ...]] = [
-        ("r1", "default", "myapp.images:resize_image", "running", 1, 3, 2, None, None, 0.7, "512px"),
+        ("r1", "default", "myapp.images:resize_image", "running", 1, 3, 2, None, None, 0.7,
+         "512px"),
         ("r2", "emails", "myapp.tasks:send_email", "running", 1, 3, 1, None, None, 0.3, "render"),
         ("r3", "default", "myapp.sync:sync_inventory", "running", 2, 5, 5, None, None, None, None),
         ("t1", "emails", "myapp.tasks:send_email", "retry", 2, 3, 20, 1.8,
@@ -138,13 +138,14 @@ def _jobs() -> list[JobRow]:
     ]
     for i in range(10):
         function = list(_ARGS)[i % len(_ARGS)]
-        queue = "emails" if function.startswith("myapp.tasks") else "default"
-        spec.append(
-            (f"c{i}", queue, function, "completed", 1, 3, 8 + i * 37, 0.04 + i * 0.9,
-             None, None, None)
+        queue = {"myapp.tasks": "emails", "myapp.reports": "reports"}.get(
+            function.partition(":")[0], "default"
         )
+        spec.append((f"c{i}", queue, function, "completed", 1, 3, 8 + i * 37, 0.04 + i * 0.9,
+                     None, None, None))
     spec += [
-        ("x1", "default", "myapp.sync:sync_inventory", "cancelled", 1, 3, 600, None, None, None, None),
+        ("x1", "default", "myapp.sync:sync_inventory", "cancelled", 1, 3, 600, None, None, None,
+         None),
         ("x2", "reports", "myapp.reports:build_report", "cancelled", 0, 0, 7200, None, None,
          None, None),
         ("p1", "default", "myapp.images:resize_image", "pending", 0, 3, 3, None, None, None, None),
@@ -153,6 +154,7 @@ def _jobs() -> list[JobRow]:
          None),
         ("p4", "default", "myapp.billing:charge_card", "pending", 0, 5, 12, None, None, None, None),
     ]
+    # fmt: on
     workers = {"running": "worker-bravo", "retry": "worker-alpha", "failed": "worker-alpha"}
     rows = []
     for name, queue, function, status, attempt, retries, age, took, error, prog, msg in spec:

@@ -1,4 +1,4 @@
-"""The ``?`` screen: every key and what it does."""
+"""The ``?`` screen: every key and what it does, pane by pane."""
 
 from __future__ import annotations
 
@@ -6,62 +6,101 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
-#: (keys, what they do, panes where they apply, is it a mutation)
-KEYS: tuple[tuple[str, str, str, bool], ...] = (
-    ("1-5", "switch pane: Queues, Workers, Scheduled, Jobs, Failed", "all", False),
-    ("tab / click", "move focus / pick a tab or sort by a column", "all", False),
-    ("↑ ↓ pgup pgdn", "move the cursor", "all", False),
-    (": / ctrl+p", "command palette: jump to a pane, run an action", "all", False),
-    ("/", "filter the pane (enter keeps it, escape clears it)", "all", False),
-    ("s / S", "sort by the next column / reverse the order", "all", False),
-    ("enter", "job detail: args, attempts, timeline, result, traceback", "Jobs Failed Sched", False),
-    ("p", "pause the schedule or queue", "Queues Scheduled", True),
-    ("r", "resume the schedule or queue", "Queues Scheduled", True),
-    ("e", "reschedule: cron, interval or next run", "Scheduled", True),
-    ("c", "cancel the job / delete the schedule (asks first)", "Jobs Scheduled", True),
-    ("space", "mark / unmark a dead letter for a bulk action", "Failed", False),
-    ("R", "requeue the dead letter (or every marked one)", "Failed", True),
-    ("d", "purge the queue / delete dead letters (asks first)", "Queues Failed", True),
-    ("?", "this help", "all", False),
-    ("q", "quit", "all", False),
+#: (section, [(keys, what they do, is it a mutation)]), in two columns.
+LEFT: tuple[tuple[str, tuple[tuple[str, str, bool], ...]], ...] = (
+    (
+        "Everywhere",
+        (
+            ("1-5", "switch pane", False),
+            ("↑ ↓ pgup", "move the cursor", False),
+            (": ctrl+p", "command palette", False),
+            ("/", "filter (escape clears)", False),
+            ("s  S", "next sort column / reverse", False),
+            ("click", "a header sorts by it", False),
+            ("?", "this help", False),
+            ("q", "quit", False),
+        ),
+    ),
+    (
+        "Queues",
+        (
+            ("p  r", "pause / resume the queue", True),
+            ("d", "purge pending (asks)", True),
+        ),
+    ),
 )
+RIGHT: tuple[tuple[str, tuple[tuple[str, str, bool], ...]], ...] = (
+    (
+        "Scheduled",
+        (
+            ("enter", "its job detail", False),
+            ("p  r", "pause / resume", True),
+            ("e", "reschedule", True),
+            ("c", "delete schedule (asks)", True),
+        ),
+    ),
+    (
+        "Jobs",
+        (
+            ("enter", "job detail", False),
+            ("c", "cancel the job (asks)", True),
+        ),
+    ),
+    (
+        "Failed",
+        (
+            ("enter", "job detail", False),
+            ("space", "mark / unmark", True),
+            ("R", "requeue selected/marked", True),
+            ("d", "delete them (asks)", True),
+        ),
+    ),
+)
+#: Every (key, description) the help lists.
+KEYS = tuple((key, does) for column in (LEFT, RIGHT) for _, rows in column for key, does, _ in rows)
 
 
-def keys_table(readonly: bool) -> Table:
-    """The keys as a rich table (mutations struck out when read-only)."""
-    table = Table(box=None, padding=(0, 1), show_header=True, header_style="bold")
-    table.add_column("Key", style="bold cyan", no_wrap=True)
-    table.add_column("Does")
-    table.add_column("Where", style="dim", no_wrap=True)
-    for key, does, where, mutation in KEYS:
-        if readonly and mutation:
-            table.add_row(Text(key, "dim strike"), Text(f"{does} (read-only)", "dim"), where)
-        else:
-            table.add_row(key, does, where)
+def keys_table(
+    sections: tuple[tuple[str, tuple[tuple[str, str, bool], ...]], ...], readonly: bool
+) -> Table:
+    """Sections of keys as one rich table (mutations dimmed when read-only)."""
+    table = Table(box=None, padding=(0, 1), show_header=False, expand=True)
+    table.add_column("Key", style="bold cyan", no_wrap=True, width=10)
+    table.add_column("Does", ratio=1)
+    for index, (title, rows) in enumerate(sections):
+        if index:
+            table.add_row("", "")
+        table.add_row(Text(title, "bold yellow"), "")
+        for key, does, mutation in rows:
+            if readonly and mutation:
+                table.add_row(Text(key, "dim strike"), Text(does, "dim strike"))
+            else:
+                table.add_row(key, does)
     return table
 
 
 class HelpScreen(ModalScreen[None]):
     """Lists every key; escape, q or ? closes it."""
 
-    BINDINGS = [
-        Binding("escape,q,question_mark", "close", "Close"),
-    ]
+    BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
 
     def __init__(self, readonly: bool = False) -> None:
         super().__init__(classes="dialog-screen")
         self.readonly = readonly
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="help", classes="dialog"):
-            title = "naq keys" + (" (read-only)" if self.readonly else "")
-            yield Label(title, classes="dialog-title")
-            yield Static(keys_table(self.readonly), id="keys")
-            yield Label("escape / q / ? to close", classes="hint")
+        with VerticalScroll(id="help", classes="dialog") as body:
+            body.border_title = "naq keys"
+            body.border_subtitle = "escape / q / ? to close"
+            if self.readonly:
+                yield Label("read-only: struck-out keys are disabled", classes="hint")
+            with Horizontal(id="help-columns"):
+                yield Static(keys_table(LEFT, self.readonly), classes="help-column")
+                yield Static(keys_table(RIGHT, self.readonly), classes="help-column")
 
     def action_close(self) -> None:
         """Close the help."""

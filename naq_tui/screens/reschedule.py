@@ -73,16 +73,17 @@ class RescheduleScreen(ModalScreen[Reschedule | None]):
             yield Label(
                 f"now: {every(row)}, next run {clock(row.next_run)}", id="current", classes="hint"
             )
+            yield Label("Fill what should change; empty fields stay as they are.", classes="hint")
             yield Label("Cron (minute hour day month weekday)", classes="field-label")
             yield Input(placeholder=row.cron or "e.g. */5 * * * *", id="cron", compact=True)
-            yield Label("", id="cron-error", classes="error")
+            yield Label("", id="cron-error", classes="field-error")
             yield Label("Interval, seconds", classes="field-label")
             interval = f"{row.interval:g}" if row.interval else "e.g. 300"
             yield Input(placeholder=interval, id="interval", compact=True)
-            yield Label("", id="interval-error", classes="error")
+            yield Label("", id="interval-error", classes="field-error")
             yield Label("Next run, ISO time (Z or +hh:mm; none = local)", classes="field-label")
             yield Input(placeholder="e.g. 2027-01-15T09:30:00Z", id="next_run", compact=True)
-            yield Label("", id="next_run-error", classes="error")
+            yield Label("", id="next_run-error", classes="field-error")
             with Horizontal(classes="buttons"):
                 yield Button("OK", id="ok", variant="primary", disabled=True, compact=True)
                 yield Button("Cancel", id="cancel", compact=True)

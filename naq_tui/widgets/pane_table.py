@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from rich.text import Text
+from textual import events
 from textual.binding import Binding
 from textual.widgets import DataTable
 
@@ -13,6 +14,19 @@ from naq_tui.state import Dirty, State, visible
 
 #: Columns whose text depends on the clock; the 1 s tick refreshes only these.
 TIME_COLUMNS = frozenset({"heartbeat", "next_run", "duration", "updated", "failed_at"})
+#: Terminals narrower than this hide a few columns, so 80 columns show what matters.
+WIDE = 100
+NARROW_HIDDEN: dict[str, frozenset[str]] = {
+    "scheduled": frozenset({"job_id", "queue"}),
+    "jobs": frozenset({"job_id"}),
+    "failed": frozenset({"job_id"}),
+}
+#: Free-text last columns, cut to what the terminal has room for (the detail has it all).
+FLEX_COLUMNS = frozenset({"outcome", "error"})
+#: Room the other columns of a pane with a free-text column take, roughly.
+FLEX_RESERVED = 82
+#: More rows than this leaving in one batch: redraw the table instead of removing each.
+BULK_REMOVALS = 50
 #: The Failed pane's extra first column: a tick on rows marked for a bulk action.
 MARK = "mark"
 MARK_GLYPH = "✓"
@@ -36,14 +50,19 @@ class PaneTable(DataTable[Any]):
 
     BINDINGS = [
         # Replaces DataTable's hidden "select" so the footer shows what enter does.
-        Binding("enter", "app.open_detail", "Detail"),
+        Binding("enter", "app.open_detail", "Open"),
     ]
 
     def __init__(self, pane: str, *, id: str | None = None) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, id=id or f"table-{pane}")
         self.pane = pane
-        self.specs: tuple[Column, ...] = PANE_COLUMNS[pane]
+        self.all_specs: tuple[Column, ...] = PANE_COLUMNS[pane]
+        self.specs = self.all_specs
         self.marks = pane == "failed"
+        #: Longest text of a free-text column, from the terminal's width.
+        self.flex_width = 40
+        self._state: State | None = None
+        self._now = 0.0
         #: The cells drawn for each row key, to update only the cells that changed.
         self._cells: dict[str, tuple[Any, ...]] = {}
         #: (filter, sort column, reverse) the table was last built for.
@@ -76,6 +95,9 @@ class PaneTable(DataTable[Any]):
             cells.append(Text(MARK_GLYPH if key in state.marked else " ", "bold green"))
         for spec in self.specs:
             value = spec.cell(row, now)
+            if spec.key in FLEX_COLUMNS and len(value) > self.flex_width:
+                value = Text(value) if isinstance(value, str) else value.copy()
+                value.truncate(self.flex_width, overflow="ellipsis")
             cells.append(value)
         if not self.marks:
             first = cells[0]
@@ -100,8 +122,24 @@ class PaneTable(DataTable[Any]):
             labels.append((spec.key, label, spec.width))
         return labels
 
+    def _fit(self) -> bool:
+        """Pick columns and free-text width for the terminal; True if they changed."""
+        width = self.app.size.width
+        hidden = NARROW_HIDDEN.get(self.pane, frozenset()) if width < WIDE else frozenset()
+        specs = tuple(spec for spec in self.all_specs if spec.key not in hidden)
+        flex_width = max(24, width - FLEX_RESERVED)
+        changed = (specs, flex_width) != (self.specs, self.flex_width)
+        self.specs, self.flex_width = specs, flex_width
+        return changed
+
+    def on_resize(self, event: events.Resize) -> None:
+        if self._fit() and self._state is not None:
+            self.rebuild(self._state, self._now)
+
     def rebuild(self, state: State, now: float) -> None:
         """Redraw every row (after the filter or the sort changed)."""
+        self._state, self._now = state, now
+        self._fit()
         view = state.views[self.pane]
         self._view = (view.filter, view.sort_column, view.sort_reverse)
         selected = self.selected_key
@@ -118,6 +156,7 @@ class PaneTable(DataTable[Any]):
 
     def sync(self, state: State, dirty: Dirty, now: float) -> None:
         """Apply a batch: update, add and remove the dirty rows, re-sort if needed."""
+        self._state, self._now = state, now
         view = state.views[self.pane]
         if self._view != (view.filter, view.sort_column, view.sort_reverse):
             self.rebuild(state, now)
@@ -128,6 +167,12 @@ class PaneTable(DataTable[Any]):
         rows = visible(state, self.pane, now)
         wanted = [row_key(row) for row in rows]
         shown = set(wanted)
+        # DataTable.remove_row costs O(rows): a burst that drops many rows at once (jobs
+        # evicted from a full history) is cheaper to draw afresh than row by row.
+        leaving = sum(1 for key in keys if key in self._cells and key not in shown)
+        if leaving > BULK_REMOVALS:
+            self.rebuild(state, now)
+            return
         selected = self.selected_key
         changed_order = False
         for key in keys:
@@ -138,7 +183,7 @@ class PaneTable(DataTable[Any]):
                     self.add_row(*cells, key=key)
                     changed_order = True
                 else:
-                    for column, before, after in zip(self._column_keys(), old, cells):
+                    for column, before, after in zip(self._column_keys(), old, cells, strict=True):
                         if not _same(before, after):
                             self.update_cell(key, column, after, update_width=True)
                     # Keep the drawn first cell: it is the row's identity for _reorder.
@@ -154,6 +199,7 @@ class PaneTable(DataTable[Any]):
 
     def refresh_times(self, state: State, now: float) -> None:
         """Redraw the clock-relative cells (ages, "in 3m") of every row."""
+        self._state, self._now = state, now
         columns = [
             (index, spec)
             for index, spec in enumerate(self.specs, 1 if self.marks else 0)

@@ -1,0 +1,563 @@
+"""The app driven by keys over the FakeService (Pilot, headless)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import Button, Input, Label, TabbedContent
+from textual.widgets.data_table import ColumnKey
+
+from naq_tui.app import NaqApp
+from naq_tui.fake import NOW, FakeService, fake_id
+from naq_tui.screens.confirm import ConfirmScreen
+from naq_tui.screens.help import HelpScreen
+from naq_tui.screens.job_detail import JobDetailScreen
+from naq_tui.screens.reschedule import RescheduleScreen
+from naq_tui.service import Connection, JobRow, Upsert
+from naq_tui.shots import settle
+from naq_tui.widgets.filter_input import FilterInput
+from naq_tui.widgets.header import HeaderBar
+
+SIZE = (120, 36)
+
+
+@asynccontextmanager
+async def running(
+    readonly: bool = False, size: tuple[int, int] = SIZE, **fake_options: Any
+) -> AsyncIterator[tuple[NaqApp, Pilot[None], FakeService]]:
+    fake = FakeService(**fake_options)
+    app = NaqApp(fake, readonly=readonly)
+    app.animation_level = "none"
+    async with app.run_test(size=size) as pilot:
+        await settle(pilot)
+        yield app, pilot, fake
+
+
+async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], timeout: float = 5) -> None:
+    """Let the app run until ``condition()`` holds (changes arrive through a worker)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the app"
+        await pilot.pause(0.02)
+    await pilot.pause()
+
+
+def cell(app: NaqApp, pane: str, key: str, column: str) -> str:
+    value = app.tables[pane].get_cell(key, column)
+    return getattr(value, "plain", value)
+
+
+def messages(app: NaqApp) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_number_keys_switch_panes() -> None:
+    async with running() as (app, pilot, _):
+        assert app.pane == "queues"
+        for key, pane in zip(
+            "23451", ("workers", "scheduled", "jobs", "failed", "queues"), strict=True
+        ):
+            await pilot.press(key)
+            assert app.pane == pane
+            assert app.focused is app.tables[pane]
+
+
+async def test_every_row_is_drawn_and_tabs_count_them() -> None:
+    async with running() as (app, pilot, fake):
+        assert app.tables["queues"].row_count == 3
+        assert app.tables["jobs"].row_count == 0  # hidden panes are drawn when shown
+        await pilot.press("4")
+        assert app.tables["jobs"].row_count == len(fake.jobs) == 25
+        await pilot.press("5")
+        assert app.tables["failed"].row_count == 4
+        tab = app.query_one("#panes", TabbedContent).get_tab("jobs")
+        assert tab.label.plain == "4 Jobs 25"
+
+
+async def test_p_pauses_a_schedule_and_the_row_shows_it() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("3")
+        key = fake_id("s-cleanup")
+        assert app.tables["scheduled"].select_key(key)
+        assert cell(app, "scheduled", key, "status") == "active"
+        await pilot.press("p")
+        await wait_until(pilot, lambda: cell(app, "scheduled", key, "status") == "paused")
+        assert ("pause_schedule", key) in fake.calls
+        await pilot.press("r")
+        await wait_until(pilot, lambda: cell(app, "scheduled", key, "status") == "active")
+        assert ("resume_schedule", key) in fake.calls
+
+
+async def test_p_pauses_a_queue() -> None:
+    async with running() as (app, pilot, fake):
+        assert app.tables["queues"].select_key("emails")
+        await pilot.press("p")
+        await wait_until(pilot, lambda: cell(app, "queues", "emails", "state") == "paused")
+        assert fake.calls == [("pause_queue", "emails")]
+        assert any("emails paused" in m for m in messages(app))
+
+
+async def test_reschedule_refuses_a_bad_cron_and_accepts_a_good_one() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("3")
+        key = fake_id("s-report")
+        app.tables["scheduled"].select_key(key)
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(app.screen, RescheduleScreen))
+        dialog = app.screen
+        ok = dialog.query_one("#ok", Button)
+        error = dialog.query_one("#cron-error", Label)
+        assert ok.disabled  # nothing asked yet
+
+        dialog.query_one("#cron", Input).value = "61 * * * *"
+        await pilot.pause()
+        assert ok.disabled
+        assert "not a valid cron expression" in str(error.render())
+
+        await pilot.click("#ok")  # disabled: nothing happens
+        assert isinstance(app.screen, RescheduleScreen)
+        assert not [c for c in fake.calls if c[0] == "reschedule"]
+
+        dialog.query_one("#cron", Input).value = "*/10 * * * *"
+        await pilot.pause()
+        assert not ok.disabled
+        assert str(error.render()) == ""
+        await pilot.click("#ok")
+        await wait_until(pilot, lambda: any(c[0] == "reschedule" for c in fake.calls))
+        assert ("reschedule", key, "*/10 * * * *", None, None) in fake.calls
+        assert not isinstance(app.screen, RescheduleScreen)
+        await wait_until(
+            pilot, lambda: cell(app, "scheduled", key, "every").startswith("cron */10 * * * *")
+        )
+
+
+async def test_reschedule_validates_interval_and_next_run_as_you_type() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("3")
+        key = fake_id("s-cleanup")
+        app.tables["scheduled"].select_key(key)
+        await pilot.press("e")
+        await wait_until(pilot, lambda: isinstance(app.screen, RescheduleScreen))
+        dialog = app.screen
+        ok = dialog.query_one("#ok", Button)
+        interval = dialog.query_one("#interval", Input)
+        interval.focus()
+        await pilot.press("-", "5")
+        assert interval.value == "-5"
+        assert ok.disabled
+        assert "positive" in str(dialog.query_one("#interval-error", Label).render())
+        interval.value = "90"
+        next_run = dialog.query_one("#next_run", Input)
+        next_run.value = "tomorrow"
+        await pilot.pause()
+        assert ok.disabled
+        assert "not an ISO time" in str(dialog.query_one("#next_run-error", Label).render())
+        next_run.value = "2027-01-15T09:30:00Z"
+        await pilot.pause()
+        assert not ok.disabled
+        await pilot.press("enter")  # submitting an input submits the dialog
+        await wait_until(pilot, lambda: any(c[0] == "reschedule" for c in fake.calls))
+        assert ("reschedule", key, None, 90.0, 1_800_005_400.0) in fake.calls
+
+
+async def test_reschedule_escape_changes_nothing() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("3", "e")
+        await wait_until(pilot, lambda: isinstance(app.screen, RescheduleScreen))
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, RescheduleScreen)
+        assert fake.calls == []
+
+
+async def test_c_and_yes_cancels_a_job() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("4")
+        key = fake_id("p1")
+        app.tables["jobs"].select_key(key)
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: cell(app, "jobs", key, "status") == "cancelled")
+        assert fake.calls == [("cancel_job", key)]
+
+
+async def test_c_and_no_keeps_the_job() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("4")
+        app.tables["jobs"].select_key(fake_id("p1"))
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("n")
+        await pilot.pause()
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert fake.calls == []
+
+
+async def test_c_on_a_schedule_deletes_it_after_asking() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("3")
+        key = fake_id("s-digest")
+        app.tables["scheduled"].select_key(key)
+        await pilot.press("c")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.click("#yes")
+        await wait_until(pilot, lambda: app.tables["scheduled"].row_count == 4)
+        assert fake.calls == [("cancel_schedule", key)]
+
+
+async def test_space_marks_and_R_requeues_the_marked_dead_letters() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("5")
+        table = app.tables["failed"]
+        first, second = fake_id("f1"), fake_id("f2")
+        table.select_key(first)
+        await pilot.press("space", "space")  # marks f1, moves down, marks f2
+        assert app.state.marked == {first, second}
+        assert cell(app, "failed", first, "mark") == "✓"
+        assert cell(app, "failed", fake_id("f4"), "mark") == " "
+        await pilot.press("R")
+        await wait_until(pilot, lambda: table.row_count == 2)
+        assert fake.calls == [("requeue_failed", sorted([first, second]))]
+        assert app.state.marked == set()
+        assert app.state.rows["jobs"][first].status == "pending"
+        assert any("requeued 2" in m for m in messages(app))
+
+
+async def test_R_on_garbage_says_it_cannot_be_requeued() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("5")
+        app.tables["failed"].select_key("#7")
+        await pilot.press("R")
+        await pilot.pause()
+        assert fake.calls == []
+        assert any("no job id" in m for m in messages(app))
+
+
+async def test_d_deletes_marked_dead_letters_after_asking() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("5")
+        app.tables["failed"].select_key("#7")
+        await pilot.press("space", "d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_until(pilot, lambda: app.tables["failed"].row_count == 3)
+        assert fake.calls == [("delete_failed", ["#7"])]
+
+
+async def test_d_and_yes_purges_a_queue() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("1")
+        app.tables["queues"].select_key("default")
+        await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "Purge queue default" in str(app.screen.query_one("#question", Label).render())
+        await pilot.press("y")
+        await wait_until(pilot, lambda: cell(app, "queues", "default", "pending") == "0")
+        assert fake.calls == [("purge_queue", "default")]
+        assert any("purged 4 job(s) from default" in m for m in messages(app))
+        pending = [j for j in app.state.rows["jobs"].values() if j.status == "pending"]
+        assert all(j.queue != "default" for j in pending)
+
+
+async def test_escape_on_the_confirm_dialog_purges_nothing() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("d")
+        await wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("escape")
+        await pilot.pause()
+        assert fake.calls == []
+
+
+async def test_readonly_refuses_and_hides_mutations() -> None:
+    async with running(readonly=True) as (app, pilot, fake):
+        await pilot.press("3")
+        app.tables["scheduled"].select_key(fake_id("s-cleanup"))
+        for key in ("p", "r", "e", "c"):
+            await pilot.press(key)
+            await pilot.pause()
+            assert not isinstance(app.screen, (ConfirmScreen, RescheduleScreen))
+        await pilot.press("1", "d", "5", "R", "space")
+        await pilot.pause()
+        assert fake.calls == []
+        assert any("read-only" in m for m in messages(app))
+        shown = {b.binding.action for b in app.screen.active_bindings.values()}
+        assert not shown & {"pause", "resume", "retry", "delete_failed", "mark"}
+        assert app.query_one("#readonly", Label)
+
+
+async def test_footer_shows_only_the_actions_of_the_pane() -> None:
+    async with running() as (app, pilot, _):
+
+        def shown() -> set[str]:
+            return {
+                b.binding.action
+                for b in app.screen.active_bindings.values()
+                if b.binding.show and b.enabled
+            }
+
+        assert {"pause", "resume", "purge_queue"} <= shown()
+        assert "retry" not in shown()
+        await pilot.press("5")
+        assert {"retry", "delete_failed", "mark", "app.open_detail"} <= shown()
+        assert "pause" not in shown()
+
+
+async def test_slash_filters_the_jobs_live_and_escape_clears() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("4", "slash")
+        filter_input = app.query_one(FilterInput)
+        assert filter_input.display and filter_input.has_focus
+        await pilot.press(*"email")
+        emails = sum(1 for j in fake.jobs.values() if "email" in j.function)
+        assert 0 < emails < 25
+        await wait_until(pilot, lambda: app.tables["jobs"].row_count == emails)
+        tab = app.query_one("#panes", TabbedContent).get_tab("jobs")
+        assert tab.label.plain == f"4 Jobs {emails}/25"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not filter_input.display
+        assert app.tables["jobs"].row_count == 25
+        assert app.focused is app.tables["jobs"]
+
+
+async def test_enter_keeps_the_filter() -> None:
+    async with running() as (app, pilot, _):
+        await pilot.press("4", "slash", *"retry", "enter")
+        await pilot.pause()
+        assert not app.query_one(FilterInput).display
+        assert app.tables["jobs"].row_count == 2
+        await pilot.press("2")  # other panes keep their own filter
+        assert app.tables["workers"].row_count == 3
+
+
+async def test_filtered_out_rows_stay_out_when_they_change() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("4", "slash", *"pending", "enter")
+        await pilot.pause()
+        assert app.tables["jobs"].row_count == 4
+        job = fake.jobs[fake_id("c1")]
+        fake.emit(Upsert(replace(job, updated_at=NOW)))
+        fake.emit(Upsert(replace(fake.jobs[fake_id("p1")], status="running")))
+        await wait_until(pilot, lambda: app.tables["jobs"].row_count == 3)
+
+
+async def test_enter_opens_the_job_detail_and_escape_closes_it() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("4")
+        key = fake_id("f1")
+        app.tables["jobs"].select_key(key)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+        assert ("job_detail", key) in fake.calls
+        screen = app.screen
+        assert isinstance(screen, JobDetailScreen)
+        assert screen.detail.traceback and "ConnectionError" in screen.detail.traceback
+        assert screen.query_one("#traceback")
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, JobDetailScreen)
+
+
+async def test_detail_of_a_completed_job_shows_its_result() -> None:
+    async with running() as (app, pilot, _):
+        await pilot.press("4")
+        app.tables["jobs"].select_key(fake_id("c0"))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+        assert app.screen.query_one("#result")
+        await pilot.press("q")  # q closes the detail, not the app
+        await pilot.pause()
+        assert app.is_running and not isinstance(app.screen, JobDetailScreen)
+
+
+async def test_detail_from_failed_and_scheduled_panes() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("5")
+        app.tables["failed"].select_key(fake_id("f2"))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+        await pilot.press("escape", "3")
+        app.tables["scheduled"].select_key(fake_id("s-report"))
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: ("job_detail", fake_id("s-report")) in fake.calls)
+        await wait_until(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+
+
+async def test_detail_of_a_garbage_dead_letter_explains_instead() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("5")
+        app.tables["failed"].select_key("#7")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert not isinstance(app.screen, JobDetailScreen)
+        assert fake.calls == []
+        assert any("no job id" in m for m in messages(app))
+
+
+async def test_errors_are_one_line_notifications() -> None:
+    async with running() as (app, pilot, fake):
+
+        async def boom(queue: str) -> None:
+            raise RuntimeError(f"queue {queue!r} is on fire\nTraceback (most recent call last):")
+
+        fake.pause_queue = boom  # type: ignore[method-assign]
+        await pilot.press("p")
+        await wait_until(pilot, lambda: any("on fire" in m for m in messages(app)))
+        assert "queue 'default' is on fire" in messages(app)
+        assert app.is_running
+
+        app._show_detail("no-such-job")
+        await wait_until(pilot, lambda: any("no job with id" in m for m in messages(app)))
+        assert not isinstance(app.screen, JobDetailScreen)
+
+
+async def test_s_cycles_the_sort_and_S_reverses() -> None:
+    async with running() as (app, pilot, _):
+        table = app.tables["queues"]
+        assert table.keys == ["default", "emails", "reports"]
+        await pilot.press("s")  # name -> pending
+        assert app.state.views["queues"].sort_column == "pending"
+        assert table.keys == ["emails", "reports", "default"]
+        assert "▲" in table.columns[ColumnKey("pending")].label.plain
+        await pilot.press("S")
+        assert table.keys == ["default", "reports", "emails"]
+
+
+async def test_clicking_a_header_sorts_by_it() -> None:
+    async with running() as (app, pilot, _):
+        table = app.tables["queues"]
+        x = sum(c.get_render_width(table) for c in table.ordered_columns[:5]) + 1
+        await pilot.click(table, offset=(x, 0))  # the "Failed" header
+        assert app.state.views["queues"].sort_column == "failed"
+        assert table.keys == ["emails", "reports", "default"]
+
+
+async def test_rows_are_updated_by_key_not_rebuilt() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("4")
+        table = app.tables["jobs"]
+        before = {key: id(cells[0]) for key, cells in table._cells.items()}
+        running_job = fake.jobs[fake_id("r1")]
+        fake.emit(Upsert(replace(running_job, progress=0.9, progress_message="1024px")))
+        await wait_until(pilot, lambda: "90%" in cell(app, "jobs", running_job.job_id, "outcome"))
+        after = {key: id(cells[0]) for key, cells in table._cells.items()}
+        assert after == before  # the same cell objects: nothing was redrawn from scratch
+        new = JobRow(
+            job_id="new-job", queue="default", function="m:f", status="pending", updated_at=NOW + 1
+        )
+        fake.emit(Upsert(new))
+        await wait_until(pilot, lambda: table.row_count == 26)
+        assert table.keys[0] == "new-job"  # newest first: sorted into place
+        assert {key: id(table._cells[key][0]) for key in before} == before
+
+
+async def test_hidden_panes_catch_up_when_shown() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("4", "1")
+        table = app.tables["jobs"]
+        drawn = dict(table._cells)
+        job = fake.jobs[fake_id("p2")]
+        fake.emit(Upsert(replace(job, status="running", updated_at=NOW)))
+        await wait_until(pilot, lambda: app.state.rows["jobs"][job.job_id].status == "running")
+        assert cell(app, "jobs", job.job_id, "status") == "pending"  # not drawn while hidden
+        await pilot.press("4")
+        assert cell(app, "jobs", job.job_id, "status") == "running"
+        assert table.keys[0] == job.job_id
+        unchanged = [key for key in drawn if key != job.job_id]
+        assert all(table._cells[key][0] is drawn[key][0] for key in unchanged)
+
+
+async def test_cursor_stays_on_its_row_when_rows_arrive_above() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("4")
+        table = app.tables["jobs"]
+        key = fake_id("c3")
+        table.select_key(key)
+        fake.emit(
+            *(
+                Upsert(JobRow(f"n{i}", "default", "m:f", "pending", updated_at=NOW + i))
+                for i in range(5)
+            )
+        )
+        await wait_until(pilot, lambda: table.row_count == 30)
+        assert table.selected_key == key
+
+
+async def test_a_burst_of_changes_is_coalesced() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("4")
+        before = app.batches
+        fake.emit(
+            *(
+                Upsert(JobRow(f"burst-{i:04d}", "default", "m:f", "completed", updated_at=NOW))
+                for i in range(1200)
+            )
+        )
+        await wait_until(pilot, lambda: len(app.state.rows["jobs"]) == 1225)
+        # 1200 changes at most 500 at a time: a handful of batches, not 1200 repaints.
+        assert 3 <= app.batches - before <= 6
+        assert app.tables["jobs"].row_count == 1225
+
+
+async def test_connection_indicator_follows_the_service() -> None:
+    async with running(connection_status="disconnected") as (app, pilot, fake):
+        label = app.query_one(HeaderBar).query_one("#connection", Label)
+        assert "✕ disconnected" in str(label.render())
+        fake.emit(Connection("reconnecting", fake.url, "retrying"))
+        await wait_until(pilot, lambda: "◌ reconnecting: retrying" in str(label.render()))
+        fake.emit(Connection("connected", fake.url))
+        await wait_until(pilot, lambda: "● connected" in str(label.render()))
+
+
+async def test_a_failing_change_stream_shows_disconnected() -> None:
+    class Broken(FakeService):
+        async def changes(self):  # type: ignore[override]
+            yield Connection("connected", self.url)
+            raise ConnectionError("nats: connection closed")
+
+    app = NaqApp(Broken())
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_until(
+            pilot,
+            lambda: (
+                app.state.connection is not None and app.state.connection.status == "disconnected"
+            ),
+        )
+        assert app.state.connection.detail == "nats: connection closed"
+
+
+async def test_help_and_palette() -> None:
+    async with running() as (app, pilot, _):
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await pilot.pause()
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("colon")
+        await pilot.pause()
+        await pilot.press(*"failed")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.pane == "failed")
+
+
+async def test_q_quits() -> None:
+    async with running() as (app, pilot, _):
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app.is_running
+
+
+async def test_fits_80x24() -> None:
+    async with running(size=(80, 24)) as (app, pilot, _):
+        for key in "12345":
+            await pilot.press(key)
+            table = app.tables[app.pane]
+            assert table.region.height >= 15
+            assert table.region.right <= 80

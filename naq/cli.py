@@ -758,53 +758,63 @@ def failed_list(
     console.print(table, highlight=False)
 
 
+JobIdArgument = Annotated[str | None, typer.Argument(help="The failed job's id.")]
+AllFlag = Annotated[bool, typer.Option("--all", help="Every failed job (of --queue).")]
+FailedQueue = Annotated[str | None, typer.Option("--queue", "-q", help="With --all: one queue.")]
+
+
+def failed_action(
+    job_id: str | None,
+    all_jobs: bool,
+    queue: str | None,
+    nats_url: str | None,
+    one: Callable[..., Coroutine[Any, Any, bool]],
+    many: Callable[..., Coroutine[Any, Any, int]],
+    done: str,
+) -> None:
+    """Run a dead-letter action on one job or, with ``--all``, on every one."""
+    settings = settings_for(nats_url)
+    if all_jobs:
+        count = run(many(queue, settings=settings))
+        console.print(f"{done} {count} failed job(s).")
+        return
+    if job_id is None:
+        raise fail("give a job id or --all")
+    if not run(one(job_id, settings=settings)):
+        raise fail(f"no failed job {job_id!r}")
+    console.print(f"{done} failed job {job_id}.")
+
+
 @failed_app.command("requeue")
 @guarded
 def failed_requeue(
-    job_id: Annotated[str | None, typer.Argument(help="Job to requeue.")] = None,
-    all_jobs: Annotated[bool, typer.Option("--all", help="Requeue every failed job.")] = False,
-    queue: Annotated[
-        str | None, typer.Option("--queue", "-q", help="With --all: one queue.")
-    ] = None,
+    job_id: JobIdArgument = None,
+    all_jobs: AllFlag = False,
+    queue: FailedQueue = None,
     nats_url: NatsUrl = None,
 ) -> None:
     """Put a failed job (or all of them) back on its queue as a fresh attempt."""
     from naq.dead_letters import requeue_failed_job, requeue_failed_jobs
 
-    settings = settings_for(nats_url)
-    if all_jobs:
-        count = run(requeue_failed_jobs(queue, settings=settings))
-        console.print(f"Requeued {count} failed job(s).")
-        return
-    if job_id is None:
-        raise fail("give a job id or --all")
-    run(requeue_failed_job(job_id, settings=settings))
-    console.print(f"Requeued job {job_id}.")
+    failed_action(
+        job_id, all_jobs, queue, nats_url, requeue_failed_job, requeue_failed_jobs, "Requeued"
+    )
 
 
 @failed_app.command("delete")
 @guarded
 def failed_delete(
-    job_id: Annotated[str | None, typer.Argument(help="Job to delete.")] = None,
-    all_jobs: Annotated[bool, typer.Option("--all", help="Delete every failed job.")] = False,
-    queue: Annotated[
-        str | None, typer.Option("--queue", "-q", help="With --all: one queue.")
-    ] = None,
+    job_id: JobIdArgument = None,
+    all_jobs: AllFlag = False,
+    queue: FailedQueue = None,
     nats_url: NatsUrl = None,
 ) -> None:
     """Delete a failed job (or all of them)."""
     from naq.dead_letters import delete_failed_job, delete_failed_jobs
 
-    settings = settings_for(nats_url)
-    if all_jobs:
-        count = run(delete_failed_jobs(queue, settings=settings))
-        console.print(f"Deleted {count} failed job(s).")
-        return
-    if job_id is None:
-        raise fail("give a job id or --all")
-    if not run(delete_failed_job(job_id, settings=settings)):
-        raise fail(f"no failed job {job_id!r}")
-    console.print(f"Deleted failed job {job_id}.")
+    failed_action(
+        job_id, all_jobs, queue, nats_url, delete_failed_job, delete_failed_jobs, "Deleted"
+    )
 
 
 @job_app.command("cancel")

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -148,3 +152,65 @@ async def next_dead_letter(sub: Any, timeout: float = 10.0) -> DeadLetter:
     """The next dead letter on a :func:`dead_letter_subscription`."""
     msg = await sub.next_msg(timeout=timeout)
     return dead_letter_decoder.decode(msg.data)
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Result:
+    """What one ``python -m naq`` run printed and returned."""
+
+    args: tuple[str, ...]
+    code: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        """The output parsed as JSON (after checking the run succeeded)."""
+        assert self.code == 0, self
+        assert "Traceback" not in self.err, self
+        return json.loads(self.out)
+
+    def ids(self) -> list[str]:
+        """The job ids of a JSON listing, sorted."""
+        data = self.json()
+        assert isinstance(data, list)
+        return sorted(item["job_id"] for item in data)
+
+    def assert_ok(self, *texts: str) -> None:
+        assert self.code == 0, self
+        assert "Traceback" not in self.out + self.err, self
+        for text in texts:
+            assert text in self.out, (text, self)
+
+    def assert_one_line_error(self, *names: str) -> None:
+        """Non-zero exit, exactly one line on stderr naming each of ``names``, no traceback."""
+        assert self.code != 0, self
+        lines = self.err.strip().splitlines()
+        assert len(lines) == 1, self
+        assert "Traceback" not in self.err + self.out, self
+        for name in names:
+            assert name in lines[0], (name, self)
+
+
+async def naq_cli(*args: str) -> Result:
+    """Run ``python -m naq ARGS`` (NAQ_PREFIX and NAQ_NATS_URL come from the test's environment)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "naq",
+        *args,
+        cwd=REPO_ROOT,
+        env=dict(os.environ, COLUMNS="200"),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 30)
+    assert proc.returncode is not None
+    return Result(args, proc.returncode, out.decode(), err.decode())
+
+
+async def cli_all(*calls: tuple[str, ...]) -> list[Result]:
+    """Run several CLI commands at once."""
+    return list(await asyncio.gather(*(naq_cli(*call) for call in calls)))

@@ -10,75 +10,21 @@ side by side where they don't depend on each other, to keep the interpreter star
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import sys
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import naq
 from naq import JobStatus, Queue
 from tests import jobs
-from tests.helpers import running_worker, wait_until
+from tests.helpers import cli_all, naq_cli, running_worker, wait_until
 
 pytestmark = pytest.mark.usefixtures("nats_url")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 Q = "cli-ops"
-
-
-@dataclass
-class Result:
-    args: tuple[str, ...]
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        assert self.code == 0, self
-        assert "Traceback" not in self.err, self
-        return json.loads(self.out)
-
-    def assert_ok(self, *texts: str) -> None:
-        assert self.code == 0, self
-        assert "Traceback" not in self.out + self.err, self
-        for text in texts:
-            assert text in self.out, (text, self)
-
-    def assert_one_line_error(self, *names: str) -> None:
-        """Non-zero exit, exactly one line on stderr naming each of ``names``, no traceback."""
-        assert self.code != 0, self
-        lines = self.err.strip().splitlines()
-        assert len(lines) == 1, self
-        assert "Traceback" not in self.err + self.out, self
-        for name in names:
-            assert name in lines[0], (name, self)
-
-
-async def naq_cli(*args: str) -> Result:
-    """Run ``python -m naq ARGS`` (NAQ_PREFIX and NAQ_NATS_URL come from the test's environment)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "naq",
-        *args,
-        cwd=REPO_ROOT,
-        env=dict(os.environ, COLUMNS="200"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode is not None
-    return Result(args, proc.returncode, out.decode(), err.decode())
-
-
-async def cli_all(*calls: tuple[str, ...]) -> list[Result]:
-    """Run several CLI commands at once."""
-    return list(await asyncio.gather(*(naq_cli(*call) for call in calls)))
 
 
 async def test_json_listings_show_queues_jobs_failures_and_workers() -> None:

@@ -8,12 +8,7 @@ one test run side by side (each on its own schedule) to keep the interpreter sta
 
 from __future__ import annotations
 
-import asyncio
-import json
-import os
-import sys
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -22,58 +17,11 @@ import pytest
 import naq
 from naq import Queue
 from tests import jobs
+from tests.helpers import cli_all
 
 pytestmark = pytest.mark.usefixtures("nats_url")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-@dataclass
-class Result:
-    args: tuple[str, ...]
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> object:
-        assert self.code == 0, self
-        return json.loads(self.out)
-
-    def ids(self) -> list[str]:
-        data = self.json()
-        assert isinstance(data, list)
-        return sorted(item["job_id"] for item in data)
-
-    def assert_one_line_error(self, *names: str) -> None:
-        """Non-zero exit, exactly one line on stderr naming each of ``names``, no traceback."""
-        assert self.code != 0, self
-        lines = self.err.strip().splitlines()
-        assert len(lines) == 1, self
-        assert "Traceback" not in self.err + self.out, self
-        for name in names:
-            assert name in lines[0], (name, self)
-
-
-async def naq_cli(*args: str) -> Result:
-    """Run ``python -m naq ARGS`` (NAQ_PREFIX and NAQ_NATS_URL come from the test's environment)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "naq",
-        *args,
-        cwd=REPO_ROOT,
-        env=dict(os.environ, COLUMNS="200"),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode is not None
-    return Result(args, proc.returncode, out.decode(), err.decode())
-
-
-async def cli_all(*calls: tuple[str, ...]) -> list[Result]:
-    """Run several CLI commands at once."""
-    return list(await asyncio.gather(*(naq_cli(*call) for call in calls)))
 
 
 async def record(schedule_id: str) -> naq.ScheduleInfo | None:

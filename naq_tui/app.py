@@ -1,7 +1,10 @@
 """NaqApp: five live panes over a :class:`~naq_tui.service.Service`.
 
-Data flows one way: ``service.changes()`` -> one watch worker (bursts coalesced)
--> :func:`naq_tui.state.reduce` -> the dirty rows of each :class:`PaneTable`.
+Data flows one way: ``service.changes()`` -> one watch worker (bursts coalesced:
+up to 50 ms or 500 changes per batch) -> :func:`naq_tui.state.reduce` -> the dirty
+rows of the pane on show, updated by key. Hidden panes collect their dirty keys and
+are drawn when shown; while a backlog drains (a catch-up of a large history) batches
+are only reduced, and drawn once caught up (or every half second meanwhile).
 Actions go back through the service, from workers, so the UI never waits on NATS;
 the service's own change stream then brings the result to the rows.
 """
@@ -95,6 +98,8 @@ class NaqApp(App[None]):
     BATCH_MAX = 500
     #: While a backlog drains, draw at least this often.
     DRAW_SECONDS = 0.5
+    #: Changed keys a hidden pane remembers before it settles for a full redraw.
+    STALE_MAX = 5000
     #: Pause before asking the service for its changes again after the stream failed.
     RETRY_SECONDS = 2.0
 
@@ -131,6 +136,8 @@ class NaqApp(App[None]):
         self.tables: dict[str, PaneTable] = {}
         #: Rows changed in panes not on show, to draw when they are shown.
         self._stale: dict[str, set[str]] = {}
+        #: Panes that missed more than STALE_MAX changes: redrawn whole when shown.
+        self._redraw_all: set[str] = set()
         #: Panes whose row count may have changed since the tabs were last drawn.
         self._retab: set[str] = set()
 
@@ -246,8 +253,15 @@ class NaqApp(App[None]):
         dirty = reduce(self.state, batch)
         self.batches += 1
         for pane, keys in dirty.rows.items():
-            self._stale.setdefault(pane, set()).update(keys)
             self._retab.add(pane)
+            if pane in self._redraw_all:
+                continue
+            stale = self._stale.setdefault(pane, set())
+            stale.update(keys)
+            if len(stale) > self.STALE_MAX:
+                # A hidden pane that missed this much is redrawn whole when shown.
+                self._redraw_all.add(pane)
+                del self._stale[pane]
         if dirty.connection:
             self.query_one(HeaderBar).set_connection(self.state.connection)
         if draw:
@@ -266,7 +280,10 @@ class NaqApp(App[None]):
             for pane in self._retab:
                 self._update_tab(pane)
             keys = self._stale.pop(shown, None)
-            if keys:
+            if shown in self._redraw_all:
+                self._redraw_all.discard(shown)
+                self.tables[shown].rebuild(self.state, self.service.now())
+            elif keys:
                 self.tables[shown].sync(self.state, Dirty(rows={shown: keys}), self.service.now())
             if "failed" in self._retab:
                 self.refresh_bindings()
@@ -297,7 +314,10 @@ class NaqApp(App[None]):
         table = self.tables[pane]
         now = self.service.now()
         stale = self._stale.pop(pane, None)
-        if stale:
+        if pane in self._redraw_all:
+            self._redraw_all.discard(pane)
+            table.rebuild(self.state, now)
+        elif stale:
             table.sync(self.state, Dirty(rows={pane: stale}), now)
         table.refresh_times(self.state, now)
         filter_input = self.query_one(FilterInput)

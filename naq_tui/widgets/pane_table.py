@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.cells import cell_len
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from naq_tui.columns import DEFAULT_SORT, PANE_COLUMNS, Column, row_key
 from naq_tui.state import Dirty, State, visible
@@ -65,8 +67,11 @@ class PaneTable(DataTable[Any]):
         self._now = 0.0
         #: The cells drawn for each row key, to update only the cells that changed.
         self._cells: dict[str, tuple[Any, ...]] = {}
-        #: (filter, sort column, reverse) the table was last built for.
-        self._view: tuple[str, str | None, bool] | None = None
+        #: The widest cell seen in each column since the last rebuild (widths only grow).
+        self._widths: dict[str, int] = {}
+        #: The filter and the (sort column, reverse) the rows are drawn for.
+        self._filter: str | None = None
+        self._sort: tuple[str | None, bool] = (None, False)
 
     # -- reading ----------------------------------------------------------------
 
@@ -95,32 +100,47 @@ class PaneTable(DataTable[Any]):
             cells.append(Text(MARK_GLYPH if key in state.marked else " ", "bold green"))
         for spec in self.specs:
             value = spec.cell(row, now)
+            # Text, never str: DataTable would parse a str as markup ("[x]" in an error).
+            value = value.copy() if isinstance(value, Text) else Text(value)
             if spec.key in FLEX_COLUMNS and len(value) > self.flex_width:
-                value = Text(value) if isinstance(value, str) else value.copy()
                 value.truncate(self.flex_width, overflow="ellipsis")
             cells.append(value)
-        if not self.marks:
-            first = cells[0]
-            cells[0] = first.copy() if isinstance(first, Text) else Text(str(first))
         return tuple(cells)
 
     def _column_keys(self) -> list[str]:
         return ([MARK] if self.marks else []) + [spec.key for spec in self.specs]
 
-    def _labels(self, state: State) -> list[tuple[str, Text, int | None]]:
+    def _sort_of(self, state: State) -> tuple[str, bool]:
         view = state.views[self.pane]
         default_key, default_reverse = DEFAULT_SORT[self.pane]
-        sort_key = view.sort_column or default_key
-        reverse = view.sort_reverse if view.sort_column else default_reverse
-        labels: list[tuple[str, Text, int | None]] = []
-        if self.marks:
-            labels.append((MARK, Text(" "), 1))
+        if view.sort_column:
+            return view.sort_column, view.sort_reverse
+        return default_key, default_reverse
+
+    def _label(self, spec: Column, sort: tuple[str, bool]) -> Text:
+        label = Text(spec.label)
+        if spec.key == sort[0]:
+            label.append(" ▼" if sort[1] else " ▲", "bold")
+        return label
+
+    def _relabel(self, state: State) -> bool:
+        """Move the sort arrow in the header; False if a label no longer fits its column."""
+        sort = self._sort_of(state)
+        labels = []
         for spec in self.specs:
-            label = Text(spec.label)
-            if spec.key == sort_key:
-                label.append(" ▼" if reverse else " ▲", "bold")
-            labels.append((spec.key, label, spec.width))
-        return labels
+            column = self.columns.get(ColumnKey(spec.key))
+            if column is None:
+                return False
+            label = self._label(spec, sort)
+            room = column.content_width if column.auto_width else column.width
+            if label.cell_len > room:
+                return False
+            labels.append((column, label))
+        for column, label in labels:
+            column.label = label
+        view = state.views[self.pane]
+        self._sort = (view.sort_column, view.sort_reverse)
+        return True
 
     def _fit(self) -> bool:
         """Pick columns and free-text width for the terminal; True if they changed."""
@@ -137,36 +157,56 @@ class PaneTable(DataTable[Any]):
             self.rebuild(self._state, self._now)
 
     def rebuild(self, state: State, now: float) -> None:
-        """Redraw every row (after the filter or the sort changed)."""
+        """Draw every row afresh (at start, on resize, after a bulk removal)."""
         self._state, self._now = state, now
         self._fit()
         view = state.views[self.pane]
-        self._view = (view.filter, view.sort_column, view.sort_reverse)
+        self._filter = view.filter
+        self._sort = (view.sort_column, view.sort_reverse)
         selected = self.selected_key
         self.clear(columns=True)
         self._cells.clear()
-        for key, label, width in self._labels(state):
-            self.add_column(label, key=key, width=width)
+        self._widths = {}
+        if self.marks:
+            self.add_column(Text(" "), key=MARK, width=1)
+        sort = self._sort_of(state)
+        for spec in self.specs:
+            label = self._label(spec, sort)
+            self.add_column(label, key=spec.key, width=spec.width)
+            self._widths[spec.key] = label.cell_len
+        columns = self._column_keys()
         for row in visible(state, self.pane, now):
             key = row_key(row)
             cells = self._render_row(row, state, now)
             self._cells[key] = cells
+            self._grow(columns, cells)
             self.add_row(*cells, key=key)
         self._restore_cursor(selected)
 
     def sync(self, state: State, dirty: Dirty, now: float) -> None:
-        """Apply a batch: update, add and remove the dirty rows, re-sort if needed."""
+        """Apply a batch: update, add and remove the dirty rows, re-sort if needed.
+
+        A new filter adds and removes the rows it lets in or out; a new sort moves
+        the header's arrow and the rows; neither redraws the rows that stay.
+        """
         self._state, self._now = state, now
-        view = state.views[self.pane]
-        if self._view != (view.filter, view.sort_column, view.sort_reverse):
+        if self._filter is None:
             self.rebuild(state, now)
             return
-        keys = dirty.rows.get(self.pane)
-        if not keys:
+        view = state.views[self.pane]
+        keys = set(dirty.rows.get(self.pane, ()))
+        resort = (view.sort_column, view.sort_reverse) != self._sort
+        if resort and not self._relabel(state):
+            self.rebuild(state, now)
             return
         rows = visible(state, self.pane, now)
         wanted = [row_key(row) for row in rows]
         shown = set(wanted)
+        if view.filter != self._filter:
+            self._filter = view.filter
+            keys |= self._cells.keys() | shown
+        if not keys and not resort:
+            return
         # DataTable.remove_row costs O(rows): a burst that drops many rows at once (jobs
         # evicted from a full history) is cheaper to draw afresh than row by row.
         leaving = sum(1 for key in keys if key in self._cells and key not in shown)
@@ -174,18 +214,20 @@ class PaneTable(DataTable[Any]):
             self.rebuild(state, now)
             return
         selected = self.selected_key
-        changed_order = False
+        changed_order = resort
+        columns = self._column_keys()
         for key in keys:
             if key in shown:
                 cells = self._render_row(state.rows[self.pane][key], state, now)
                 old = self._cells.get(key)
                 if old is None:
+                    self._grow(columns, cells)
                     self.add_row(*cells, key=key)
                     changed_order = True
                 else:
-                    for column, before, after in zip(self._column_keys(), old, cells, strict=True):
+                    for column, before, after in zip(columns, old, cells, strict=True):
                         if not _same(before, after):
-                            self.update_cell(key, column, after, update_width=True)
+                            self._update(key, column, after)
                     # Keep the drawn first cell: it is the row's identity for _reorder.
                     cells = (old[0], *cells[1:]) if _same(old[0], cells[0]) else cells
                 self._cells[key] = cells
@@ -215,12 +257,29 @@ class PaneTable(DataTable[Any]):
             new = list(cells)
             for index, spec in columns:
                 value = spec.cell(row, now)
-                if index == 0:
-                    value = value.copy() if isinstance(value, Text) else Text(str(value))
+                value = value.copy() if isinstance(value, Text) else Text(value)
                 if not _same(cells[index], value):
-                    self.update_cell(key, spec.key, value, update_width=True)
+                    self._update(key, spec.key, value)
                     new[index] = value
             self._cells[key] = tuple(new)
+
+    # -- cells and widths -------------------------------------------------------
+
+    def _grow(self, columns: list[str], cells: tuple[Any, ...]) -> None:
+        for column, cell in zip(columns, cells, strict=True):
+            width = cell_len(cell) if isinstance(cell, str) else cell.cell_len
+            if width > self._widths.get(column, 0):
+                self._widths[column] = width
+
+    def _update(self, key: str, column: str, value: Any) -> None:
+        # Ask DataTable to re-measure only when the column must grow: a cell that got
+        # narrower makes it measure every cell of the column (O(rows) per update), and
+        # every age on the screen gets narrower or wider once a second.
+        width = cell_len(value) if isinstance(value, str) else value.cell_len
+        grow = width > self._widths.get(column, 0)
+        if grow:
+            self._widths[column] = width
+        self.update_cell(key, column, value, update_width=grow)
 
     # -- order and cursor -------------------------------------------------------
 

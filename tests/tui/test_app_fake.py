@@ -8,10 +8,12 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Label, TabbedContent
 from textual.widgets.data_table import ColumnKey
 
+from naq_tui import state as state_module
 from naq_tui.app import NaqApp
 from naq_tui.fake import NOW, FakeService, fake_id
 from naq_tui.screens.confirm import ConfirmScreen
@@ -425,8 +427,12 @@ async def test_s_cycles_the_sort_and_S_reverses() -> None:
         assert app.state.views["queues"].sort_column == "pending"
         assert table.keys == ["emails", "reports", "default"]
         assert "▲" in table.columns[ColumnKey("pending")].label.plain
+        drawn = {key: id(cells[0]) for key, cells in table._cells.items()}
         await pilot.press("S")
         assert table.keys == ["default", "reports", "emails"]
+        assert "▼" in table.columns[ColumnKey("pending")].label.plain
+        # A new order moves the rows and the arrow; it doesn't redraw the rows.
+        assert {key: id(cells[0]) for key, cells in table._cells.items()} == drawn
 
 
 async def test_clicking_a_header_sorts_by_it() -> None:
@@ -473,6 +479,22 @@ async def test_hidden_panes_catch_up_when_shown() -> None:
         assert all(table._cells[key][0] is drawn[key][0] for key in unchanged)
 
 
+async def test_a_pane_that_missed_much_is_redrawn_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(NaqApp, "STALE_MAX", 10)
+    async with running() as (app, pilot, fake):
+        fake.emit(
+            *(
+                Upsert(JobRow(f"n{i:02d}", "default", "m:f", "pending", updated_at=NOW + i))
+                for i in range(40)
+            )
+        )
+        await wait_until(pilot, lambda: len(app.state.rows["jobs"]) == 65)
+        assert "jobs" in app._redraw_all and "jobs" not in app._stale
+        await pilot.press("4")
+        assert app.tables["jobs"].row_count == 65
+        assert app.tables["jobs"].keys[0] == "n39"
+
+
 async def test_cursor_stays_on_its_row_when_rows_arrive_above() -> None:
     async with running() as (app, pilot, fake):
         await pilot.press("4")
@@ -503,6 +525,37 @@ async def test_a_burst_of_changes_is_coalesced() -> None:
         # 1200 changes at most 500 at a time: a handful of batches, not 1200 repaints.
         assert 3 <= app.batches - before <= 6
         assert app.tables["jobs"].row_count == 1225
+
+
+async def test_evicted_jobs_leave_the_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(state_module, "MAX_JOBS", 100)
+    async with running() as (app, pilot, fake):
+        await pilot.press("4")
+        fake.emit(
+            *(
+                Upsert(JobRow(f"old-{i:04d}", "default", "m:f", "completed", updated_at=NOW - i))
+                for i in range(300)
+            )
+        )
+        await wait_until(pilot, lambda: not fake._queue().qsize() and app.batches >= 2)
+        await wait_until(pilot, lambda: app.tables["jobs"].row_count == 100)
+        table = app.tables["jobs"]
+        assert set(table.keys) == set(app.state.rows["jobs"])
+        running_ids = {j.job_id for j in fake.jobs.values() if j.status == "running"}
+        assert running_ids <= set(table.keys)
+
+
+async def test_cells_are_text_not_markup() -> None:
+    async with running() as (app, pilot, fake):
+        await pilot.press("4")
+        job = fake.jobs[fake_id("f2")]
+        fake.emit(Upsert(replace(job, error="ValueError: [bold]tiff[/bold] in ['a']")))
+        await wait_until(
+            pilot,
+            lambda: (
+                cell(app, "jobs", job.job_id, "outcome") == "ValueError: [bold]tiff[/bold] in ['a']"
+            ),
+        )
 
 
 async def test_connection_indicator_follows_the_service() -> None:

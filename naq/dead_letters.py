@@ -11,7 +11,7 @@ import msgspec
 
 from naq.broker import Broker, decode_or_none
 from naq.errors import ConfigurationError, JobNotFoundError
-from naq.models import DeadLetter, JobStatus, StatusRecord, dead_letter_decoder, envelope_decoder
+from naq.models import DeadLetter, JobStatus, dead_letter_decoder, envelope_decoder, status_of
 from naq.names import validate_job_id, validate_queue_name
 from naq.results import resolve_settings
 from naq.security import job_headers
@@ -107,19 +107,7 @@ async def _requeue(broker: Broker, failed: FailedJob) -> None:
     )
     now = time.time()
     status = await broker.put_status(
-        StatusRecord(
-            job_id=envelope.id,
-            status=JobStatus.PENDING,
-            queue=envelope.queue,
-            function=envelope.fn,
-            enqueued_at=now,
-            updated_at=now,
-            max_retries=envelope.max_retries,
-            args=envelope.args,
-            kwargs=envelope.kwargs,
-            meta=envelope.meta,
-            depends_on=envelope.depends_on,
-        )
+        status_of(msgspec.structs.replace(envelope, enqueued_at=now), JobStatus.PENDING)
     )
     await connection.wait_ack(status)
     await broker.ensure_jobs_stream()

@@ -92,6 +92,25 @@ class StatusRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     progress_message: str | None = None
 
 
+def status_of(envelope: JobEnvelope, status: str, **fields: Any) -> StatusRecord:
+    """A status record for the job ``envelope`` carries; ``fields`` set the rest
+    (``updated_at`` defaults to ``enqueued_at``)."""
+    fields.setdefault("updated_at", envelope.enqueued_at)
+    fields.setdefault("meta", envelope.meta)
+    return StatusRecord(
+        job_id=envelope.id,
+        status=status,
+        queue=envelope.queue,
+        function=envelope.fn,
+        enqueued_at=envelope.enqueued_at,
+        max_retries=envelope.max_retries,
+        args=envelope.args,
+        kwargs=envelope.kwargs,
+        depends_on=envelope.depends_on,
+        **fields,
+    )
+
+
 class ResultRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """The outcome of a job, kept in the results bucket under its id (first write wins)."""
 

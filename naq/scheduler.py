@@ -33,10 +33,10 @@ from naq.models import (
     JobStatus,
     ScheduleRecord,
     ScheduleStatus,
-    StatusRecord,
     envelope_encoder,
     record_encoder,
     schedule_decoder,
+    status_of,
 )
 from naq.names import SCHEDULER_LOCK_KEY
 from naq.schedules import ScheduleStore, following_run
@@ -285,20 +285,7 @@ class Scheduler:
         envelope = msgspec.structs.replace(record.job, id=job_id, enqueued_at=now)
         connection = self._broker.connection
         try:
-            status = await self._broker.put_status(
-                StatusRecord(
-                    job_id=job_id,
-                    status=JobStatus.PENDING,
-                    queue=envelope.queue,
-                    function=envelope.fn,
-                    enqueued_at=now,
-                    updated_at=now,
-                    max_retries=envelope.max_retries,
-                    args=envelope.args,
-                    kwargs=envelope.kwargs,
-                    meta=envelope.meta,
-                )
-            )
+            status = await self._broker.put_status(status_of(envelope, JobStatus.PENDING))
             payload = envelope_encoder.encode(envelope)
             published = await connection.publish_nowait(
                 self._broker.names.queue_subject(envelope.queue),

@@ -45,6 +45,7 @@ from naq.models import (
     WorkerStatus,
     envelope_decoder,
     status_decoder,
+    status_of,
     waiting_decoder,
 )
 from naq.names import validate_queue_name
@@ -748,24 +749,17 @@ class Worker:
         next_retry_at: float | None = None,
     ) -> StatusRecord:
         progress, message, meta = self._progress.get(envelope.id, (None, None, {}))
-        return StatusRecord(
-            job_id=envelope.id,
-            status=status,
-            queue=envelope.queue,
-            function=envelope.fn,
-            enqueued_at=envelope.enqueued_at,
+        return status_of(
+            envelope,
+            status,
             updated_at=time.time(),
             attempt=attempt,
-            max_retries=envelope.max_retries,
             started_at=started_at,
             ended_at=ended_at,
             next_retry_at=next_retry_at,
             worker=self.name,
             error=error,
-            args=envelope.args,
-            kwargs=envelope.kwargs,
             meta={**envelope.meta, **meta},
-            depends_on=envelope.depends_on,
             progress=progress,
             progress_message=message,
         )

@@ -21,7 +21,7 @@ from textual.binding import Binding
 from textual.content import Content
 from textual.events import Key
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Footer, Input, TabbedContent, TabPane
+from textual.widgets import Footer, Input, TabbedContent, TabPane
 
 from naq_tui.columns import DEFAULT_SORT, short_function
 from naq_tui.commands import NaqCommands
@@ -374,19 +374,18 @@ class NaqApp(App[None]):
             view.sort_reverse = not view.sort_reverse
         self._redraw(pane)
 
-    @on(DataTable.RowSelected)
-    def _row_clicked(self, event: DataTable.RowSelected) -> None:
+    @on(PaneTable.RowSelected)
+    def _row_clicked(self, event: PaneTable.RowSelected) -> None:
         # Enter is bound to open_detail directly; this is a click on the selected row.
         if self.check_action("open_detail", ()):
             self.action_open_detail()
 
-    @on(DataTable.HeaderSelected)
-    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
-        table = event.data_table
-        if not isinstance(table, PaneTable) or event.column_key.value == MARK:
+    @on(PaneTable.HeaderSelected)
+    def _header_clicked(self, event: PaneTable.HeaderSelected) -> None:
+        if event.column == MARK:
             return
-        cycle_sort(self.state, table.pane, str(event.column_key.value))
-        self._redraw(table.pane)
+        cycle_sort(self.state, event.table.pane, event.column)
+        self._redraw(event.table.pane)
 
     # -- which actions apply ----------------------------------------------------
 

@@ -1,20 +1,31 @@
-"""The table of one pane, kept in step with the state row by row."""
+"""The table of one pane: a virtual table that draws only the rows on screen.
+
+A pane can hold thousands of rows (the Jobs pane keeps up to ``MAX_JOBS``). Drawing
+cost must follow the screen, not the data, so a keypress repaints fast at any size:
+the order of the rows is a list of keys (recomputed from the state when rows or the
+view change, which is a sort of plain Python values), and a row's cells are made
+into text only when it is drawn, then kept until the row changes.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import events
-from textual.binding import Binding
-from textual.widgets import DataTable
-from textual.widgets.data_table import ColumnKey
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
 
 from naq_tui.columns import DEFAULT_SORT, PANE_COLUMNS, Column, row_key
 from naq_tui.state import Dirty, State, visible
 
-#: Columns whose text depends on the clock; the 1 s tick refreshes only these.
+#: Columns whose text depends on the clock; they are re-made when drawn after a tick.
 TIME_COLUMNS = frozenset({"heartbeat", "next_run", "duration", "updated", "failed_at"})
 #: Terminals narrower than this hide a few columns, so 80 columns show what matters.
 WIDE = 100
@@ -27,36 +38,92 @@ NARROW_HIDDEN: dict[str, frozenset[str]] = {
 FLEX_COLUMNS = frozenset({"outcome", "error"})
 #: Room the other columns of a pane with a free-text column take, roughly.
 FLEX_RESERVED = 82
-#: More rows than this leaving in one batch: redraw the table instead of removing each.
-BULK_REMOVALS = 50
 #: The Failed pane's extra first column: a tick on rows marked for a bulk action.
 MARK = "mark"
 MARK_GLYPH = "✓"
+#: Blank cells either side of every cell.
+PADDING = 1
+#: Rows the header takes at the top of the table.
+HEADER_HEIGHT = 1
+SORT_ARROWS = {False: " ▲", True: " ▼"}
 
 
-def _same(a: Any, b: Any) -> bool:
-    """Whether two cells draw the same (rich ``Text`` equality ignores the base style)."""
-    if isinstance(a, Text) and isinstance(b, Text):
-        return a.plain == b.plain and a.style == b.style and a.spans == b.spans
-    return type(a) is type(b) and a == b
+class PaneTable(ScrollView, can_focus=True):
+    """The rows of one pane (``queues``, ``workers``, ``scheduled``, ``jobs``, ``failed``).
 
-
-class PaneTable(DataTable[Any]):
-    """A DataTable for one pane (``queues``, ``workers``, ``scheduled``, ``jobs``, ``failed``).
-
-    Rows are keyed by :func:`~naq_tui.columns.row_key`. :meth:`sync` touches only the
-    rows a batch of changes made dirty (``update_cell`` per changed cell, ``add_row``
-    for new keys, ``remove_row`` for gone ones) and re-orders only when the order
-    changed; the table is rebuilt only when the pane's filter or sort changes.
+    Rows are keyed by :func:`~naq_tui.columns.row_key`. :meth:`sync` forgets the
+    drawn cells of the rows a batch made dirty and re-orders; :meth:`rebuild` starts
+    afresh (at mount and when the terminal's width changes the columns shown).
+    Column widths only grow, so columns don't jitter as rows come and go.
     """
 
-    BINDINGS = [
-        # Replaces DataTable's hidden "select" so the footer shows what enter does.
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "pane-table--header",
+        "pane-table--even-row",
+        "pane-table--cursor",
+    }
+
+    DEFAULT_CSS = """
+    PaneTable {
+        background: $surface;
+        color: $foreground;
+        &:focus {
+            background-tint: $foreground 5%;
+            & > .pane-table--cursor {
+                background: $block-cursor-background;
+                color: $block-cursor-foreground;
+                text-style: $block-cursor-text-style;
+            }
+        }
+        & > .pane-table--header {
+            text-style: bold;
+            background: $panel;
+            color: $foreground;
+        }
+        & > .pane-table--even-row {
+            background: $surface-lighten-1 50%;
+        }
+        &:dark > .pane-table--even-row {
+            background: $surface-darken-1 40%;
+        }
+        & > .pane-table--cursor {
+            background: $block-cursor-blurred-background;
+            color: $block-cursor-blurred-foreground;
+            text-style: $block-cursor-blurred-text-style;
+        }
+    }
+    """
+
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "app.open_detail", "Open"),
+        Binding("up", "cursor_up", "Up", show=False),
+        Binding("down", "cursor_down", "Down", show=False),
+        Binding("pageup", "page_up", "Page up", show=False),
+        Binding("pagedown", "page_down", "Page down", show=False),
+        Binding("home,ctrl+home", "cursor_first", "First", show=False),
+        Binding("end,ctrl+end", "cursor_last", "Last", show=False),
+        Binding("left", "scroll_left", "Left", show=False),
+        Binding("right", "scroll_right", "Right", show=False),
     ]
 
+    class RowSelected(Message):
+        """The row under the cursor was clicked (a first click only moves the cursor)."""
+
+        def __init__(self, table: PaneTable, key: str) -> None:
+            super().__init__()
+            self.table = table
+            self.key = key
+
+    class HeaderSelected(Message):
+        """A column's header was clicked."""
+
+        def __init__(self, table: PaneTable, column: str) -> None:
+            super().__init__()
+            self.table = table
+            self.column = column
+
     def __init__(self, pane: str, *, id: str | None = None) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=True, id=id or f"table-{pane}")
+        super().__init__(id=id or f"table-{pane}")
         self.pane = pane
         self.all_specs: tuple[Column, ...] = PANE_COLUMNS[pane]
         self.specs = self.all_specs
@@ -65,82 +132,135 @@ class PaneTable(DataTable[Any]):
         self.flex_width = 40
         self._state: State | None = None
         self._now = 0.0
-        #: The cells drawn for each row key, to update only the cells that changed.
-        self._cells: dict[str, tuple[Any, ...]] = {}
-        #: The widest cell seen in each column since the last rebuild (widths only grow).
+        #: Row keys in display order, and each key's position in it.
+        self._order: list[str] = []
+        self._index: dict[str, int] = {}
+        #: The cells made for each row drawn so far, and the clock they were made at.
+        self._cells: dict[str, tuple[Text, ...]] = {}
+        self._made_at: dict[str, float] = {}
+        #: Each column's width: the widest cell or label seen since the last rebuild.
         self._widths: dict[str, int] = {}
-        #: The filter and the (sort column, reverse) the rows are drawn for.
-        self._filter: str | None = None
-        self._sort: tuple[str | None, bool] = (None, False)
+        self._cursor = 0
+        self._sort: tuple[str, bool] = DEFAULT_SORT[pane]
 
     # -- reading ----------------------------------------------------------------
 
     @property
     def keys(self) -> list[str]:
         """Row keys in display order."""
-        return [str(row.key.value) for row in self.ordered_rows]
+        return list(self._order)
+
+    @property
+    def row_count(self) -> int:
+        """Rows shown (after the pane's filter)."""
+        return len(self._order)
+
+    @property
+    def cursor_row(self) -> int:
+        """Position of the cursor in the display order."""
+        return self._cursor
 
     @property
     def selected_key(self) -> str | None:
         """The key of the row under the cursor, if any."""
-        if not self.row_count:
-            return None
-        try:
-            return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
-        except Exception:  # cursor out of range while rows are being removed
-            return None
+        return self._order[self._cursor] if self._order else None
 
-    # -- drawing ----------------------------------------------------------------
+    def header_label(self, column: str) -> str:
+        """A column's header as drawn (with the sort arrow on the sorted column)."""
+        return self._label(column).plain
 
-    def _render_row(self, row: Any, state: State, now: float) -> tuple[Any, ...]:
-        # The first cell is always a fresh Text: _reorder ranks rows by its identity.
-        cells: list[Any] = []
-        if self.marks:
-            key = row_key(row)
-            cells.append(Text(MARK_GLYPH if key in state.marked else " ", "bold green"))
+    def cell_text(self, key: str, column: str) -> str:
+        """The text a row shows in a column (made now if the row wasn't drawn yet)."""
+        return self._row_cells(key)[self._column_keys().index(column)].plain
+
+    def column_offset(self, column: str) -> int:
+        """The x where a column's cell starts, within the table's content."""
+        x = 0
+        for key in self._column_keys():
+            if key == column:
+                return x
+            x += self._widths[key] + 2 * PADDING
+        raise KeyError(column)
+
+    # -- feeding ----------------------------------------------------------------
+
+    def rebuild(self, state: State, now: float) -> None:
+        """Start afresh: columns for the terminal's width, widths from the labels."""
+        self._fit()
+        self._cells.clear()
+        self._made_at.clear()
+        self._widths = {MARK: 1} if self.marks else {}
         for spec in self.specs:
-            value = spec.cell(row, now)
-            # Text, never str: DataTable would parse a str as markup ("[x]" in an error).
-            value = value.copy() if isinstance(value, Text) else Text(value)
-            if spec.key in FLEX_COLUMNS and len(value) > self.flex_width:
-                value.truncate(self.flex_width, overflow="ellipsis")
-            cells.append(value)
-        return tuple(cells)
+            self._widths[spec.key] = max(spec.width or 0, cell_len(spec.label))
+        self._order = []
+        self.sync(state, Dirty(rows={self.pane: set(state.rows[self.pane])}), now)
+
+    def sync(self, state: State, dirty: Dirty, now: float) -> None:
+        """Forget the drawn cells of the dirty rows, then re-order and repaint.
+
+        Rows that stay and didn't change keep their cells; a new filter or sort only
+        re-orders keys. Costs a sort of the pane's rows, never a redraw of them.
+        """
+        self._state, self._now = state, now
+        selected = self.selected_key
+        for key in dirty.rows.get(self.pane, ()):
+            self._cells.pop(key, None)
+            self._made_at.pop(key, None)
+        rows = visible(state, self.pane, now)
+        self._order = [row_key(row) for row in rows]
+        self._index = {key: index for index, key in enumerate(self._order)}
+        # Drop the cells of rows gone from the state (kept ones stay for a filter's return).
+        live = state.rows[self.pane]
+        for key in [key for key in self._cells if key not in live]:
+            del self._cells[key]
+            self._made_at.pop(key, None)
+        self._sort = self._sort_of(state)
+        self._grow_label(self._sort[0])
+        if selected is not None and selected in self._index:
+            self._cursor = self._index[selected]
+        self._cursor = min(self._cursor, max(0, len(self._order) - 1))
+        self._resize()
+        self._show_cursor()
+        self.refresh()
+
+    def refresh_times(self, state: State, now: float) -> None:
+        """Move the clock: ages ("4s", "in 3m") are re-made as their rows are drawn."""
+        self._state, self._now = state, now
+        if any(spec.key in TIME_COLUMNS for spec in self.specs):
+            self.refresh()
+
+    def select_key(self, key: str) -> bool:
+        """Move the cursor onto ``key``'s row; False if it is not shown."""
+        index = self._index.get(key)
+        if index is None:
+            return False
+        self._move_cursor(index)
+        return True
+
+    # -- columns ----------------------------------------------------------------
 
     def _column_keys(self) -> list[str]:
         return ([MARK] if self.marks else []) + [spec.key for spec in self.specs]
 
     def _sort_of(self, state: State) -> tuple[str, bool]:
         view = state.views[self.pane]
-        default_key, default_reverse = DEFAULT_SORT[self.pane]
         if view.sort_column:
             return view.sort_column, view.sort_reverse
-        return default_key, default_reverse
+        return DEFAULT_SORT[self.pane]
 
-    def _label(self, spec: Column, sort: tuple[str, bool]) -> Text:
+    def _label(self, column: str) -> Text:
+        if column == MARK:
+            return Text(" ")
+        spec = next(spec for spec in self.specs if spec.key == column)
         label = Text(spec.label)
-        if spec.key == sort[0]:
-            label.append(" ▼" if sort[1] else " ▲", "bold")
+        if column == self._sort[0]:
+            label.append(SORT_ARROWS[self._sort[1]], "bold")
         return label
 
-    def _relabel(self, state: State) -> bool:
-        """Move the sort arrow in the header; False if a label no longer fits its column."""
-        sort = self._sort_of(state)
-        labels = []
-        for spec in self.specs:
-            column = self.columns.get(ColumnKey(spec.key))
-            if column is None:
-                return False
-            label = self._label(spec, sort)
-            room = column.content_width if column.auto_width else column.width
-            if label.cell_len > room:
-                return False
-            labels.append((column, label))
-        for column, label in labels:
-            column.label = label
-        view = state.views[self.pane]
-        self._sort = (view.sort_column, view.sort_reverse)
-        return True
+    def _grow_label(self, column: str) -> None:
+        if column in self._widths:
+            width = cell_len(self._label(column).plain)
+            self._widths[column] = max(self._widths[column], width)
 
     def _fit(self) -> bool:
         """Pick columns and free-text width for the terminal; True if they changed."""
@@ -155,152 +275,160 @@ class PaneTable(DataTable[Any]):
     def on_resize(self, event: events.Resize) -> None:
         if self._fit() and self._state is not None:
             self.rebuild(self._state, self._now)
+        else:
+            self._show_cursor()
 
-    def rebuild(self, state: State, now: float) -> None:
-        """Draw every row afresh (at start, on resize, after a bulk removal)."""
-        self._state, self._now = state, now
-        self._fit()
-        view = state.views[self.pane]
-        self._filter = view.filter
-        self._sort = (view.sort_column, view.sort_reverse)
-        selected = self.selected_key
-        self.clear(columns=True)
-        self._cells.clear()
-        self._widths = {}
-        if self.marks:
-            self.add_column(Text(" "), key=MARK, width=1)
-        sort = self._sort_of(state)
-        for spec in self.specs:
-            label = self._label(spec, sort)
-            self.add_column(label, key=spec.key, width=spec.width)
-            self._widths[spec.key] = label.cell_len
-        columns = self._column_keys()
-        for row in visible(state, self.pane, now):
-            key = row_key(row)
-            cells = self._render_row(row, state, now)
-            self._cells[key] = cells
-            self._grow(columns, cells)
-            self.add_row(*cells, key=key)
-        self._restore_cursor(selected)
+    def _resize(self) -> None:
+        width = sum(self._widths.values()) + 2 * PADDING * len(self._widths)
+        self.virtual_size = Size(width, len(self._order) + HEADER_HEIGHT)
 
-    def sync(self, state: State, dirty: Dirty, now: float) -> None:
-        """Apply a batch: update, add and remove the dirty rows, re-sort if needed.
+    # -- cells --------------------------------------------------------------------
 
-        A new filter adds and removes the rows it lets in or out; a new sort moves
-        the header's arrow and the rows; neither redraws the rows that stay.
-        """
-        self._state, self._now = state, now
-        if self._filter is None:
-            self.rebuild(state, now)
+    def _make_cell(self, spec: Column, row: Any) -> Text:
+        value = spec.cell(row, self._now)
+        # Text, never markup: "[x]" in an error message is text.
+        text = value.copy() if isinstance(value, Text) else Text(value)
+        if spec.key in FLEX_COLUMNS and len(text) > self.flex_width:
+            text.truncate(self.flex_width, overflow="ellipsis")
+        return text
+
+    def _row_cells(self, key: str) -> tuple[Text, ...]:
+        """The cells of ``key``'s row, made if missing and re-aged if the clock moved."""
+        assert self._state is not None
+        cells = self._cells.get(key)
+        row = self._state.rows[self.pane][key]
+        if cells is None:
+            made: list[Text] = []
+            if self.marks:
+                marked = key in self._state.marked
+                made.append(Text(MARK_GLYPH if marked else " ", "bold green"))
+            made.extend(self._make_cell(spec, row) for spec in self.specs)
+            cells = tuple(made)
+        elif self._made_at.get(key) != self._now:
+            offset = 1 if self.marks else 0
+            aged = list(cells)
+            for index, spec in enumerate(self.specs, offset):
+                if spec.key in TIME_COLUMNS:
+                    aged[index] = self._make_cell(spec, row)
+            cells = tuple(aged)
+        else:
+            return cells
+        self._cells[key] = cells
+        self._made_at[key] = self._now
+        grew = False
+        for column, cell in zip(self._column_keys(), cells, strict=True):
+            if cell.cell_len > self._widths[column]:
+                self._widths[column] = cell.cell_len
+                grew = True
+        if grew:
+            # A wider column moves every cell to its right: repaint the whole table.
+            self._resize()
+            self.refresh()
+        return cells
+
+    # -- drawing ------------------------------------------------------------------
+
+    def _line(self, cells: list[Text], base: Style) -> Strip:
+        line = Text(style=base, end="")
+        pad = " " * PADDING
+        for column, cell in zip(self._column_keys(), cells, strict=True):
+            width = self._widths[column]
+            line.append(pad)
+            if cell.cell_len > width:
+                cell = cell.copy()
+                cell.truncate(width, overflow="ellipsis")
+            line.append_text(cell)
+            line.append(" " * (width - cell.cell_len) + pad)
+        return Strip(line.render(self.app.console))
+
+    def render_line(self, y: int) -> Strip:
+        """Draw line ``y`` of the widget: the header, or the row scrolled there."""
+        scroll_x, scroll_y = self.scroll_offset
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        if y < HEADER_HEIGHT:
+            style = base + self.get_component_rich_style("pane-table--header")
+            labels = [self._label(column) for column in self._column_keys()]
+            strip = self._line(labels, style)
+        else:
+            index = scroll_y + y - HEADER_HEIGHT
+            if index >= len(self._order):
+                return Strip.blank(width, base)
+            if index == self._cursor:
+                style = base + self.get_component_rich_style("pane-table--cursor")
+            elif index % 2:
+                style = base + self.get_component_rich_style("pane-table--even-row")
+            else:
+                style = base
+            strip = self._line(list(self._row_cells(self._order[index])), style)
+            if index == self._cursor:
+                # The cursor's colours win over the cells' own, so the row stays legible.
+                strip = Strip(Segment.apply_style(strip, post_style=style), strip.cell_length)
+        return strip.crop_extend(scroll_x, scroll_x + width, style)
+
+    # -- cursor -------------------------------------------------------------------
+
+    @property
+    def _page(self) -> int:
+        return max(1, self.scrollable_content_region.height - HEADER_HEIGHT)
+
+    def _move_cursor(self, index: int) -> None:
+        if not self._order:
             return
-        view = state.views[self.pane]
-        keys = set(dirty.rows.get(self.pane, ()))
-        resort = (view.sort_column, view.sort_reverse) != self._sort
-        if resort and not self._relabel(state):
-            self.rebuild(state, now)
+        index = max(0, min(index, len(self._order) - 1))
+        if index != self._cursor:
+            self._cursor = index
+            self.refresh()
+        self._show_cursor()
+
+    def _show_cursor(self) -> None:
+        top = round(self.scroll_offset.y)
+        if self._cursor < top:
+            self.scroll_to(y=self._cursor, animate=False, immediate=True)
+        elif self._cursor >= top + self._page:
+            self.scroll_to(y=self._cursor - self._page + 1, animate=False, immediate=True)
+
+    def action_cursor_up(self) -> None:
+        """Move the cursor up a row."""
+        self._move_cursor(self._cursor - 1)
+
+    def action_cursor_down(self) -> None:
+        """Move the cursor down a row."""
+        self._move_cursor(self._cursor + 1)
+
+    def action_page_up(self) -> None:
+        """Move the cursor up a screen."""
+        self._move_cursor(self._cursor - self._page)
+
+    def action_page_down(self) -> None:
+        """Move the cursor down a screen."""
+        self._move_cursor(self._cursor + self._page)
+
+    def action_cursor_first(self) -> None:
+        """Move the cursor to the first row."""
+        self._move_cursor(0)
+
+    def action_cursor_last(self) -> None:
+        """Move the cursor to the last row."""
+        self._move_cursor(len(self._order) - 1)
+
+    def on_click(self, event: events.Click) -> None:
+        """A header click sorts by it; a row click moves the cursor, a second opens it."""
+        offset = event.get_content_offset(self)
+        if offset is None:
             return
-        rows = visible(state, self.pane, now)
-        wanted = [row_key(row) for row in rows]
-        shown = set(wanted)
-        if view.filter != self._filter:
-            self._filter = view.filter
-            keys |= self._cells.keys() | shown
-        if not keys and not resort:
+        if offset.y < HEADER_HEIGHT:
+            x = offset.x + round(self.scroll_offset.x)
+            for column in self._column_keys():
+                x -= self._widths[column] + 2 * PADDING
+                if x < 0:
+                    self.post_message(self.HeaderSelected(self, column))
+                    return
             return
-        # DataTable.remove_row costs O(rows): a burst that drops many rows at once (jobs
-        # evicted from a full history) is cheaper to draw afresh than row by row.
-        leaving = sum(1 for key in keys if key in self._cells and key not in shown)
-        if leaving > BULK_REMOVALS:
-            self.rebuild(state, now)
+        index = round(self.scroll_offset.y) + offset.y - HEADER_HEIGHT
+        if index >= len(self._order):
             return
-        selected = self.selected_key
-        changed_order = resort
-        columns = self._column_keys()
-        for key in keys:
-            if key in shown:
-                cells = self._render_row(state.rows[self.pane][key], state, now)
-                old = self._cells.get(key)
-                if old is None:
-                    self._grow(columns, cells)
-                    self.add_row(*cells, key=key)
-                    changed_order = True
-                else:
-                    for column, before, after in zip(columns, old, cells, strict=True):
-                        if not _same(before, after):
-                            self._update(key, column, after)
-                    # Keep the drawn first cell: it is the row's identity for _reorder.
-                    cells = (old[0], *cells[1:]) if _same(old[0], cells[0]) else cells
-                self._cells[key] = cells
-            elif key in self._cells:
-                self.remove_row(key)
-                del self._cells[key]
-                changed_order = True
-        if changed_order or self.keys != wanted:
-            self._reorder(wanted)
-            self._restore_cursor(selected)
-
-    def refresh_times(self, state: State, now: float) -> None:
-        """Redraw the clock-relative cells (ages, "in 3m") of every row."""
-        self._state, self._now = state, now
-        columns = [
-            (index, spec)
-            for index, spec in enumerate(self.specs, 1 if self.marks else 0)
-            if spec.key in TIME_COLUMNS
-        ]
-        if not columns:
-            return
-        rows = state.rows[self.pane]
-        for key, cells in self._cells.items():
-            row = rows.get(key)
-            if row is None:
-                continue
-            new = list(cells)
-            for index, spec in columns:
-                value = spec.cell(row, now)
-                value = value.copy() if isinstance(value, Text) else Text(value)
-                if not _same(cells[index], value):
-                    self._update(key, spec.key, value)
-                    new[index] = value
-            self._cells[key] = tuple(new)
-
-    # -- cells and widths -------------------------------------------------------
-
-    def _grow(self, columns: list[str], cells: tuple[Any, ...]) -> None:
-        for column, cell in zip(columns, cells, strict=True):
-            width = cell_len(cell) if isinstance(cell, str) else cell.cell_len
-            if width > self._widths.get(column, 0):
-                self._widths[column] = width
-
-    def _update(self, key: str, column: str, value: Any) -> None:
-        # Ask DataTable to re-measure only when the column must grow: a cell that got
-        # narrower makes it measure every cell of the column (O(rows) per update), and
-        # every age on the screen gets narrower or wider once a second.
-        width = cell_len(value) if isinstance(value, str) else value.cell_len
-        grow = width > self._widths.get(column, 0)
-        if grow:
-            self._widths[column] = width
-        self.update_cell(key, column, value, update_width=grow)
-
-    # -- order and cursor -------------------------------------------------------
-
-    def _reorder(self, keys: list[str]) -> None:
-        # DataTable.sort hands the key function a row's cells, not its key; every row's
-        # first cell is a distinct Text object we keep in self._cells, so its identity
-        # names the row, and the rows take the order of ``keys`` with public API only.
-        rank = {id(self._cells[key][0]): index for index, key in enumerate(keys)}
-        first = self._column_keys()[0]
-        self.sort(first, key=lambda cell: rank.get(id(cell), len(rank)))
-
-    def _restore_cursor(self, key: str | None) -> None:
-        if key is None or key not in self._cells:
-            return
-        index = self.get_row_index(key)
-        if index != self.cursor_row:
-            self.move_cursor(row=index, animate=False)
-
-    def select_key(self, key: str) -> bool:
-        """Move the cursor onto ``key``'s row; False if it is not shown."""
-        if key not in self._cells:
-            return False
-        self.move_cursor(row=self.get_row_index(key), animate=False)
-        return True
+        if index == self._cursor:
+            self.post_message(self.RowSelected(self, self._order[index]))
+        else:
+            self._move_cursor(index)

@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Label, TabbedContent
-from textual.widgets.data_table import ColumnKey
 
 from naq_tui import state as state_module
 from naq_tui.app import NaqApp
@@ -50,8 +49,7 @@ async def wait_until(pilot: Pilot[Any], condition: Callable[[], bool], timeout: 
 
 
 def cell(app: NaqApp, pane: str, key: str, column: str) -> str:
-    value = app.tables[pane].get_cell(key, column)
-    return getattr(value, "plain", value)
+    return app.tables[pane].cell_text(key, column)
 
 
 def messages(app: NaqApp) -> list[str]:
@@ -426,19 +424,19 @@ async def test_s_cycles_the_sort_and_S_reverses() -> None:
         await pilot.press("s")  # name -> pending
         assert app.state.views["queues"].sort_column == "pending"
         assert table.keys == ["emails", "reports", "default"]
-        assert "▲" in table.columns[ColumnKey("pending")].label.plain
-        drawn = {key: id(cells[0]) for key, cells in table._cells.items()}
+        assert "▲" in table.header_label("pending")
+        drawn = dict(table._cells)
         await pilot.press("S")
         assert table.keys == ["default", "reports", "emails"]
-        assert "▼" in table.columns[ColumnKey("pending")].label.plain
-        # A new order moves the rows and the arrow; it doesn't redraw the rows.
-        assert {key: id(cells[0]) for key, cells in table._cells.items()} == drawn
+        assert "▼" in table.header_label("pending")
+        # A new order moves the rows and the arrow; it doesn't re-make the rows' cells.
+        assert all(table._cells[key] is cells for key, cells in drawn.items())
 
 
 async def test_clicking_a_header_sorts_by_it() -> None:
     async with running() as (app, pilot, _):
         table = app.tables["queues"]
-        x = sum(c.get_render_width(table) for c in table.ordered_columns[:5]) + 1
+        x = table.column_offset("failed") + 1
         await pilot.click(table, offset=(x, 0))  # the "Failed" header
         assert app.state.views["queues"].sort_column == "failed"
         assert table.keys == ["emails", "reports", "default"]
@@ -448,19 +446,22 @@ async def test_rows_are_updated_by_key_not_rebuilt() -> None:
     async with running() as (app, pilot, fake):
         await pilot.press("4")
         table = app.tables["jobs"]
-        before = {key: id(cells[0]) for key, cells in table._cells.items()}
+        before = dict(table._cells)
+        assert len(before) == 25  # every row on screen was drawn
         running_job = fake.jobs[fake_id("r1")]
         fake.emit(Upsert(replace(running_job, progress=0.9, progress_message="1024px")))
         await wait_until(pilot, lambda: "90%" in cell(app, "jobs", running_job.job_id, "outcome"))
-        after = {key: id(cells[0]) for key, cells in table._cells.items()}
-        assert after == before  # the same cell objects: nothing was redrawn from scratch
+        assert table._cells[running_job.job_id] is not before[running_job.job_id]
+        # The other rows keep the cells they were drawn with: only the changed row was re-made.
+        others = [key for key in before if key != running_job.job_id]
+        assert all(table._cells[key] is before[key] for key in others)
         new = JobRow(
             job_id="new-job", queue="default", function="m:f", status="pending", updated_at=NOW + 1
         )
         fake.emit(Upsert(new))
         await wait_until(pilot, lambda: table.row_count == 26)
         assert table.keys[0] == "new-job"  # newest first: sorted into place
-        assert {key: id(table._cells[key][0]) for key in before} == before
+        assert all(table._cells[key] is before[key] for key in others)
 
 
 async def test_hidden_panes_catch_up_when_shown() -> None:
@@ -476,7 +477,7 @@ async def test_hidden_panes_catch_up_when_shown() -> None:
         assert cell(app, "jobs", job.job_id, "status") == "running"
         assert table.keys[0] == job.job_id
         unchanged = [key for key in drawn if key != job.job_id]
-        assert all(table._cells[key][0] is drawn[key][0] for key in unchanged)
+        assert all(table._cells[key] is drawn[key] for key in unchanged)
 
 
 async def test_a_pane_that_missed_much_is_redrawn_whole(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -33,6 +33,10 @@ from naq.names import Names
 from naq.settings import Settings, get_settings
 
 log = logging.getLogger("naq.connection")
+#: How long a new replicated stream may take to elect its leader before naq uses it anyway.
+LEADER_TIMEOUT = 10.0
+#: Pause between looks at a new replicated stream's leader.
+LEADER_POLL = 0.1
 
 Msg = Msg
 KeyValue = KeyValue
@@ -95,12 +99,24 @@ def unreachable_message(settings: Settings, reason: str = "") -> str:
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:
     if not (settings.nats_tls_ca or settings.nats_tls_cert):
         return None
+    for variable, path in (
+        ("NAQ_NATS_TLS_CA", settings.nats_tls_ca),
+        ("NAQ_NATS_TLS_CERT", settings.nats_tls_cert),
+        ("NAQ_NATS_TLS_KEY", settings.nats_tls_key),
+    ):
+        if path and not os.path.isfile(path):
+            raise ConfigurationError(f"{variable} file {path!r} does not exist")
     try:
         context = ssl.create_default_context(cafile=settings.nats_tls_ca)
         if settings.nats_tls_cert:
             context.load_cert_chain(settings.nats_tls_cert, settings.nats_tls_key)
     except (OSError, ssl.SSLError) as exc:
-        raise ConfigurationError(f"cannot load TLS files ({exc})") from exc
+        files = ", ".join(
+            repr(path)
+            for path in (settings.nats_tls_ca, settings.nats_tls_cert, settings.nats_tls_key)
+            if path
+        )
+        raise ConfigurationError(f"cannot load the TLS files {files} ({exc})") from exc
     return context
 
 
@@ -311,6 +327,10 @@ class Connection:
                     log.debug("stream %s: %s", name, exc)
             except Exception as exc:
                 raise self.map_error(exc) from exc
+            try:
+                await self._wait_for_leader(name)
+            except Exception as exc:
+                raise self.map_error(exc) from exc
             self._ensured.add(name)
 
     async def ensure_consumer(self, stream: str, config: api.ConsumerConfig) -> None:
@@ -352,12 +372,32 @@ class Connection:
                         replicas=self.settings.replicas,
                         storage=api.StorageType.FILE,
                     )
+                await self._wait_for_leader("KV_" + bucket)
             except NaqException:
                 raise
             except Exception as exc:
                 raise self.map_error(exc) from exc
             self._kv[bucket] = kv
             return kv
+
+    async def _wait_for_leader(self, stream: str, timeout: float = LEADER_TIMEOUT) -> None:
+        """Wait until a replicated stream has a leader (answers writes), up to ``timeout``.
+
+        A stream another process just created in a cluster exists before its replicas
+        have elected a leader; writes meanwhile get "no responders". One server has no
+        election: nothing to wait for.
+        """
+        if self.settings.replicas <= 1:
+            return
+        deadline = asyncio.get_running_loop().time() + timeout
+        while True:
+            info = await self.js.stream_info(stream)
+            if info.cluster is not None and info.cluster.leader:
+                return
+            if asyncio.get_running_loop().time() > deadline:
+                log.warning("stream %s has no leader after %gs", stream, timeout)
+                return
+            await asyncio.sleep(LEADER_POLL)
 
     def map_error(self, exc: BaseException) -> NaqException:
         """Turn a nats-py error into the naq error a user should see."""
@@ -419,13 +459,21 @@ async def open_connection(
     last_error: list[BaseException] = []
     refused = asyncio.Event()
     unreachable = asyncio.Event()
+    tls_failed = asyncio.Event()
     connection_refusals = 0
+    uses_tls = "tls" in options
 
     async def error_cb(exc: Exception) -> None:
         nonlocal connection_refusals
         last_error[:] = [exc]
         if isinstance(exc, nats.errors.AuthorizationError) or "authorization" in str(exc).lower():
             refused.set()
+        elif isinstance(exc, ssl.SSLError) or (
+            # A server that rejects our certificate may just drop the connection (TLS 1.3).
+            uses_tls and isinstance(exc, (ConnectionResetError, BrokenPipeError))
+        ):
+            # A handshake that failed once fails every time: retrying only hides why.
+            tls_failed.set()
         elif isinstance(exc, ConnectionRefusedError):
             # Nothing listens there: two refusals per server are answer enough.
             connection_refusals += 1
@@ -457,14 +505,16 @@ async def open_connection(
         )
     )
     refused_wait = asyncio.ensure_future(refused.wait())
+    tls_wait = asyncio.ensure_future(tls_failed.wait())
     unreachable_wait = asyncio.ensure_future(unreachable.wait())
-    waits = (
-        {connect, refused_wait} if timeout is None else {connect, refused_wait, unreachable_wait}
-    )
+    waits = {connect, refused_wait, tls_wait}
+    if timeout is not None:
+        waits.add(unreachable_wait)
     try:
         await asyncio.wait(waits, timeout=timeout, return_when="FIRST_COMPLETED")
     finally:
         refused_wait.cancel()
+        tls_wait.cancel()
         unreachable_wait.cancel()
     if connect.done() and connect.exception() is None:
         return Connection(nc, settings)
@@ -477,6 +527,12 @@ async def open_connection(
         raise NaqConnectionError(
             f"NATS at {describe_servers(settings)} refused the credentials "
             "(check NAQ_NATS_USER/PASSWORD, TOKEN, CREDS or NKEY_SEED)"
+        )
+    if tls_failed.is_set():
+        raise NaqConnectionError(
+            f"TLS with NATS at {describe_servers(settings)} failed "
+            f"({str(last_error[0]) or type(last_error[0]).__name__}): check NAQ_NATS_TLS_CA, "
+            "NAQ_NATS_TLS_CERT and NAQ_NATS_TLS_KEY against the server's certificates"
         )
     if connect.done() and not connect.cancelled() and connect.exception() is not None:
         reason = repr(connect.exception())

@@ -10,8 +10,8 @@ from typing import Any
 import msgspec
 
 from naq.broker import Broker, decode_or_none
-from naq.errors import ConfigurationError, JobNotFoundError
-from naq.models import DeadLetter, JobStatus, dead_letter_decoder, envelope_decoder, status_of
+from naq.errors import ConfigurationError, JobNotFoundError, SerializationError
+from naq.models import DeadLetter, JobStatus, dead_letter_decoder, decode_envelope, status_of
 from naq.names import validate_job_id, validate_queue_name
 from naq.results import resolve_settings
 from naq.security import job_headers
@@ -90,8 +90,8 @@ async def _find(broker: Broker, job_id: str) -> FailedJob:
 
 async def _requeue(broker: Broker, failed: FailedJob) -> None:
     try:
-        envelope = envelope_decoder.decode(failed.payload)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+        envelope = decode_envelope(failed.payload)
+    except SerializationError:
         raise ConfigurationError(
             f"failed job {failed.job_id or failed.seq!r} is not a naq job ({failed.reason}); "
             "delete it instead"

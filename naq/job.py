@@ -10,10 +10,8 @@ import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
-import msgspec
-
 from naq.errors import ConfigurationError, JobExecutionError, SerializationError
-from naq.models import JobEnvelope, envelope_decoder, envelope_encoder
+from naq.models import JobEnvelope, decode_envelope, envelope_encoder
 from naq.names import validate_job_id, validate_queue_name
 from naq.results import fetch_job_result, get_job, job_outcome, wait_for_job
 from naq.retry import exception_paths, retry_delay, validate_policy
@@ -201,11 +199,7 @@ class Job:
         Raises:
             SerializationError: the bytes are not a naq job.
         """
-        try:
-            envelope = envelope_decoder.decode(data)
-        except msgspec.DecodeError as exc:
-            raise SerializationError(f"not a naq job envelope: {exc}") from None
-        return cls.from_envelope(envelope, settings)
+        return cls.from_envelope(decode_envelope(data), settings)
 
     # -- policy ------------------------------------------------------------
 

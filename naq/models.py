@@ -11,6 +11,9 @@ from typing import Any
 
 import msgspec
 
+from naq.errors import ConfigurationError, InvalidQueueNameError, SerializationError
+from naq.names import validate_job_id, validate_queue_name
+
 #: Format version of the job envelope.
 ENVELOPE_VERSION = 1
 
@@ -189,6 +192,32 @@ class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 envelope_encoder = msgspec.json.Encoder()
 envelope_decoder = msgspec.json.Decoder(JobEnvelope)
 status_decoder = msgspec.json.Decoder(StatusRecord)
+
+
+def decode_envelope(data: bytes) -> JobEnvelope:
+    """Decode a job envelope from the bytes on a queue subject, and check its names.
+
+    The id and queue name become KV keys and subjects, so bytes that decode but
+    name an impossible id or queue are refused here, before anything is written.
+
+    Raises:
+        SerializationError: the bytes are not a naq job (the message says why).
+    """
+    try:
+        envelope = envelope_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise SerializationError(f"not a naq job envelope: {exc}") from None
+    except RecursionError:
+        # msgspec decodes nested arrays recursively: absurd nesting is not a job.
+        raise SerializationError("not a naq job envelope: nested too deeply") from None
+    try:
+        validate_job_id(envelope.id)
+        validate_queue_name(envelope.queue)
+    except (ConfigurationError, InvalidQueueNameError) as exc:
+        raise SerializationError(f"not a naq job envelope: {exc}") from None
+    return envelope
+
+
 result_decoder = msgspec.json.Decoder(ResultRecord)
 worker_decoder = msgspec.json.Decoder(WorkerRecord)
 dead_letter_decoder = msgspec.json.Decoder(DeadLetter)

@@ -62,18 +62,31 @@ async def end_job(
 
 
 async def align_status(broker: Broker, job_id: str) -> None:
-    """Make a job's status agree with its stored result (after a lost result race)."""
+    """Make a job's status agree with its stored result (after a lost result race).
+
+    The status is rebuilt from the winning result: its outcome, and the worker and
+    attempt that produced it, whatever a stale worker wrote meanwhile.
+    """
     entry = await broker.get_entry(await broker.results_kv(), job_id)
     result = decode_or_none(result_decoder, entry.value) if entry else None
     status_entry = await broker.get_entry(await broker.status_kv(), job_id)
     current = decode_or_none(status_decoder, status_entry.value) if status_entry else None
-    if result is None or current is None or current.status == result.status:
+    if result is None or current is None:
         return
+    winner = {
+        "status": result.status,
+        "error": result.error,
+        # A worker's outcome names who ran it; an outside one (a cancel) names nobody.
+        "worker": result.worker or current.worker,
+        "attempt": result.attempt or current.attempt,
+    }
+    if all(getattr(current, name) == value for name, value in winner.items()):
+        return  # the winner's own status (its timestamps may differ by a hair: they stand)
     record = msgspec.structs.replace(
         current,
-        status=result.status,
         updated_at=time.time(),
         ended_at=result.finished_at,
-        error=result.error,
+        started_at=result.started_at or current.started_at,
+        **winner,
     )
     await broker.connection.wait_ack(await broker.put_status(record, ttl=history_ttl(broker)))

@@ -17,15 +17,21 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from naq.connection import Connection, Msg
 
 log = logging.getLogger("naq.puller")
 
-#: Status codes that end a pull request.
-_TERMINAL = {"404", "408", "409"}
+#: Status codes that end a pull request (503: no consumer leader, e.g. during an election).
+_TERMINAL = {"404", "408", "409", "503"}
+#: Status codes after which the server is asked again only after a pause.
+_BACK_OFF = {"409", "503"}
+#: The server's heartbeat on a waiting request; silence past _SILENCE heartbeats means the
+#: request died with the node that held it (a cluster node lost mid-poll).
+IDLE_HEARTBEAT = 1.0
+_SILENCE = 3
 #: How long a kick request waits.
 _KICK_EXPIRES = 1.0
 #: Extra seconds after a request's expiry before it is presumed lost.
@@ -37,6 +43,9 @@ class _Request:
     remaining: int
     expires_at: float
     sub: Any = None
+    #: Whether the server sends idle heartbeats for it, and when it last said anything.
+    heartbeats: bool = False
+    heard_at: float = field(default_factory=time.monotonic)
 
 
 class Puller:
@@ -86,6 +95,10 @@ class Puller:
         self._requests[token] = request
         nc = self._connection.nc
         body = {"batch": batch, "expires": int(self.expires * 1e9)}
+        if self.expires >= 2 * IDLE_HEARTBEAT:
+            # The server wants the heartbeat well inside the expiry; short polls go without.
+            body["idle_heartbeat"] = int(IDLE_HEARTBEAT * 1e9)
+            request.heartbeats = True
         try:
             request.sub = await nc.subscribe(
                 self._prefix + token, cb=functools.partial(self._on_msg, token)
@@ -135,9 +148,14 @@ class Puller:
         self._on_change()
 
     def expire_lost(self) -> None:
-        """Drop requests well past their expiry that never got a terminal status."""
+        """Drop requests past their expiry, or whose heartbeats stopped, with no final status."""
         now = time.monotonic()
-        lost = [t for t, r in self._requests.items() if r.expires_at < now]
+        silent = now - _SILENCE * IDLE_HEARTBEAT
+        lost = [
+            token
+            for token, request in self._requests.items()
+            if request.expires_at < now or (request.heartbeats and request.heard_at < silent)
+        ]
         for token in lost:
             self._end(token)
         if lost:
@@ -145,6 +163,8 @@ class Puller:
 
     async def _on_msg(self, token: str, msg: Msg) -> None:
         request = self._requests.get(token)
+        if request is not None:
+            request.heard_at = time.monotonic()
         headers = msg.headers
         status = headers.get("Status") if headers else None
         if status is None:
@@ -156,8 +176,8 @@ class Puller:
             return
         if status in _TERMINAL:
             self._end(token)
-            if status == "409":
-                # e.g. max ack pending reached or a leader change: ask again a little later.
+            if status in _BACK_OFF:
+                # e.g. max ack pending reached or a leader election: ask again a little later.
                 self.cooldown_until = time.monotonic() + 0.5
                 log.debug("pull request ended: %s", headers.get("Description") if headers else "")
             self._on_change()

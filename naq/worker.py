@@ -27,8 +27,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import msgspec
-
 from naq.broker import Broker, decode_or_none, is_duplicate_result
 from naq.connection import Connection, Msg, forget, open_connection
 from naq.context import JobContext, bind
@@ -43,7 +41,7 @@ from naq.models import (
     StatusRecord,
     WorkerRecord,
     WorkerStatus,
-    envelope_decoder,
+    decode_envelope,
     status_decoder,
     status_of,
     waiting_decoder,
@@ -69,6 +67,20 @@ log = logging.getLogger("naq.worker")
 MAX_BATCH = 256
 #: How long one pull request waits for messages when the queue is idle.
 PULL_WAIT = 10.0
+
+
+def delivery_count(msg: Msg) -> int:
+    """How many times JetStream has delivered ``msg`` (this delivery included).
+
+    Read straight from the ack subject
+    (``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>``):
+    the full metadata parse costs more than the rest of a no-op job's bookkeeping.
+    """
+    reply = msg.reply or ""
+    tokens = reply.split(".")
+    if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK":
+        return int(tokens[4])
+    return int(msg.metadata.num_delivered)
 
 
 @dataclass
@@ -154,6 +166,8 @@ class Worker:
         self._functions: dict[tuple[str, str | None], Any] = {}
         #: job id -> (progress, message, meta) last reported by the running job.
         self._progress: dict[str, tuple[float | None, str | None, dict[str, Any]]] = {}
+        #: Delayed "running" status writes (see running_status_delay), by job id.
+        self._announcers: dict[str, asyncio.TimerHandle] = {}
         #: dependency id -> parked jobs waiting on it, and the reverse.
         self._dependents: dict[str, set[str]] = {}
         self._waiting: dict[str, list[str]] = {}
@@ -228,7 +242,11 @@ class Worker:
                 self._broker.names.worker_control_subject(self.name), cb=self._on_control
             )
             self.status = WorkerStatus.IDLE
-            await self._heartbeat()
+            try:
+                await self._heartbeat()
+            except Exception as exc:
+                # e.g. a cluster still electing the workers bucket's leader; the loop beats again.
+                log.warning("worker %s: first heartbeat failed: %r", self.name, exc)
             log.info(
                 "worker %s started on %s (concurrency %d)",
                 self.name,
@@ -451,15 +469,19 @@ class Worker:
     async def _handle(self, running: RunningJob) -> None:
         assert self._broker is not None and self._executor is not None
         msg = running.msg
-        delivered = msg.metadata.num_delivered
+        delivered = delivery_count(msg)
         try:
             check_signature(self.settings, msg.data, msg.headers)
         except SecurityError as exc:
             await self._dead_letter(msg, running.queue, None, f"refused: {exc}")
             return
         try:
-            envelope = envelope_decoder.decode(msg.data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            envelope = decode_envelope(msg.data)
+            if envelope.queue != running.queue:
+                raise SerializationError(
+                    f"job names queue {envelope.queue!r} but arrived on {running.queue!r}"
+                )
+        except SerializationError as exc:
             await self._dead_letter(msg, running.queue, None, f"malformed message: {exc}")
             return
         running.job_id = envelope.id
@@ -477,12 +499,21 @@ class Worker:
             return
         previous: StatusRecord | None = None
         if delivered > 1:
-            entry = await self._broker.get_entry(await self._broker.status_kv(), envelope.id)
+            broker = self._broker
+            entry, result = await asyncio.gather(
+                broker.get_entry(await broker.status_kv(), envelope.id),
+                broker.get_entry(await broker.results_kv(), envelope.id),
+            )
             previous = decode_or_none(status_decoder, entry.value) if entry else None
+            if result is not None:
+                # Delivered again after it ended (e.g. a late ack got lost): never run twice.
+                if previous is None or previous.status not in JobStatus.ENDED:
+                    await align_status(broker, envelope.id)
+                await msg.ack()
+                return
         attempt = 1
         if previous is not None:
             if previous.status in JobStatus.ENDED:
-                # Delivered again after it ended (e.g. a late ack got lost): never run twice.
                 await msg.ack()
                 return
             attempt = (
@@ -491,14 +522,16 @@ class Worker:
                 else max(1, previous.attempt)
             )
         if delivered > envelope.max_retries + 1 + self.settings.max_crash_redeliveries:
+            reason = f"delivered {delivered} times without finishing (worker crashes?)"
             await self._fail(
                 msg,
                 envelope,
                 attempt,
                 None,
-                f"delivered {delivered} times without finishing (worker crashes?)",
+                reason,
                 "DeliveryLimitExceeded",
                 None,
+                dead_letter_reason=reason,
             )
             return
         try:
@@ -512,12 +545,7 @@ class Worker:
             await self._refuse(msg, envelope, str(exc), type(exc).__name__)
             return
         started = time.time()
-        # Not awaited: the outcome written later on the same connection follows it in order.
-        forget(
-            await self._broker.put_status(
-                self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
-            )
-        )
+        announce = await self._announce_running(envelope, attempt, started)
         bind(self._context(envelope, attempt, started))
         try:
             value = await self._executor.run(func, args, kwargs, envelope.timeout)
@@ -527,8 +555,50 @@ class Worker:
         except Exception as exc:
             await self._failed_attempt(msg, envelope, attempt, started, exc)
             return
+        finally:
+            if announce is not None:
+                announce.cancel()
+                self._announcers.pop(envelope.id, None)
         await self._store_outcome(msg, envelope, payload, JobStatus.COMPLETED, attempt, started)
         self.processed += 1
+
+    async def _announce_running(
+        self, envelope: JobEnvelope, attempt: int, started: float
+    ) -> asyncio.TimerHandle | None:
+        """Write the "running" status now, or once the job has run ``running_status_delay``.
+
+        Returns the timer to cancel when the job ends sooner (then the status goes
+        from pending straight to the outcome).
+        """
+        assert self._broker is not None
+        broker = self._broker
+        delay = self.settings.running_status_delay
+        if delay <= 0:
+            record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
+            # Not awaited: the outcome written later on the same connection follows it in order.
+            forget(await broker.put_status(record))
+            return None
+        loop = asyncio.get_running_loop()
+        due = loop.time() + delay
+
+        def write() -> None:
+            self._announcers.pop(envelope.id, None)
+            if loop.time() - due > self.settings.default_ack_wait / 2:
+                # Fired far too late: this process was frozen (SIGSTOP, swap), the message may
+                # have been delivered to another worker meanwhile, whose status must stand.
+                log.warning("job %s: running status skipped after a stall", envelope.id)
+                return
+            record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
+
+            async def put() -> None:
+                forget(await broker.put_status(record))
+
+            forget(asyncio.ensure_future(put()))
+
+        timer = loop.call_later(delay, write)
+        # A progress report writes the running status itself, and cancels this one.
+        self._announcers[envelope.id] = timer
+        return timer
 
     def _function(self, envelope: JobEnvelope) -> Any:
         """The job's function; resolved (and checked against allowed_modules) once."""
@@ -571,15 +641,12 @@ class Worker:
     ) -> None:
         assert self._broker is not None
         ttl = envelope.result_ttl or self.settings.default_result_ttl
-        result_future = await self._broker.create_result(envelope.id, payload, ttl)
-        record = self._status(
-            envelope, status, attempt, started_at=started, ended_at=time.time(), error=error
+        connection = self._broker.connection
+        # The result first, alone: only the worker whose result was stored may write the
+        # final status (a stale worker's late outcome must not overwrite the winner's).
+        (outcome,) = await connection.wait_acks(
+            [await self._broker.create_result(envelope.id, payload, ttl)]
         )
-        # An ended job's status is its history entry: it lives as long as its result.
-        status_future = await self._broker.put_status(
-            record, ttl=max(ttl, self.settings.job_status_ttl)
-        )
-        outcome, _ = await self._broker.connection.wait_acks([result_future, status_future])
         if isinstance(outcome, BaseException):
             if not is_duplicate_result(outcome):
                 # Not stored: leave the message unacked so it is delivered again.
@@ -592,6 +659,16 @@ class Worker:
                 return
             # Another outcome was stored first (e.g. a cancellation): it stands.
             await align_status(self._broker, envelope.id)
+        else:
+            record = self._status(
+                envelope, status, attempt, started_at=started, ended_at=time.time(), error=error
+            )
+            # An ended job's status is its history entry: it lives as long as its result.
+            # Not awaited: the result is safe, and a lost status write is repaired by
+            # align_status when the job is read or delivered again.
+            forget(
+                await self._broker.put_status(record, ttl=max(ttl, self.settings.job_status_ttl))
+            )
         await msg.ack()
         await self._job_ended(envelope.id, status)
 
@@ -601,6 +678,9 @@ class Worker:
 
         async def report(progress: float | None, message: str | None, meta: dict[str, Any]) -> None:
             self._progress[envelope.id] = (progress, message, meta)
+            announcer = self._announcers.pop(envelope.id, None)
+            if announcer is not None:
+                announcer.cancel()
             record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
             forget(await broker.put_status(record))
 

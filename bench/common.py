@@ -352,3 +352,124 @@ def write_results_md() -> Path:
         ]
     RESULTS_MD.write_text("\n".join(parts).rstrip() + "\n")
     return RESULTS_MD
+
+
+# -- shared by bench_latency.py and bench_peers.py ----------------------------------------------
+
+
+def proc_status_kb(pid: int, field_name: str = "VmRSS") -> int | None:
+    """A ``/proc/<pid>/status`` memory field (``VmRSS``, ``VmHWM``, ...) in kB; None if gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field_name + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of already sorted values, nearest-rank (no interpolation).
+
+    Nearest-rank so that p100 is the max and every reported figure is a latency that occurred.
+    """
+    if not sorted_values:
+        raise ValueError("percentile of no values")
+    rank = max(1, min(len(sorted_values), int(-(-q * len(sorted_values) // 100))))
+    return sorted_values[rank - 1]
+
+
+async def naq_drain(
+    js: Any,
+    settings: Any,
+    queue_name: str,
+    func: Any,
+    n: int,
+    *,
+    workdir: Path,
+    workers: int = 1,
+    concurrency: int = 100,
+    chunk: int = 1000,
+    worker_mode: str = "auto",
+    timeout: float = 600.0,
+    sample: int = 50,
+) -> dict[str, Any]:
+    """Time ``workers`` naq burst-worker processes draining ``n`` pre-enqueued ``func`` jobs.
+
+    Works like bench_core.py's worker rows, with its own helpers (imported here, not copied): the
+    jobs are enqueued untimed with ``enqueue_many``; the timer runs from spawning the first
+    worker (all are spawned at once) until the last one exits. Afterwards the queue's consumer
+    must have nothing pending or unacked and a sample of the jobs must have a stored result (None);
+    otherwise RuntimeError. Returns ``seconds``, ``worker_mode`` and ``worker_command``.
+    """
+    import asyncio
+    import random
+    import time
+
+    import naq
+    from bench.bench_core import (  # lazily: bench_core imports this module
+        log_tail,
+        run_worker,
+        wait_consumer_drained,
+        worker_command,
+        worker_env,
+    )
+    from naq.names import Names
+
+    queue = naq.Queue(queue_name, settings=settings)
+    jobs: list[Any] = []
+    for start in range(0, n, chunk):
+        jobs += await queue.enqueue_many([(func, (), {})] * min(chunk, n - start))
+    url = settings.nats_url
+    cmd, mode_used = worker_command(worker_mode, queue_name, url, concurrency)
+    env = worker_env(url, settings.prefix)
+    logs = [workdir / f"worker-{queue_name}-{i}.log" for i in range(workers)]
+    start_time = time.perf_counter()
+    outcomes = await asyncio.gather(
+        *(run_worker(cmd, env, log, timeout) for log in logs), return_exceptions=True
+    )
+    seconds = time.perf_counter() - start_time
+    for log, outcome in zip(logs, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            raise outcome
+        if outcome[1] != 0:
+            raise RuntimeError(f"worker exited with code {outcome[1]}: {log_tail(log, 5)}")
+    names = Names(settings.prefix)
+    state = await wait_consumer_drained(js, names.jobs_stream, names.consumer(queue_name))
+    if state.num_pending or state.num_ack_pending:
+        raise RuntimeError(
+            f"workers exited with {state.num_pending} pending, {state.num_ack_pending} unacked"
+        )
+    for job in random.sample(jobs, min(sample, len(jobs))):
+        value = await naq.fetch_job_result(job.job_id, settings=settings)
+        if value is not None:
+            raise RuntimeError(f"job {job.job_id}: result {value!r}, expected None")
+    return {
+        "seconds": seconds,
+        "worker_mode": mode_used,
+        "worker_command": " ".join(cmd[:3] + ["…"] if mode_used == "inproc" else cmd),
+    }
+
+
+async def started_at() -> float:
+    """A job that returns the wall-clock time (``time.time()``) at which it started running.
+
+    bench_latency.py's job: it lives in an importable module (a worker imports it as
+    ``bench.common:started_at``), which a function defined in a script run as ``__main__`` is not.
+    Async, so it runs on the worker's event loop without a thread-pool hop.
+    """
+    import time
+
+    return time.time()
+
+
+def load_note(before: float) -> str:
+    """A results note with the 1-minute load average before (``before``) and now.
+
+    On a small machine other processes (tests, other benchmarks) compete for the cores; a load
+    average well above 0 at the start means the figures are lower than the machine can do.
+    """
+    return (
+        f"1-minute load average {before:.2f} before the run, {os.getloadavg()[0]:.2f} after "
+        f"({os.cpu_count()} cores): above ~0.5 before, other processes were competing."
+    )

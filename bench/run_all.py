@@ -6,6 +6,14 @@ Usage::
     .venv/bin/python bench/run_all.py --quick    # smoke run of every benchmark, writes nothing
 
 Arguments are passed on to every benchmark script. Exits non-zero if any benchmark failed.
+
+Among them (every bench/bench_*.py is picked up by name):
+
+- bench_core.py: naq enqueue/drain against raw nats-py;
+- bench_latency.py: enqueue -> start latency at a steady 20 jobs/s (raw nats-py floor beside it),
+  worker RSS idle and under load, drain scaling over 1, 2 and 4 worker processes;
+- bench_peers.py: the same workloads on RQ and arq against a throwaway redis-server; the first run
+  installs what it lacks (`apt-get install -y redis-server` as root, `pip install rq arq redis`).
 """
 
 from __future__ import annotations

@@ -143,6 +143,19 @@ class Broker:
             {TTL_HEADER: str(max(1, int(ttl or self.settings.job_status_ttl)))},
         )
 
+    async def post_status(self, record: StatusRecord, ttl: int | None = None) -> None:
+        """Write a job's status record without waiting for, or asking for, an ack.
+
+        A worker's own status writes go this way: the result record is the job's outcome
+        of record, and readers (``get_job``, ``align_status``) trust it over the status.
+        """
+        await self.status_kv()
+        await self.connection.post(
+            self.kv_subject(self.names.status_bucket, record.job_id),
+            record_encoder.encode(record),
+            {TTL_HEADER: str(max(1, int(ttl or self.settings.job_status_ttl)))},
+        )
+
     async def create_status(self, record: StatusRecord) -> asyncio.Future[PubAck]:
         """Write a status record only if the job has none (pipelined)."""
         await self.status_kv()

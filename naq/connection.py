@@ -256,6 +256,17 @@ class Connection:
             raise
         return future
 
+    async def post(
+        self, subject: str, payload: bytes, headers: dict[str, str] | None = None
+    ) -> None:
+        """Publish to JetStream without asking for an ack (the stream stores it all the same).
+
+        For records whose loss is repaired elsewhere (a job's status, next to its
+        result): no ack to send back and handle halves the messages such a write costs.
+        Order with this connection's other publishes is kept.
+        """
+        await self.nc.publish(subject, payload, headers=headers)
+
     async def publish(
         self,
         subject: str,
@@ -273,32 +284,48 @@ class Connection:
         return await self.wait_ack(future, timeout)
 
     async def wait_ack(self, future: asyncio.Future[PubAck], timeout: float = 10.0) -> PubAck:
-        """Wait for one publish ack, mapping a timeout to :class:`NaqConnectionError`."""
-        try:
-            return await asyncio.wait_for(future, timeout)
-        except asyncio.TimeoutError:
-            raise NaqConnectionError(
-                f"NATS at {self.servers} did not acknowledge a publish within {timeout:g}s"
-            ) from None
+        """Wait for one publish ack.
+
+        Raises:
+            PublishError: JetStream refused the message.
+            NaqConnectionError: no ack within ``timeout``.
+        """
+        (outcome,) = await self.wait_acks([future], timeout)
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
 
     async def wait_acks(
         self, futures: list[asyncio.Future[PubAck]], timeout: float = 30.0
     ) -> list[PubAck | BaseException]:
-        """Wait for many acks; each item is the ack or the error for that publish."""
+        """Wait for many acks; each item is the ack or the error for that publish.
+
+        One timer fails whatever is still unanswered at the deadline, so waiting costs
+        no task or extra future per publish (this is on every job's path).
+        """
         if not futures:
             return []
-        done, pending = await asyncio.wait(futures, timeout=timeout)
+
+        def expire() -> None:
+            for future in futures:
+                if not future.done():
+                    future.set_exception(
+                        NaqConnectionError(
+                            f"NATS at {self.servers} did not acknowledge a publish within "
+                            f"{timeout:g}s"
+                        )
+                    )
+
+        timer = asyncio.get_running_loop().call_later(timeout, expire)
         results: list[PubAck | BaseException] = []
-        for future in futures:
-            if future in pending:
-                future.cancel()
-                results.append(
-                    NaqConnectionError(f"NATS at {self.servers} did not acknowledge in time")
-                )
-            elif future.exception() is not None:
-                results.append(future.exception())  # type: ignore[arg-type]
-            else:
-                results.append(future.result())
+        try:
+            for future in futures:
+                try:
+                    results.append(await future)
+                except Exception as exc:
+                    results.append(exc)
+        finally:
+            timer.cancel()
         return results
 
     # -- resources -------------------------------------------------------

@@ -13,6 +13,7 @@ anywhere (CLI start-up, test fixtures) without an event loop.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 import weakref
 from collections.abc import Sequence
@@ -36,6 +38,10 @@ _ENV_BIN = "NAQ_NATS_SERVER_BIN"
 _EXE_NAME = "nats-server.exe" if os.name == "nt" else "nats-server"
 # Hosts a server can bind to but a client cannot dial: probe and advertise loopback instead.
 _WILDCARD_HOSTS = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}
+
+
+#: prctl option: the signal the kernel sends a process when its parent dies.
+PR_SET_PDEATHSIG = 1
 
 
 def _is_executable(path: Path) -> bool:
@@ -139,6 +145,16 @@ def _port_accepts(host: str, port: int) -> bool:
             return True
     except OSError:
         return False
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to SIGTERM it when its parent dies.
+
+    A parent killed outright (SIGKILL, a closed terminal's SIGHUP) runs no cleanup; without
+    this its nats-server would live on, holding the port and the store.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _kill_quietly(proc: subprocess.Popen[bytes]) -> None:
@@ -275,7 +291,19 @@ class EmbeddedServer:
             # Append, so the log of a killed server survives its restart for post-mortems.
             self._log_handle = open(self._log_file, "ab")  # closed in _reap()
             out = self._log_handle
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            # Linux ties the signal to the thread that forks: only the main thread lives as
+            # long as the process.
+            preexec_fn=(
+                _die_with_parent
+                if sys.platform == "linux" and threading.current_thread() is threading.main_thread()
+                else None
+            ),
+        )
         self._proc = proc
         self._finalizer = weakref.finalize(self, _kill_quietly, proc)
 

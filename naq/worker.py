@@ -575,8 +575,8 @@ class Worker:
         delay = self.settings.running_status_delay
         if delay <= 0:
             record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
-            # Not awaited: the outcome written later on the same connection follows it in order.
-            forget(await broker.put_status(record))
+            # The outcome written later on the same connection follows it in order.
+            await broker.post_status(record)
             return None
         loop = asyncio.get_running_loop()
         due = loop.time() + delay
@@ -590,10 +590,7 @@ class Worker:
                 return
             record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
 
-            async def put() -> None:
-                forget(await broker.put_status(record))
-
-            forget(asyncio.ensure_future(put()))
+            forget(asyncio.ensure_future(broker.post_status(record)))
 
         timer = loop.call_later(delay, write)
         # A progress report writes the running status itself, and cancels this one.
@@ -664,11 +661,7 @@ class Worker:
                 envelope, status, attempt, started_at=started, ended_at=time.time(), error=error
             )
             # An ended job's status is its history entry: it lives as long as its result.
-            # Not awaited: the result is safe, and a lost status write is repaired by
-            # align_status when the job is read or delivered again.
-            forget(
-                await self._broker.put_status(record, ttl=max(ttl, self.settings.job_status_ttl))
-            )
+            await self._broker.post_status(record, ttl=max(ttl, self.settings.job_status_ttl))
         await msg.ack()
         await self._job_ended(envelope.id, status)
 
@@ -682,7 +675,7 @@ class Worker:
             if announcer is not None:
                 announcer.cancel()
             record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
-            forget(await broker.put_status(record))
+            await broker.post_status(record)
 
         return JobContext(
             job_id=envelope.id,

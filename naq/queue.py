@@ -256,9 +256,11 @@ class Queue:
                     log.info("job %s exists already; not enqueued again", job.job_id)
                 else:
                     raise self._publish_failure(outcome)
-            status_futures = []
         else:
-            status_futures = [await broker.put_status(pending_status(job)) for job in jobs]
+            # Not acknowledged: the job message below is what must be stored; its status
+            # record only tells readers it waits, and the worker's writes follow it.
+            for job in jobs:
+                await broker.post_status(pending_status(job))
         ready = []
         held = []
         for job in to_send:
@@ -273,7 +275,7 @@ class Queue:
             payload = job.serialize()
             headers = job_headers(self.settings, job.job_id, payload)
             job_futures.append(await connection.publish_nowait(subject, payload, headers))
-        outcomes = await connection.wait_acks(job_futures + status_futures)
+        outcomes = await connection.wait_acks(job_futures)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise self._publish_failure(outcome)

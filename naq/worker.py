@@ -449,8 +449,8 @@ class Worker:
         assert self._broker is not None and self._connection is not None
         stream = self._broker.names.jobs_stream
         while True:
-            await asyncio.sleep(0.2)
             if self._running:
+                await asyncio.sleep(0.2)
                 continue
             idle = True
             for queue in self.queues:
@@ -463,6 +463,7 @@ class Worker:
             if idle and not self._running:
                 self.request_stop()
                 return
+            await asyncio.sleep(0.2)
 
     # -- running one job ---------------------------------------------------------
 

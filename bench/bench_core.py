@@ -5,10 +5,12 @@ Rows (see bench/README.md for what each one includes):
 1. raw nats-py ``await js.publish`` one at a time                       (baseline for 2)
 2. naq ``await Queue.enqueue`` one at a time                            vs 1
 3. raw nats-py ``js.publish_async`` N times, then wait for every ack     (baseline for 4)
-4. naq ``Queue.enqueue_many`` in chunks                                  vs 3
+   3b. raw lean publish: ``nc.publish`` with one reply subject and a callback counting acks
+4. naq ``Queue.enqueue_many`` in chunks                                  vs 3 (and 3b, in notes)
 5. raw nats-py pull consumer: ``fetch(100)`` + ``ack`` until drained      (baseline for 6)
+   5b. raw lean pull loop: pull requests sent by hand, messages acked in the callback
 6. one naq worker process (``--burst -c 100``) draining pre-enqueued no-op jobs, async then
-   sync, timed from process start to exit                               vs 5
+   sync, timed from process start to exit                       vs 5 (and 5b, in notes)
    plus the same worker on an empty queue: its start-up + shut-down cost.
 
 Usage::
@@ -22,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import json
 import os
 import random
 import subprocess
@@ -63,7 +66,9 @@ R_PUB = "raw js.publish, awaited"
 N_PUB = "naq Queue.enqueue, awaited"
 R_PUB_ASYNC = "raw js.publish_async, all acks"
 N_ENQ_MANY = "naq Queue.enqueue_many, {chunk}/call"
+R_LEAN_PUB = "raw lean publish: one reply subject, counting callback"
 R_DRAIN = "raw drain, fetch({batch}) + ack"
+R_LEAN_DRAIN = "raw lean pull loop: hand-sent requests of {batch}, callback + ack"
 N_DRAIN = "naq worker -c {c}, {kind} no-op"
 N_EMPTY = "naq worker -c {c}, empty queue"
 
@@ -275,6 +280,33 @@ async def run(
 
         rows.append(await guarded(r3, b3))
 
+        # 3b. raw lean pipelined publish: what the Python client can do without publish_async
+        r3b = Row(R_LEAN_PUB, args.n_batch, 0.0, "msg/s")
+
+        async def b3b() -> None:
+            inbox = nc.new_inbox()
+            acked = asyncio.Event()
+            counts = {"acks": 0, "errors": 0}
+
+            async def on_ack(msg: Any) -> None:
+                counts["acks"] += 1
+                if not msg.data or b'"error"' in msg.data:
+                    counts["errors"] += 1
+                if counts["acks"] >= args.n_batch:
+                    acked.set()
+
+            sub = await nc.subscribe(inbox + ".*", cb=on_ack)
+            t0 = time.perf_counter()
+            for i in range(args.n_batch):
+                await nc.publish("rawbench.lean", payload, reply=f"{inbox}.{i}")
+            await asyncio.wait_for(acked.wait(), 60)
+            r3b.seconds = time.perf_counter() - t0
+            await sub.unsubscribe()
+            if counts["errors"]:
+                raise RuntimeError(f"{counts['errors']} of {args.n_batch} publishes failed")
+
+        rows.append(await guarded(r3b, b3b))
+
         # 4. naq enqueue_many in chunks
         r4 = Row(
             N_ENQ_MANY.format(chunk=args.chunk), args.n_batch, 0.0, "job/s", baseline=R_PUB_ASYNC
@@ -332,6 +364,62 @@ async def run(
 
         rows.append(await guarded(r5, b5))
 
+        # 5b. raw lean pull loop: pull requests sent by hand, replies in a callback, acked there
+        r5b = Row(R_LEAN_DRAIN.format(batch=args.fetch_batch), args.n_drain, 0.0, "msg/s")
+
+        async def b5b() -> None:
+            subject = "rawbench.leandrain"
+            futures = [await js.publish_async(subject, payload) for _ in range(args.n_drain)]
+            await js.publish_async_completed()
+            if any(f.exception() is not None for f in futures):
+                raise RuntimeError("pre-publishing failed")
+            await js.add_consumer(
+                RAW_STREAM,
+                api.ConsumerConfig(
+                    durable_name="leandrain",
+                    filter_subject=subject,
+                    ack_policy=api.AckPolicy.EXPLICIT,
+                    max_ack_pending=args.n_drain,
+                    ack_wait=30.0,
+                ),
+            )
+            inbox = nc.new_inbox()
+            api_subject = f"$JS.API.CONSUMER.MSG.NEXT.{RAW_STREAM}.leandrain"
+            request = json.dumps({"batch": args.fetch_batch, "expires": 5_000_000_000}).encode()
+            drained = asyncio.Event()
+            state = {"received": 0, "owed": 0}
+
+            async def ask() -> None:
+                state["owed"] += args.fetch_batch
+                await nc.publish(api_subject, request, reply=inbox)
+
+            async def on_msg(msg: Any) -> None:
+                if msg.headers and msg.headers.get("Status"):
+                    return  # a request expired; the loop below keeps one in flight anyway
+                await nc.publish(msg.reply, b"")  # the ack
+                state["received"] += 1
+                state["owed"] -= 1
+                if state["received"] >= args.n_drain:
+                    drained.set()
+                elif state["owed"] <= args.fetch_batch:
+                    await ask()  # two requests in flight: the server never waits for us
+
+            sub = await nc.subscribe(inbox, cb=on_msg)
+            t0 = time.perf_counter()
+            await ask()
+            await ask()
+            await asyncio.wait_for(drained.wait(), 60)
+            await nc.flush()
+            r5b.seconds = time.perf_counter() - t0
+            await sub.unsubscribe()
+            left = await wait_consumer_drained(js, RAW_STREAM, "leandrain")
+            if left.num_pending or left.num_ack_pending:
+                raise RuntimeError(
+                    f"not drained: {left.num_pending} pending, {left.num_ack_pending} unacked"
+                )
+
+        rows.append(await guarded(r5b, b5b))
+
         # 6. naq worker process draining pre-enqueued jobs
         env = worker_env(url, prefix)
         mode_used = args.worker
@@ -385,12 +473,14 @@ async def run(
     notes.append(
         f"Raw rows publish a {len(payload)}-byte payload (the size of a naq job envelope) to a "
         "work-queue, file-storage stream with no headers; naq rows publish the real envelope with "
-        "a Nats-Msg-Id header plus a pending-status KV write per job (pipelined together)."
+        "a Nats-Msg-Id header plus a pending-status KV write per job (sent ahead of it, "
+        "unacknowledged)."
     )
     notes.append(
         "Worker rows are timed from spawning the process to its exit: interpreter start, imports, "
         "connecting, creating the consumer, and burst-mode idle detection are included; each job "
-        "costs a running-status write, a result create, a completed-status write and an ack."
+        "costs a running-status write and a completed-status write (both unacknowledged), a "
+        "result create (acknowledged: it is the first-result-wins fence) and the job's ack."
     )
     if mode_used == "cli":
         notes.append("Worker started as `python -m naq worker QUEUE --burst -c N -u URL`.")
@@ -409,6 +499,21 @@ async def run(
                     f"{row.name}: ≈ {steady:,.0f} job/s with the empty-queue start+exit time "
                     f"({r6c.seconds:.2f} s) subtracted."
                 )
+    by_name = {row.name: row for row in rows}
+    lean_pub, many = by_name[R_LEAN_PUB], by_name[N_ENQ_MANY.format(chunk=args.chunk)]
+    if lean_pub.error is None and many.error is None and lean_pub.rate and many.rate:
+        notes.append(
+            f"{many.name}: {many.rate / lean_pub.rate:.2f}× the lean publish "
+            "(each job is two messages: the job and its pending-status record)."
+        )
+    lean = by_name[R_LEAN_DRAIN.format(batch=args.fetch_batch)]
+    for row in (r6a, r6b):
+        if lean.error is None and row.error is None and lean.rate and row.rate:
+            steady = row.extra.get("rate_without_startup", row.rate)
+            notes.append(
+                f"{row.name}: {row.rate / lean.rate:.2f}× the lean pull loop "
+                f"({steady / lean.rate:.2f}× without the worker's start-up)."
+            )
     return rows, notes, info
 
 

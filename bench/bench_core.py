@@ -48,10 +48,10 @@ from bench.common import (  # noqa: E402
     REPO_ROOT,
     Row,
     embedded_server,
-    install_stop_handlers,
     machine_info,
     print_table,
     reproduce_command,
+    run_script,
     save_results,
     set_ratios,
 )
@@ -518,21 +518,11 @@ async def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    install_stop_handlers()
+    return run_script(_main, parse_args, argv, "worker and nats-server stopped")
+
+
+def _main(args: argparse.Namespace, argv: list[str]) -> int:
     machine = machine_info()
-    try:
-        return _main(args, argv, machine)
-    except KeyboardInterrupt as exc:
-        print(
-            f"interrupted ({exc or 'SIGINT'}): worker and nats-server stopped, no results written",
-            file=sys.stderr,
-        )
-        return 130
-
-
-def _main(args: argparse.Namespace, argv: list[str], machine: dict[str, Any]) -> int:
     with tempfile.TemporaryDirectory(prefix="naq-bench-core-") as tmp, embedded_server() as server:
         print(
             f"nats-server {machine['nats_server']} at {server.url} (pid {server.pid})", flush=True

@@ -64,7 +64,6 @@ from bench.common import (  # noqa: E402
     REPO_ROOT,
     Row,
     embedded_server,
-    install_stop_handlers,
     load_note,
     machine_info,
     naq_drain,
@@ -72,6 +71,7 @@ from bench.common import (  # noqa: E402
     print_table,
     proc_status_kb,
     reproduce_command,
+    run_script,
     save_results,
     set_ratios,
     started_at,
@@ -460,21 +460,11 @@ async def run(
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    install_stop_handlers()
+    return run_script(_main, parse_args, argv, "workers and nats-server stopped")
+
+
+def _main(args: argparse.Namespace, argv: list[str]) -> int:
     machine = machine_info()
-    try:
-        return _main(args, argv, machine)
-    except KeyboardInterrupt as exc:
-        print(
-            f"interrupted ({exc or 'SIGINT'}): workers and nats-server stopped, no results written",
-            file=sys.stderr,
-        )
-        return 130
-
-
-def _main(args: argparse.Namespace, argv: list[str], machine: dict[str, Any]) -> int:
     load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="naq-bench-latency-") as tmp, embedded_server() as srv:
         print(f"nats-server {machine['nats_server']} at {srv.url} (pid {srv.pid})", flush=True)

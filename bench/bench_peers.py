@@ -64,12 +64,12 @@ from bench.common import (  # noqa: E402
     REPO_ROOT,
     Row,
     embedded_server,
-    install_stop_handlers,
     load_note,
     machine_info,
     naq_drain,
     print_table,
     reproduce_command,
+    run_script,
     save_results,
     set_ratios,
 )
@@ -551,18 +551,7 @@ def steady_notes(rows: list[Row]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    args = parse_args(argv)
-    install_stop_handlers()
-    try:
-        return _main(args, argv)
-    except KeyboardInterrupt as exc:
-        print(
-            f"interrupted ({exc or 'SIGINT'}): workers, redis-server and nats-server stopped, "
-            "no results written",
-            file=sys.stderr,
-        )
-        return 130
+    return run_script(_main, parse_args, argv, "workers, redis-server and nats-server stopped")
 
 
 def _main(args: argparse.Namespace, argv: list[str]) -> int:

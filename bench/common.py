@@ -11,6 +11,7 @@ Every benchmark script:
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import datetime as _dt
 import importlib.metadata
@@ -22,7 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -473,3 +474,24 @@ def load_note(before: float) -> str:
         f"1-minute load average {before:.2f} before the run, {os.getloadavg()[0]:.2f} after "
         f"({os.cpu_count()} cores): above ~0.5 before, other processes were competing."
     )
+
+
+def run_script(
+    body: Callable[[argparse.Namespace, list[str]], int],
+    parse_args: Callable[[list[str]], argparse.Namespace],
+    argv: list[str] | None,
+    stopped: str,
+) -> int:
+    """A benchmark's entry point: parse ``argv``, make SIGTERM stop it like Ctrl-C, run ``body``.
+
+    Ctrl-C or SIGTERM ends the run with one line saying what was stopped (``stopped``), no
+    results written, and exit code 130.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    install_stop_handlers()
+    try:
+        return body(args, argv)
+    except KeyboardInterrupt as exc:
+        print(f"interrupted ({exc or 'SIGINT'}): {stopped}, no results written", file=sys.stderr)
+        return 130

@@ -29,6 +29,7 @@ from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
 from naq.errors import ConfigurationError, NaqConnectionError, NaqException
+from naq.frames import Framer
 from naq.names import Names
 from naq.settings import Settings, get_settings
 
@@ -191,6 +192,7 @@ class Connection:
         self._ack_prefix = ""
         self._ack_counter = 0
         self._ack_sub: Any = None
+        self._framer = Framer(nc)
 
     @property
     def is_closed(self) -> bool:
@@ -250,7 +252,9 @@ class Connection:
         future: asyncio.Future[PubAck] = asyncio.get_running_loop().create_future()
         self._acks[token] = future
         try:
-            await self.nc.publish(subject, payload, reply=self._ack_prefix + token, headers=headers)
+            await self._framer.publish(
+                subject, payload, reply=self._ack_prefix + token, headers=headers
+            )
         except Exception:
             self._acks.pop(token, None)
             raise
@@ -265,7 +269,7 @@ class Connection:
         result): no ack to send back and handle halves the messages such a write costs.
         Order with this connection's other publishes is kept.
         """
-        await self.nc.publish(subject, payload, headers=headers)
+        await self._framer.publish(subject, payload, headers=headers)
 
     async def publish(
         self,

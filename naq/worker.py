@@ -590,7 +590,8 @@ class Worker:
                 log.warning("job %s: running status skipped after a stall", envelope.id)
                 return
             record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
-
+            # Sent at the next turn of the loop: before the final status, which waits for
+            # the result's ack first.
             forget(asyncio.ensure_future(broker.post_status(record)))
 
         timer = loop.call_later(delay, write)

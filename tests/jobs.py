@@ -54,7 +54,7 @@ async def async_sleep(seconds: float) -> list[float]:
 
 
 def flaky(counter_file: str, failures: int) -> int:
-    """Fail the first ``failures`` calls (counted in ``counter_file``), then return the call count."""
+    """Fail the first ``failures`` calls (counted in ``counter_file``), then return the count."""
     path = Path(counter_file)
     count = int(path.read_text()) + 1 if path.exists() else 1
     path.write_text(str(count))

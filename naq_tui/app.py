@@ -12,6 +12,7 @@ the service's own change stream then brings the result to the rows.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -140,6 +141,8 @@ class NaqApp(App[None]):
         self._redraw_all: set[str] = set()
         #: Panes whose row count may have changed since the tabs were last drawn.
         self._retab: set[str] = set()
+        #: The task reading the service's change stream, while one runs.
+        self._pump_task: asyncio.Task[None] | None = None
 
     # -- layout -----------------------------------------------------------------
 
@@ -197,14 +200,28 @@ class NaqApp(App[None]):
         """Feed the service's changes to the state, a coalesced batch at a time."""
         while True:
             queue: asyncio.Queue[Change | _Ended] = asyncio.Queue()
-            pump = asyncio.create_task(self._pump(queue))
+            self._pump_task = asyncio.create_task(self._pump(queue))
             try:
                 ended = await self._consume(queue)
             finally:
-                pump.cancel()
+                await self._stop_pump()
             detail = error_text(ended.error) if ended.error else "change stream ended"
             self.apply([Connection("disconnected", self.service.url, detail)])
             await asyncio.sleep(self.RETRY_SECONDS)
+
+    async def _stop_pump(self) -> None:
+        """Stop the change stream and wait until it has closed its connection."""
+        pump, self._pump_task = self._pump_task, None
+        if pump is None:
+            return
+        pump.cancel()
+        # The stream closes its NATS connection as it ends: wait, or it outlives the app.
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await pump
+
+    async def on_unmount(self) -> None:
+        # Textual cancels workers without waiting for them; the stream is waited for here.
+        await self._stop_pump()
 
     async def _pump(self, queue: asyncio.Queue[Change | _Ended]) -> None:
         try:

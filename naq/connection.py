@@ -1,4 +1,4 @@
-"""The only module that talks to nats-py.
+"""The connection to NATS: with naq.frames (its publish frames), the only code using nats-py.
 
 One connection per event loop per server set and credentials, shared by every
 Queue, Worker and helper in the process; long-lived processes reconnect

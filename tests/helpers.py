@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -214,3 +215,15 @@ async def naq_cli(*args: str) -> Result:
 async def cli_all(*calls: tuple[str, ...]) -> list[Result]:
     """Run several CLI commands at once."""
     return list(await asyncio.gather(*(naq_cli(*call) for call in calls)))
+
+
+def start_process(tmp_path: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
+    """``python -m naq ARGS`` with this test's environment, output in ``tmp_path/name.log``."""
+    with open(tmp_path / f"{name}.log", "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "naq", *args],
+            cwd=REPO_ROOT,
+            env=dict(os.environ, PYTHONUNBUFFERED="1"),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )

@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -27,7 +25,7 @@ from naq.names import Names
 from naq.settings import get_settings
 from tests import jobs
 from tests.cluster import NatsCluster, Node, connect, move_consumer_leader, move_stream_leader
-from tests.helpers import prefix, wait_until
+from tests.helpers import prefix, start_process, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 Q = "clustered"
@@ -57,18 +55,6 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NatsClu
         yield nats_cluster
     finally:
         nats_cluster.stop()
-
-
-def start_process(tmp_path: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
-    """``python -m naq ARGS`` with this test's environment, output in ``tmp_path/name.log``."""
-    with open(tmp_path / f"{name}.log", "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "naq", *args],
-            cwd=REPO,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
 
 
 def start_worker(tmp_path: Path, name: str) -> subprocess.Popen[bytes]:

@@ -17,6 +17,7 @@ from naq.broker import Broker
 from naq.models import result_decoder
 from naq.settings import get_settings
 from tests import jobs
+from tests.helpers import start_process
 
 REPO = Path(__file__).resolve().parent.parent
 Q = "faults"
@@ -87,18 +88,6 @@ async def test_workers_killed_every_1_5_s_lose_nothing(nats_url: str, tmp_path: 
     # At-least-once: jobs interrupted by a kill ran again, but every job ran.
     ran = {line.split()[0] for line in run_log.read_text().splitlines()}
     assert ran == {f"job{i}" for i in range(total)}
-
-
-def start_process(tmp_path: Path, name: str, *args: str) -> subprocess.Popen[bytes]:
-    """``python -m naq ARGS`` with its output in ``tmp_path/name.log``."""
-    with open(tmp_path / f"{name}.log", "ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "naq", *args],
-            cwd=REPO,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
 
 
 @pytest.mark.slow

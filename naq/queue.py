@@ -273,7 +273,10 @@ class Queue:
         job_futures = []
         for job in ready:
             payload = job.serialize()
-            headers = job_headers(self.settings, job.job_id, payload)
+            # A caller-chosen id doubles as the message id, so a repeat inside the stream's
+            # duplicate window is dropped there too; a fresh uuid can never repeat, and
+            # leaving it out spares the server a deduplication entry per job.
+            headers = job_headers(self.settings, job.job_id if caller_chose_ids else None, payload)
             job_futures.append(await connection.publish_nowait(subject, payload, headers))
         outcomes = await connection.wait_acks(job_futures)
         for outcome in outcomes:

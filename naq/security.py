@@ -30,9 +30,10 @@ def signature(key: str, payload: bytes) -> str:
     return hmac.new(key.encode(), payload, hashlib.sha256).hexdigest()
 
 
-def job_headers(settings: Settings, job_id: str, payload: bytes) -> dict[str, str]:
-    """Headers of a job message: its idempotency id, and its signature when signing is on."""
-    headers = {MSG_ID_HEADER: job_id}
+def job_headers(settings: Settings, message_id: str | None, payload: bytes) -> dict[str, str]:
+    """Headers of a job message: its message id (for the stream's deduplication) if it has
+    one, and its signature when signing is on."""
+    headers = {MSG_ID_HEADER: message_id} if message_id else {}
     if settings.signing_key:
         headers[SIGNATURE_HEADER] = signature(settings.signing_key, payload)
     return headers

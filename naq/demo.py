@@ -136,7 +136,7 @@ async def demo_stack(settings: Settings | None = None) -> AsyncIterator[Settings
             settings=settings,
             install_signal_handlers=False,
             heartbeat_interval=2,
-            shutdown_grace=2,
+            shutdown_grace=0.5,
         )
         scheduler = Scheduler(settings=settings, install_signal_handlers=False)
         stop = asyncio.Event()

@@ -351,7 +351,9 @@ class NaqApp(App[None]):
         with filter_input.prevent(Input.Changed):
             filter_input.value = self.state.views[self.pane].filter
         filter_input.display = True
-        filter_input.focus()
+        # At once, not at the next idle moment (focus() defers): the keys typed right after
+        # "/" are the filter's, not the pane's ("c" would be cancel).
+        self.screen.set_focus(filter_input)
 
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -416,6 +418,13 @@ class NaqApp(App[None]):
         return True
 
     def on_key(self, event: Key) -> None:
+        focused = self.focused
+        if isinstance(focused, Input) and event.is_printable and event.character:
+            # Typed while the keyboard moved to an input (right after "/"): the key had
+            # already gone to the table; an input that saw it would have kept it.
+            focused.insert_text_at_cursor(event.character)
+            event.stop()
+            return
         # A refused mutation gets no binding (check_action), so its key lands here.
         if (
             self.readonly

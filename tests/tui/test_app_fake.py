@@ -9,6 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from textual.events import Key
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Label, TabbedContent
 
@@ -324,6 +325,19 @@ async def test_slash_filters_the_jobs_live_and_escape_clears() -> None:
         assert not filter_input.display
         assert app.tables["jobs"].row_count == 25
         assert app.focused is app.tables["jobs"]
+
+
+async def test_text_typed_right_after_slash_goes_to_the_filter() -> None:
+    # A fast typist (or a paste over SSH): every key arrives before focus has moved.
+    async with running() as (app, pilot, fake):
+        await pilot.press("4")
+        for key, character in [("slash", "/"), *((c, c) for c in "cancel")]:
+            app.post_message(Key(key, character))
+        await wait_until(pilot, lambda: app.state.views["jobs"].filter == "cancel")
+        assert app.query_one(FilterInput).value == "cancel"
+        # "c" was text, not the cancel action: no confirm dialog, no job touched.
+        assert not isinstance(app.screen, ConfirmScreen)
+        assert fake.calls == []
 
 
 async def test_enter_keeps_the_filter() -> None:

@@ -311,6 +311,10 @@ class Connection:
             return []
 
         def expire() -> None:
+            late = {id(future) for future in futures if not future.done()}
+            # Their acks may never come (a lost connection): don't keep waiting for them.
+            for token in [t for t, f in self._acks.items() if id(f) in late]:
+                del self._acks[token]
             for future in futures:
                 if not future.done():
                     future.set_exception(

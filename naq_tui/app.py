@@ -176,7 +176,12 @@ class NaqApp(App[None]):
         rows = self.state.rows[pane]
         text = self.state.views[pane].filter
         if text:
-            count = f"{sum(1 for row in rows.values() if matches(row, text))}/{len(rows)}"
+            # The shown pane's table has just filtered its rows: count those, not again.
+            table = self.tables.get(pane)
+            shown = table.row_count if table is not None and pane == self.pane else None
+            if shown is None:
+                shown = sum(1 for row in rows.values() if matches(row, text))
+            count = f"{shown}/{len(rows)}"
         else:
             count = str(len(rows))
         parts: list[str | tuple[str, str]] = [
@@ -294,14 +299,15 @@ class NaqApp(App[None]):
             return
         shown = self.pane
         with self.batch_update():
-            for pane in self._retab:
-                self._update_tab(pane)
             keys = self._stale.pop(shown, None)
             if shown in self._redraw_all:
                 self._redraw_all.discard(shown)
                 self.tables[shown].rebuild(self.state, self.service.now())
             elif keys:
                 self.tables[shown].sync(self.state, Dirty(rows={shown: keys}), self.service.now())
+            # After the shown table is drawn: its tab counts the rows it shows.
+            for pane in self._retab:
+                self._update_tab(pane)
             if "failed" in self._retab:
                 self.refresh_bindings()
         self._retab.clear()

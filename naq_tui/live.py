@@ -3,9 +3,10 @@ functions for what to do. The only module of the TUI that imports naq's I/O."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 from naq.control import cancel_job
 from naq.dead_letters import delete_failed_job, delete_failed_seq, requeue_failed_job
@@ -27,6 +28,8 @@ from naq_tui.service import (
     WorkerRow,
 )
 
+R = TypeVar("R")
+
 _HINT = "start one with 'naq server' or pass --nats-url; retrying"
 
 
@@ -41,72 +44,25 @@ def to_change(event: FeedEvent, url: str) -> Change:
     if value is None:
         return Remove(event.kind, event.key)
     if event.kind == "queue":
-        return Upsert(QueueRow(**value.to_dict()))
+        return Upsert(project(QueueRow, value))
     if event.kind == "worker":
         return Upsert(
-            WorkerRow(
-                name=value.name,
-                host=value.host,
-                pid=value.pid,
-                queues=tuple(value.queues),
-                status=value.status,
-                concurrency=value.concurrency,
-                running=tuple(value.running),
-                processed=value.processed,
-                failed=value.failed,
-                heartbeat_at=value.heartbeat_at,
-            )
+            project(WorkerRow, value, queues=tuple(value.queues), running=tuple(value.running))
         )
     if event.kind == "schedule":
-        return Upsert(
-            ScheduleRow(
-                job_id=value.job_id,
-                queue=value.queue,
-                function=value.function,
-                status=value.status,
-                next_run=value.next_run,
-                cron=value.cron,
-                timezone=value.timezone,
-                interval=value.interval,
-                repeat=value.repeat,
-                runs=value.runs,
-                failures=value.failures,
-                last_run=value.last_run,
-                last_error=value.last_error,
-            )
-        )
+        return Upsert(project(ScheduleRow, value))
     if event.kind == "job":
-        return Upsert(
-            JobRow(
-                job_id=value.job_id,
-                queue=value.queue,
-                function=value.function,
-                status=value.status,
-                attempt=value.attempt,
-                max_retries=value.max_retries,
-                enqueued_at=value.enqueued_at,
-                started_at=value.started_at,
-                ended_at=value.ended_at,
-                updated_at=value.updated_at,
-                worker=value.worker,
-                error=value.error,
-                progress=value.progress,
-                progress_message=value.progress_message,
-            )
-        )
-    return Upsert(
-        FailedRow(
-            key=event.key,
-            seq=value.seq,
-            job_id=value.job_id,
-            queue=value.queue,
-            function=value.function,
-            reason=value.reason,
-            error=value.error,
-            failed_at=value.failed_at,
-            attempt=value.attempt,
-        )
-    )
+        return Upsert(project(JobRow, value))
+    return Upsert(project(FailedRow, value, key=event.key))
+
+
+def project(row_type: type[R], record: Any, **values: Any) -> R:
+    """A TUI row from a library record: every field of the row taken by name from the record,
+    unless given in ``values``."""
+    for field in dataclasses.fields(row_type):  # type: ignore[arg-type]
+        if field.name not in values:
+            values[field.name] = getattr(record, field.name)
+    return row_type(**values)
 
 
 class LiveService:

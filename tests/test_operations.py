@@ -5,7 +5,6 @@ history and live status changes, and progress reported by running jobs."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import subprocess
 import sys
@@ -22,90 +21,12 @@ import naq
 from naq import JobStatus, Queue
 from naq.models import DeadLetter, record_encoder
 from tests import jobs
-from tests.helpers import prefix, running_worker, wait_until
+from tests.helpers import StatusWatch, prefix, running_worker, wait_until
 
 pytestmark = pytest.mark.usefixtures("nats_url")
 
 REPO = Path(__file__).resolve().parent.parent
 Q = "ops"
-
-
-class StatusWatch:
-    """``naq.watch_jobs`` consumed by a background task, live before the block's body runs.
-
-    The watch's subscription only starts at the iterator's first step, so entering the block
-    starts the pump and waits (bounded) until its consumer exists on the status bucket's stream;
-    every status change after that is seen.
-    """
-
-    def __init__(self, nats_url: str, queue: str | None = None) -> None:
-        self.nats_url = nats_url
-        self.queue = queue
-        self.events: list[naq.JobEvent] = []
-        self._changed = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    async def _pump(self) -> None:
-        async for event in naq.watch_jobs(self.queue):
-            self.events.append(event)
-            self._changed.set()
-
-    async def __aenter__(self) -> StatusWatch:
-        nc = await nats.connect(self.nats_url)
-        try:
-            js = nc.jetstream()
-            stream = f"KV_{prefix()}_job_status"
-
-            async def consumers() -> int:
-                try:
-                    return (await js.stream_info(stream)).state.consumer_count
-                except nats.js.errors.NotFoundError:
-                    return 0
-
-            before = await consumers()
-            self._task = asyncio.create_task(self._pump())
-            task = self._task
-
-            async def live() -> bool:
-                return task.done() or await consumers() > before
-
-            await wait_until(live, timeout=10, interval=0.01)
-            if task.done():
-                task.result()  # the watch failed to start: raise why
-        finally:
-            await nc.close()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
-
-    async def until(
-        self, match: Callable[[naq.JobEvent], bool], timeout: float = 10.0
-    ) -> naq.JobEvent:
-        """The first event (seen so far or to come) that ``match`` accepts."""
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while True:
-            for event in self.events[seen:]:
-                if match(event):
-                    return event
-            seen = len(self.events)
-            self._changed.clear()
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise AssertionError(f"no matching job event within {timeout}s: {self.events}")
-            assert self._task is not None
-            if self._task.done():
-                self._task.result()
-            with contextlib.suppress(asyncio.TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), remaining)
-
-    async def status(self, job_id: str, status: str, timeout: float = 10.0) -> naq.JobEvent:
-        """Wait for ``job_id`` to reach ``status``."""
-        return await self.until(lambda e: e.job_id == job_id and e.status == status, timeout)
 
 
 def runs(log: Path) -> list[str]:

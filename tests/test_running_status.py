@@ -13,8 +13,7 @@ from naq import JobStatus, Queue
 from naq.errors import ConfigurationError
 from naq.settings import Settings
 from tests import jobs
-from tests.helpers import running_worker
-from tests.test_operations import StatusWatch
+from tests.helpers import StatusWatch, running_worker
 
 
 def statuses(watch: StatusWatch, job_id: str) -> list[str]:

@@ -9,6 +9,7 @@ into text only when it is drawn, then kept until the row changes.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from rich.cells import cell_len
@@ -175,12 +176,18 @@ class PaneTable(ScrollView, can_focus=True):
 
     def column_offset(self, column: str) -> int:
         """The x where a column's cell starts, within the table's content."""
+        for key, start, _end in self._column_spans():
+            if key == column:
+                return start
+        raise KeyError(column)
+
+    def _column_spans(self) -> Iterator[tuple[str, int, int]]:
+        """Each column's key and its [start, end) x range, padding included."""
         x = 0
         for key in self._column_keys():
-            if key == column:
-                return x
-            x += self._widths[key] + 2 * PADDING
-        raise KeyError(column)
+            end = x + self._widths[key] + 2 * PADDING
+            yield key, x, end
+            x = end
 
     # -- feeding ----------------------------------------------------------------
 
@@ -419,11 +426,9 @@ class PaneTable(ScrollView, can_focus=True):
             return
         if offset.y < HEADER_HEIGHT:
             x = offset.x + round(self.scroll_offset.x)
-            for column in self._column_keys():
-                x -= self._widths[column] + 2 * PADDING
-                if x < 0:
+            for column, start, end in self._column_spans():
+                if start <= x < end:
                     self.post_message(self.HeaderSelected(self, column))
-                    return
             return
         index = round(self.scroll_offset.y) + offset.y - HEADER_HEIGHT
         if index >= len(self._order):

@@ -6,6 +6,10 @@ results. Async first; every async helper has a ``_sync`` twin.
 
 from __future__ import annotations
 
+from naq.nats_import import import_nats
+
+import_nats()  # before anything below imports nats-py
+
 from naq.connection import connect, disconnect
 from naq.context import JobContext, current_job, report_progress, report_progress_sync
 from naq.control import cancel_job, cancel_job_sync, stop_worker, stop_worker_sync

@@ -3,6 +3,11 @@
 ``list_jobs`` pages through jobs newest first (ended jobs by default, kept as
 long as their results); ``watch_jobs`` yields every status change as it
 happens (pending -> running -> completed / failed / retry / cancelled).
+
+A worker writes a job's "running" status only once the job has run
+``NAQ_RUNNING_STATUS_DELAY`` seconds; a quicker job goes from pending straight to
+its outcome in the bucket. Its outcome record says when it started and where, so
+``watch_jobs`` reports the running state from it, in its place before the outcome.
 """
 
 from __future__ import annotations
@@ -61,6 +66,51 @@ class JobEvent:
             error=record.error,
             progress=record.progress,
             progress_message=record.progress_message,
+        )
+
+    @classmethod
+    def running_from(cls, record: StatusRecord) -> JobEvent:
+        """The running state an attempt's outcome record describes (it started at
+        ``started_at`` on ``worker``), for an attempt too short to have its own."""
+        return cls(
+            job_id=record.job_id,
+            status=JobStatus.RUNNING,
+            queue=record.queue,
+            function=record.function,
+            attempt=record.attempt,
+            updated_at=record.started_at or record.updated_at,
+            worker=record.worker,
+        )
+
+
+#: Statuses a worker writes when an attempt ends: the record tells when that attempt started.
+_ATTEMPT_ENDS = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.RETRY})
+
+
+class RunningSeen:
+    """Which running attempts a watcher has seen, to tell those it never saw written.
+
+    Holds the jobs between their running status and their outcome only, and at most
+    ``limit`` of them (the oldest are forgotten first: a job whose outcome never came).
+    """
+
+    def __init__(self, limit: int = 100_000) -> None:
+        self._attempts: dict[str, int] = {}
+        self._limit = limit
+
+    def missed(self, record: StatusRecord) -> bool:
+        """Note ``record``; whether it ends an attempt whose running status was never seen."""
+        if record.status == JobStatus.RUNNING:
+            self._attempts.pop(record.job_id, None)  # re-inserted as the newest
+            self._attempts[record.job_id] = record.attempt
+            if len(self._attempts) > self._limit:
+                del self._attempts[next(iter(self._attempts))]
+            return False
+        seen = self._attempts.pop(record.job_id, None)
+        return (
+            record.status in _ATTEMPT_ENDS
+            and record.started_at is not None
+            and seen != record.attempt
         )
 
 
@@ -138,11 +188,14 @@ async def watch_jobs(
         ordered_consumer=True,
         deliver_policy=api.DeliverPolicy.NEW,
     )
+    seen_running = RunningSeen()
     try:
         async for msg in sub.messages:
             record = decode_or_none(status_decoder, msg.data)
             if record is None or (queue is not None and record.queue != queue):
                 continue
+            if seen_running.missed(record):
+                yield JobEvent.running_from(record)
             yield JobEvent.from_record(record)
     finally:
         with contextlib.suppress(Exception):

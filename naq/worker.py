@@ -67,6 +67,9 @@ log = logging.getLogger("naq.worker")
 MAX_BATCH = 256
 #: How long one pull request waits for messages when the queue is idle.
 PULL_WAIT = 10.0
+#: Burst mode: first and longest pause between looks at the queues while they hold jobs.
+BURST_RECHECK = 0.05
+BURST_RECHECK_MAX = 0.5
 
 
 def delivery_count(msg: Msg) -> int:
@@ -161,6 +164,11 @@ class Worker:
         self.started_at = time.time()
         self._running: dict[str, RunningJob] = {}
         self._wake: asyncio.Event | None = None  # made in run(): needs the loop
+        #: Set while no job runs here.
+        self._idle: asyncio.Event | None = None
+        #: When the first job of this run started and the last one ended (monotonic).
+        self._first_started: float | None = None
+        self._last_ended = 0.0
         self._pullers: list[Puller] = []
         self._cancelled: set[str] = set()
         self._functions: dict[tuple[str, str | None], Any] = {}
@@ -194,6 +202,8 @@ class Worker:
             NaqConnectionError: NATS can't be reached at start.
         """
         self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._stopping = asyncio.Event()
         self._event_loop = asyncio.get_running_loop()
         for module in self.module_paths:
@@ -332,7 +342,22 @@ class Worker:
         if self._connection is not None:
             await self._connection.close()
         log.info(
-            "worker %s stopped (%d processed, %d failed)", self.name, self.processed, self.failed
+            "worker %s stopped (%d processed, %d failed)%s",
+            self.name,
+            self.processed,
+            self.failed,
+            self._busy_summary(),
+        )
+
+    def _busy_summary(self) -> str:
+        """From the first job's start to the last one's end: how long, and how many a second."""
+        if self._first_started is None or self._last_ended <= self._first_started:
+            return ""
+        busy = self._last_ended - self._first_started
+        handled = self.processed + self.failed
+        return (
+            f"; {handled} jobs in {busy:.3f}s from first start to last end "
+            f"({handled / busy:,.0f}/s)"
         )
 
     # -- taking jobs -----------------------------------------------------------
@@ -379,6 +404,10 @@ class Worker:
         key = msg.reply or str(id(msg))
         running = RunningJob(msg=msg, job_id="", queue=queue)
         self._running[key] = running
+        if self._first_started is None:
+            self._first_started = time.monotonic()
+        assert self._idle is not None
+        self._idle.clear()
         running.task = asyncio.create_task(self._process(key, running))
 
     async def _process(self, key: str, running: RunningJob) -> None:
@@ -394,6 +423,9 @@ class Worker:
         finally:
             self._running.pop(key, None)
             self._progress.pop(running.job_id, None)
+            self._last_ended = time.monotonic()
+            if not self._running and self._idle is not None:
+                self._idle.set()
             self._wake_feeder()
 
     def _on_cancelled(self, job_id: str, value: bytes | None) -> None:
@@ -446,12 +478,11 @@ class Worker:
 
     async def _burst_watch(self) -> None:
         """Burst mode: stop once no queue has pending or unacked jobs and nothing runs here."""
-        assert self._broker is not None and self._connection is not None
+        assert self._broker is not None and self._connection is not None and self._idle
         stream = self._broker.names.jobs_stream
+        pause = BURST_RECHECK
         while True:
-            if self._running:
-                await asyncio.sleep(0.2)
-                continue
+            await self._idle.wait()
             idle = True
             for queue in self.queues:
                 info = await self._connection.js.consumer_info(
@@ -463,7 +494,10 @@ class Worker:
             if idle and not self._running:
                 self.request_stop()
                 return
-            await asyncio.sleep(0.2)
+            # e.g. the last ack is still on its way, or another worker holds jobs: look again,
+            # less often the longer it lasts.
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, BURST_RECHECK_MAX)
 
     # -- running one job ---------------------------------------------------------
 

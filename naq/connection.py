@@ -1,4 +1,5 @@
-"""The connection to NATS: with naq.frames (its publish frames), the only code using nats-py.
+"""The connection to NATS: with naq.frames and naq.direct (its publish frames and its
+direct subscriptions), the only code using nats-py.
 
 One connection per event loop per server set and credentials, shared by every
 Queue, Worker and helper in the process; long-lived processes reconnect
@@ -28,6 +29,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
+from naq.direct import subscribe_direct
 from naq.errors import ConfigurationError, NaqConnectionError, NaqException
 from naq.frames import Framer
 from naq.names import Names
@@ -208,9 +210,9 @@ class Connection:
 
     async def _start_acks(self) -> None:
         self._ack_prefix = self.nc.new_inbox() + "."
-        self._ack_sub = await self.nc.subscribe(self._ack_prefix + "*", cb=self._on_ack)
+        self._ack_sub = await subscribe_direct(self.nc, self._ack_prefix + "*", self._on_ack)
 
-    async def _on_ack(self, msg: Msg) -> None:
+    def _on_ack(self, msg: Msg) -> None:
         future = self._acks.pop(msg.subject[len(self._ack_prefix) :], None)
         if future is None or future.done():
             return

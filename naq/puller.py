@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from naq.connection import Connection, Msg
+from naq.direct import subscribe_direct
 
 log = logging.getLogger("naq.puller")
 
@@ -100,8 +101,8 @@ class Puller:
             body["idle_heartbeat"] = int(IDLE_HEARTBEAT * 1e9)
             request.heartbeats = True
         try:
-            request.sub = await nc.subscribe(
-                self._prefix + token, cb=functools.partial(self._on_msg, token)
+            request.sub = await subscribe_direct(
+                nc, self._prefix + token, functools.partial(self._on_msg, token)
             )
             await nc.publish(
                 self._api_subject, json.dumps(body).encode(), reply=self._prefix + token
@@ -123,8 +124,8 @@ class Puller:
         self._requests[token] = request
         nc = self._connection.nc
         try:
-            request.sub = await nc.subscribe(
-                self._prefix + token, cb=functools.partial(self._on_msg, token)
+            request.sub = await subscribe_direct(
+                nc, self._prefix + token, functools.partial(self._on_msg, token)
             )
             await nc.publish(
                 self._api_subject,
@@ -161,7 +162,7 @@ class Puller:
         if lost:
             self._on_change()
 
-    async def _on_msg(self, token: str, msg: Msg) -> None:
+    def _on_msg(self, token: str, msg: Msg) -> None:
         request = self._requests.get(token)
         if request is not None:
             request.heard_at = time.monotonic()

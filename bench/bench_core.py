@@ -47,6 +47,7 @@ import naq  # noqa: E402
 from bench.common import (  # noqa: E402
     REPO_ROOT,
     Row,
+    busy_seconds,
     embedded_server,
     machine_info,
     print_table,
@@ -442,6 +443,10 @@ async def run(
             row.seconds, rc = await run_worker(cmd, env, log_path, args.worker_timeout)
             if rc != 0:
                 raise RuntimeError(f"worker exited with code {rc}: {log_tail(log_path, 5)}")
+            busy = busy_seconds(log_path)
+            if n and busy:
+                row.extra["busy_seconds"] = busy
+                row.extra["rate_without_startup"] = n / busy
             state = await wait_consumer_drained(js, names.jobs_stream, names.consumer(queue_name))
             if state.num_pending or state.num_ack_pending:
                 raise RuntimeError(
@@ -472,15 +477,15 @@ async def run(
     # Notes: what the numbers include, and the drain rate with the worker's fixed cost taken out.
     notes.append(
         f"Raw rows publish a {len(payload)}-byte payload (the size of a naq job envelope) to a "
-        "work-queue, file-storage stream with no headers; naq rows publish the real envelope with "
-        "a Nats-Msg-Id header plus a pending-status KV write per job (sent ahead of it, "
-        "unacknowledged)."
+        "work-queue, file-storage stream with no headers; naq rows publish the real envelope "
+        "plus a pending-status KV write per job (sent ahead of it, unacknowledged)."
     )
     notes.append(
         "Worker rows are timed from spawning the process to its exit: interpreter start, imports, "
         "connecting, creating the consumer, and burst-mode idle detection are included; each job "
-        "costs a running-status write and a completed-status write (both unacknowledged), a "
-        "result create (acknowledged: it is the first-result-wins fence) and the job's ack."
+        "costs a result create (acknowledged: it is the first-result-wins fence), a "
+        "completed-status write (unacknowledged) and the job's ack; no-op jobs end before "
+        "their running status is due (NAQ_RUNNING_STATUS_DELAY)."
     )
     if mode_used == "cli":
         notes.append("Worker started as `python -m naq worker QUEUE --burst -c N -u URL`.")
@@ -489,16 +494,14 @@ async def run(
         notes.append(
             f"Worker started as `python -c` running naq.Worker(..., burst=True).run_sync() ({why})."
         )
-    if r6c.error is None and r6c.seconds > 0:
-        for row in (r6a, r6b):
-            # Only meaningful when the jobs, not the process's fixed cost, dominate the time.
-            if row.error is None and row.seconds > 2 * r6c.seconds:
-                steady = row.count / (row.seconds - r6c.seconds)
-                row.extra["rate_without_startup"] = steady
-                notes.append(
-                    f"{row.name}: ≈ {steady:,.0f} job/s with the empty-queue start+exit time "
-                    f"({r6c.seconds:.2f} s) subtracted."
-                )
+    for row in (r6a, r6b):
+        steady = row.extra.get("rate_without_startup")
+        if row.error is None and steady and r5.error is None and r5.rate:
+            notes.append(
+                f"{row.name}: {steady:,.0f} job/s = {steady / r5.rate:.2f}× the raw drain from "
+                f"the worker's first job's start to its last one's end (its own measure, logged "
+                f"at exit: {row.extra['busy_seconds']:.2f} s), start-up and shut-down left out."
+            )
     by_name = {row.name: row for row in rows}
     lean_pub, many = by_name[R_LEAN_PUB], by_name[N_ENQ_MANY.format(chunk=args.chunk)]
     if lean_pub.error is None and many.error is None and lean_pub.rate and many.rate:

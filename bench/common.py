@@ -18,6 +18,7 @@ import importlib.metadata
 import json
 import os
 import platform
+import re
 import shlex
 import signal
 import subprocess
@@ -447,9 +448,24 @@ async def naq_drain(
             raise RuntimeError(f"job {job.job_id}: result {value!r}, expected None")
     return {
         "seconds": seconds,
+        "busy_seconds": busy_seconds(logs[0]) if workers == 1 else None,
         "worker_mode": mode_used,
         "worker_command": " ".join(cmd[:3] + ["…"] if mode_used == "inproc" else cmd),
     }
+
+
+_BUSY_LINE = re.compile(r"(\d+) jobs in ([0-9.]+)s from first start to last end")
+
+
+def busy_seconds(log_path: Path) -> float | None:
+    """A burst worker's own measure, from its log: seconds from its first job's start to its
+    last one's end (start-up and shut-down left out). None when the log has no such line."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError:
+        return None
+    found = _BUSY_LINE.findall(text)
+    return float(found[-1][1]) if found else None
 
 
 async def started_at() -> float:

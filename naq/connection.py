@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import ssl
+import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -51,6 +52,9 @@ NotFoundError = nats.js.errors.NotFoundError
 APIError = nats.js.errors.APIError
 FetchTimeout = nats.errors.TimeoutError
 
+#: How long a publish waits for its ack before it fails, and how often that is checked.
+ACK_DEADLINE = 30.0
+ACK_SWEEP_INTERVAL = 1.0
 #: How long a CLI or library call waits for a first connection before giving up.
 CONNECT_TIMEOUT = 5.0
 #: JetStream API error code: wrong last sequence (compare-and-set lost).
@@ -190,7 +194,9 @@ class Connection:
         self._ensured: set[str] = set()
         self._kv: dict[str, KeyValue] = {}
         self._locks: dict[str, asyncio.Lock] = {}
-        self._acks: dict[str, asyncio.Future[PubAck]] = {}
+        #: Publishes awaiting their ack: token -> (future, monotonic deadline), oldest first.
+        self._acks: dict[str, tuple[asyncio.Future[PubAck], float]] = {}
+        self._ack_sweeper: asyncio.Task[None] | None = None
         self._ack_prefix = ""
         self._ack_counter = 0
         self._ack_sub: Any = None
@@ -211,11 +217,36 @@ class Connection:
     async def _start_acks(self) -> None:
         self._ack_prefix = self.nc.new_inbox() + "."
         self._ack_sub = await subscribe_direct(self.nc, self._ack_prefix + "*", self._on_ack)
+        self._ack_sweeper = asyncio.ensure_future(self._sweep_acks())
+
+    async def _sweep_acks(self) -> None:
+        """Fail publishes whose ack is past its deadline (e.g. lost with a connection).
+
+        One sweep a second for every publish, rather than a timer per wait: a timer per
+        job is a good part of what a short job costs.
+        """
+        while True:
+            await asyncio.sleep(ACK_SWEEP_INTERVAL)
+            now = time.monotonic()
+            # Every publish gets the same allowance, so the oldest entries expire first.
+            while self._acks:
+                token, (future, deadline) = next(iter(self._acks.items()))
+                if deadline > now:
+                    break
+                del self._acks[token]
+                if not future.done():
+                    future.set_exception(self._no_ack(ACK_DEADLINE))
+
+    def _no_ack(self, timeout: float) -> NaqConnectionError:
+        return NaqConnectionError(
+            f"NATS at {self.servers} did not acknowledge a publish within {timeout:g}s"
+        )
 
     def _on_ack(self, msg: Msg) -> None:
-        future = self._acks.pop(msg.subject[len(self._ack_prefix) :], None)
-        if future is None or future.done():
+        entry = self._acks.pop(msg.subject[len(self._ack_prefix) :], None)
+        if entry is None or entry[0].done():
             return
+        future = entry[0]
         if not msg.data:
             # A status message (e.g. 503 no responders) instead of an ack.
             status = (msg.headers or {}).get("Status", "")
@@ -252,7 +283,7 @@ class Connection:
         self._ack_counter += 1
         token = str(self._ack_counter)
         future: asyncio.Future[PubAck] = asyncio.get_running_loop().create_future()
-        self._acks[token] = future
+        self._acks[token] = (future, time.monotonic() + ACK_DEADLINE)
         try:
             await self._framer.publish(
                 subject, payload, reply=self._ack_prefix + token, headers=headers
@@ -302,31 +333,29 @@ class Connection:
         return outcome
 
     async def wait_acks(
-        self, futures: list[asyncio.Future[PubAck]], timeout: float = 30.0
+        self, futures: list[asyncio.Future[PubAck]], timeout: float = ACK_DEADLINE
     ) -> list[PubAck | BaseException]:
         """Wait for many acks; each item is the ack or the error for that publish.
 
-        One timer fails whatever is still unanswered at the deadline, so waiting costs
-        no task or extra future per publish (this is on every job's path).
+        Every publish fails by itself once it has waited ``ACK_DEADLINE``; a shorter
+        ``timeout`` takes one timer for the lot, never a task or a future per publish
+        (this is on every job's path).
         """
         if not futures:
             return []
+        timer = None
+        if timeout < ACK_DEADLINE:
 
-        def expire() -> None:
-            late = {id(future) for future in futures if not future.done()}
-            # Their acks may never come (a lost connection): don't keep waiting for them.
-            for token in [t for t, f in self._acks.items() if id(f) in late]:
-                del self._acks[token]
-            for future in futures:
-                if not future.done():
-                    future.set_exception(
-                        NaqConnectionError(
-                            f"NATS at {self.servers} did not acknowledge a publish within "
-                            f"{timeout:g}s"
-                        )
-                    )
+            def expire() -> None:
+                late = {id(future) for future in futures if not future.done()}
+                # Their acks may never come (a lost connection): don't keep waiting for them.
+                for token in [t for t, (f, _) in self._acks.items() if id(f) in late]:
+                    del self._acks[token]
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(self._no_ack(timeout))
 
-        timer = asyncio.get_running_loop().call_later(timeout, expire)
+            timer = asyncio.get_running_loop().call_later(timeout, expire)
         results: list[PubAck | BaseException] = []
         try:
             for future in futures:
@@ -335,7 +364,8 @@ class Connection:
                 except Exception as exc:
                     results.append(exc)
         finally:
-            timer.cancel()
+            if timer is not None:
+                timer.cancel()
         return results
 
     # -- resources -------------------------------------------------------
@@ -459,6 +489,8 @@ class Connection:
 
     async def close(self) -> None:
         """Flush and close the connection."""
+        if self._ack_sweeper is not None:
+            self._ack_sweeper.cancel()
         with contextlib.suppress(Exception):
             await self.nc.drain()
         with contextlib.suppress(Exception):

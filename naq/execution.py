@@ -64,6 +64,9 @@ class Executor:
 
     @staticmethod
     async def _await(awaitable: Any, timeout: float | None) -> Any:
+        if timeout is None:
+            # Awaited in place: no timeout to enforce, so no wrapper on every job's path.
+            return await awaitable
         try:
             return await asyncio.wait_for(awaitable, timeout)
         except asyncio.TimeoutError:

@@ -96,6 +96,10 @@ class RunningJob:
     task: asyncio.Task[Any] | None = None
     started_at: float = field(default_factory=time.time)
     cancel_requested: bool = False
+    #: The running status still to write (job, attempt, start time) and when (loop time);
+    #: None once written or moot.
+    announcement: tuple[JobEnvelope, int, float] | None = None
+    announce_at: float = 0.0
 
 
 class Worker:
@@ -174,8 +178,8 @@ class Worker:
         self._functions: dict[tuple[str, str | None], Any] = {}
         #: job id -> (progress, message, meta) last reported by the running job.
         self._progress: dict[str, tuple[float | None, str | None, dict[str, Any]]] = {}
-        #: Delayed "running" status writes (see running_status_delay), by job id.
-        self._announcers: dict[str, asyncio.TimerHandle] = {}
+        #: Set while jobs run here (the running-status sweep sleeps otherwise).
+        self._busy: asyncio.Event | None = None
         #: dependency id -> parked jobs waiting on it, and the reverse.
         self._dependents: dict[str, set[str]] = {}
         self._waiting: dict[str, list[str]] = {}
@@ -204,6 +208,7 @@ class Worker:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._busy = asyncio.Event()
         self._stopping = asyncio.Event()
         self._event_loop = asyncio.get_running_loop()
         for module in self.module_paths:
@@ -267,6 +272,7 @@ class Worker:
             loops.append(asyncio.create_task(self._feed(pullers, per_queue)))
             loops.append(asyncio.create_task(self._heartbeat_loop()))
             loops.append(asyncio.create_task(self._keepalive_loop()))
+            loops.append(asyncio.create_task(self._announce_loop()))
             if self.burst:
                 loops.append(asyncio.create_task(self._burst_watch()))
             await self._stopping.wait()
@@ -406,8 +412,9 @@ class Worker:
         self._running[key] = running
         if self._first_started is None:
             self._first_started = time.monotonic()
-        assert self._idle is not None
+        assert self._idle is not None and self._busy is not None
         self._idle.clear()
+        self._busy.set()
         running.task = asyncio.create_task(self._process(key, running))
 
     async def _process(self, key: str, running: RunningJob) -> None:
@@ -424,8 +431,9 @@ class Worker:
             self._running.pop(key, None)
             self._progress.pop(running.job_id, None)
             self._last_ended = time.monotonic()
-            if not self._running and self._idle is not None:
+            if not self._running and self._idle is not None and self._busy is not None:
                 self._idle.set()
+                self._busy.clear()
             self._wake_feeder()
 
     def _on_cancelled(self, job_id: str, value: bytes | None) -> None:
@@ -580,8 +588,8 @@ class Worker:
             await self._refuse(msg, envelope, str(exc), type(exc).__name__)
             return
         started = time.time()
-        announce = await self._announce_running(envelope, attempt, started)
-        bind(self._context(envelope, attempt, started))
+        await self._announce_running(running, envelope, attempt, started)
+        bind(self._context(running, envelope, attempt, started))
         try:
             value = await self._executor.run(func, args, kwargs, envelope.timeout)
             payload = self._result_payload(envelope, value, attempt, started)
@@ -591,47 +599,56 @@ class Worker:
             await self._failed_attempt(msg, envelope, attempt, started, exc)
             return
         finally:
-            if announce is not None:
-                announce.cancel()
-                self._announcers.pop(envelope.id, None)
+            # Ended before its running status was due: it goes from pending to its outcome.
+            running.announcement = None
         await self._store_outcome(msg, envelope, payload, JobStatus.COMPLETED, attempt, started)
         self.processed += 1
 
     async def _announce_running(
-        self, envelope: JobEnvelope, attempt: int, started: float
-    ) -> asyncio.TimerHandle | None:
-        """Write the "running" status now, or once the job has run ``running_status_delay``.
-
-        Returns the timer to cancel when the job ends sooner (then the status goes
-        from pending straight to the outcome).
-        """
+        self, running: RunningJob, envelope: JobEnvelope, attempt: int, started: float
+    ) -> None:
+        """Write the "running" status now, or leave it to :meth:`_announce_loop` to write
+        once the job has run ``running_status_delay`` (a quicker job never needs it)."""
         assert self._broker is not None
-        broker = self._broker
         delay = self.settings.running_status_delay
         if delay <= 0:
             record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
             # The outcome written later on the same connection follows it in order.
-            await broker.post_status(record)
-            return None
+            await self._broker.post_status(record)
+            return
+        running.announcement = (envelope, attempt, started)
+        running.announce_at = asyncio.get_running_loop().time() + delay
+
+    async def _announce_loop(self) -> None:
+        """Write the running status of jobs that have run ``running_status_delay``.
+
+        One sweep a half-delay while jobs run, rather than a timer per job (most jobs
+        end sooner, and a timer costs more than the rest of their bookkeeping).
+        """
+        assert self._broker is not None and self._busy is not None
+        broker = self._broker
+        delay = self.settings.running_status_delay
+        if delay <= 0:
+            return
         loop = asyncio.get_running_loop()
-        due = loop.time() + delay
-
-        def write() -> None:
-            self._announcers.pop(envelope.id, None)
-            if loop.time() - due > self.settings.default_ack_wait / 2:
-                # Fired far too late: this process was frozen (SIGSTOP, swap), the message may
-                # have been delivered to another worker meanwhile, whose status must stand.
-                log.warning("job %s: running status skipped after a stall", envelope.id)
-                return
-            record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
-            # Sent at the next turn of the loop: before the final status, which waits for
-            # the result's ack first.
-            forget(asyncio.ensure_future(broker.post_status(record)))
-
-        timer = loop.call_later(delay, write)
-        # A progress report writes the running status itself, and cancels this one.
-        self._announcers[envelope.id] = timer
-        return timer
+        while True:
+            await self._busy.wait()
+            await asyncio.sleep(delay / 2)
+            now = loop.time()
+            for running in list(self._running.values()):
+                announcement = running.announcement
+                if announcement is None or running.announce_at > now:
+                    continue
+                running.announcement = None
+                envelope, attempt, started = announcement
+                if now - running.announce_at > self.settings.default_ack_wait / 2:
+                    # Far too late: this process was frozen (SIGSTOP, swap), the message may
+                    # have gone to another worker meanwhile, whose status must stand.
+                    log.warning("job %s: running status skipped after a stall", envelope.id)
+                    continue
+                record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
+                # Its outcome's status waits for the result's ack first, so this goes before.
+                forget(asyncio.ensure_future(broker.post_status(record)))
 
     def _function(self, envelope: JobEnvelope) -> Any:
         """The job's function; resolved (and checked against allowed_modules) once."""
@@ -701,15 +718,16 @@ class Worker:
         await msg.ack()
         await self._job_ended(envelope.id, status)
 
-    def _context(self, envelope: JobEnvelope, attempt: int, started: float) -> JobContext:
+    def _context(
+        self, running: RunningJob, envelope: JobEnvelope, attempt: int, started: float
+    ) -> JobContext:
         assert self._broker is not None
         broker = self._broker
 
         async def report(progress: float | None, message: str | None, meta: dict[str, Any]) -> None:
             self._progress[envelope.id] = (progress, message, meta)
-            announcer = self._announcers.pop(envelope.id, None)
-            if announcer is not None:
-                announcer.cancel()
+            # This write says it runs: the delayed one is not needed any more.
+            running.announcement = None
             record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
             await broker.post_status(record)
 

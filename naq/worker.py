@@ -93,6 +93,8 @@ class RunningJob:
     msg: Msg
     job_id: str
     queue: str
+    #: Its key in the worker's tables (the message's ack subject).
+    key: str = ""
     task: asyncio.Task[Any] | None = None
     started_at: float = field(default_factory=time.time)
     cancel_requested: bool = False
@@ -166,7 +168,11 @@ class Worker:
         self.failed = 0
         self.status = WorkerStatus.STARTING
         self.started_at = time.time()
+        #: Jobs whose function runs (they hold the concurrency slots) ...
         self._running: dict[str, RunningJob] = {}
+        #: ... and jobs whose function has returned, while their outcome is stored. As
+        #: many again may be in this state: storing is pipelined, never waited for by a slot.
+        self._recording: dict[str, RunningJob] = {}
         self._wake: asyncio.Event | None = None  # made in run(): needs the loop
         #: Set while no job runs here.
         self._idle: asyncio.Event | None = None
@@ -324,7 +330,11 @@ class Worker:
         if self._broker is not None:
             with contextlib.suppress(Exception):
                 await self._heartbeat()
-        running = [job.task for job in self._running.values() if job.task is not None]
+        running = [
+            job.task
+            for job in [*self._running.values(), *self._recording.values()]
+            if job.task is not None
+        ]
         if running:
             log.info(
                 "worker %s: waiting up to %gs for %d running job(s)",
@@ -333,7 +343,7 @@ class Worker:
                 len(running),
             )
             done, pending = await asyncio.wait(running, timeout=self.shutdown_grace)
-            for job in list(self._running.values()):
+            for job in [*self._running.values(), *self._recording.values()]:
                 if job.task in pending:
                     # Hand the job back now rather than after the ack wait.
                     with contextlib.suppress(Exception):
@@ -391,6 +401,8 @@ class Worker:
                     continue
                 owed = sum(p.outstanding for p in pullers)
                 room = self.concurrency - len(self._running) - owed
+                if len(self._recording) >= self.concurrency:
+                    room = 0  # the server is behind with outcomes: let it catch up
                 want = min(room, per_queue - puller.outstanding, MAX_BATCH)
                 if want > 0 and (want >= threshold or puller.outstanding == 0):
                     try:
@@ -408,7 +420,7 @@ class Worker:
             asyncio.ensure_future(msg.nak())
             return
         key = msg.reply or str(id(msg))
-        running = RunningJob(msg=msg, job_id="", queue=queue)
+        running = RunningJob(msg=msg, job_id="", queue=queue, key=key)
         self._running[key] = running
         if self._first_started is None:
             self._first_started = time.monotonic()
@@ -429,9 +441,15 @@ class Worker:
             log.exception("worker %s: unexpected error handling a message", self.name)
         finally:
             self._running.pop(key, None)
+            self._recording.pop(key, None)
             self._progress.pop(running.job_id, None)
             self._last_ended = time.monotonic()
-            if not self._running and self._idle is not None and self._busy is not None:
+            if (
+                not self._running
+                and not self._recording
+                and self._idle is not None
+                and self._busy is not None
+            ):
                 self._idle.set()
                 self._busy.clear()
             self._wake_feeder()
@@ -499,7 +517,7 @@ class Worker:
                 if info.num_pending or info.num_ack_pending:
                     idle = False
                     break
-            if idle and not self._running:
+            if idle and not self._running and not self._recording:
                 self.request_stop()
                 return
             # e.g. the last ack is still on its way, or another worker holds jobs: look again,
@@ -601,8 +619,15 @@ class Worker:
         finally:
             # Ended before its running status was due: it goes from pending to its outcome.
             running.announcement = None
+            self._function_returned(running)
         await self._store_outcome(msg, envelope, payload, JobStatus.COMPLETED, attempt, started)
         self.processed += 1
+
+    def _function_returned(self, running: RunningJob) -> None:
+        """Free the job's slot: what is left is storing its outcome."""
+        if self._running.pop(running.key, None) is not None:
+            self._recording[running.key] = running
+            self._wake_feeder()
 
     async def _announce_running(
         self, running: RunningJob, envelope: JobEnvelope, attempt: int, started: float
@@ -898,7 +923,7 @@ class Worker:
         interval = max(0.2, self.settings.default_ack_wait / 3)
         while True:
             await asyncio.sleep(interval)
-            for job in list(self._running.values()):
+            for job in [*self._running.values(), *self._recording.values()]:
                 with contextlib.suppress(Exception):
                     await job.msg.in_progress()
 

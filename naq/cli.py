@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import json
 import logging
 import os
@@ -160,6 +161,10 @@ def worker(
         allowed_modules=allowed,
         shutdown_grace=shutdown_grace,
     )
+    # This process is the worker's alone, and everything imported so far lives as long as
+    # it does: keep the garbage collector from scanning it all again and again. Scanning
+    # the interpreter's and libraries' objects took a quarter of a short job's cost.
+    gc.freeze()
     run(w.run())
 
 

@@ -25,13 +25,10 @@ log = logging.getLogger("naq.direct")
 class _Handoff:
     """Takes the place of a subscription's message queue; hands each message on at once."""
 
-    def __init__(self, sub: Any, handler: Callable[[Any], None]) -> None:
-        self._sub = sub
+    def __init__(self, handler: Callable[[Any], None]) -> None:
         self._handler = handler
 
     def put_nowait(self, msg: Any) -> None:
-        # The client counted the bytes as queued; they are not.
-        self._sub._pending_size -= len(msg.data)
         try:
             self._handler(msg)
         except Exception:
@@ -65,8 +62,11 @@ async def subscribe_direct(client: Any, subject: str, handler: Callable[[Any], N
 
     sub = await client.subscribe(subject, cb=callback)
     queue = getattr(sub, "_pending_queue", None)
-    if isinstance(queue, asyncio.Queue) and hasattr(sub, "_pending_size"):
-        sub._pending_queue = _Handoff(sub, handler)
+    if isinstance(queue, asyncio.Queue) and hasattr(sub, "_pending_bytes_limit"):
+        # Nothing waits in a queue, so no byte limit applies (the client's count of queued
+        # bytes only grows; 0 turns its slow-consumer check off).
+        sub._pending_bytes_limit = 0
+        sub._pending_queue = _Handoff(handler)
         # Whatever arrived before the swap is still in the old queue: hand it on too.
         while not queue.empty():
             sub._pending_queue.put_nowait(queue.get_nowait())

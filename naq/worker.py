@@ -440,6 +440,9 @@ class Worker:
             # A bug here must not kill the worker; the message is redelivered after the ack wait.
             log.exception("worker %s: unexpected error handling a message", self.name)
         finally:
+            # The job and its task refer to each other (and its context to both): cut that
+            # here, so they are freed at once rather than by the garbage collector.
+            running.task = None
             self._running.pop(key, None)
             self._recording.pop(key, None)
             self._progress.pop(running.job_id, None)

@@ -137,7 +137,7 @@ class Broker:
         """Write a job's status record (pipelined); it expires after ``ttl`` seconds
         (default: the status TTL)."""
         await self.status_kv()
-        return await self.connection.publish_nowait(
+        return self.connection.publish_nowait(
             self.kv_subject(self.names.status_bucket, record.job_id),
             record_encoder.encode(record),
             {TTL_HEADER: str(max(1, int(ttl or self.settings.job_status_ttl)))},
@@ -150,7 +150,7 @@ class Broker:
         of record, and readers (``get_job``, ``align_status``) trust it over the status.
         """
         await self.status_kv()
-        await self.connection.post(
+        self.connection.post(
             self.kv_subject(self.names.status_bucket, record.job_id),
             record_encoder.encode(record),
             {TTL_HEADER: str(max(1, int(ttl or self.settings.job_status_ttl)))},
@@ -159,7 +159,7 @@ class Broker:
     async def create_status(self, record: StatusRecord) -> asyncio.Future[PubAck]:
         """Write a status record only if the job has none (pipelined)."""
         await self.status_kv()
-        return await self.connection.publish_nowait(
+        return self.connection.publish_nowait(
             self.kv_subject(self.names.status_bucket, record.job_id),
             record_encoder.encode(record),
             {TTL_HEADER: str(self.settings.job_status_ttl), EXPECTED_LAST_SUBJECT_SEQ: "0"},
@@ -172,7 +172,7 @@ class Broker:
         ``ERR_WRONG_LAST_SEQUENCE`` when another result got there first.
         """
         await self.results_kv()
-        return await self.connection.publish_nowait(
+        return self.connection.publish_nowait(
             self.kv_subject(self.names.results_bucket, job_id),
             payload,
             {TTL_HEADER: str(max(1, int(ttl))), EXPECTED_LAST_SUBJECT_SEQ: "0"},
@@ -181,7 +181,7 @@ class Broker:
     async def put_worker(self, record: WorkerRecord) -> asyncio.Future[PubAck]:
         """Write a worker heartbeat; it expires after the worker's TTL."""
         await self.workers_kv()
-        return await self.connection.publish_nowait(
+        return self.connection.publish_nowait(
             self.kv_subject(self.names.workers_bucket, record.name),
             record_encoder.encode(record),
             {TTL_HEADER: str(max(1, int(record.ttl)))},

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import ssl
@@ -270,7 +271,7 @@ class Connection:
         else:
             future.set_result(PubAck(ack.stream or "", ack.seq or 0, ack.duplicate))
 
-    async def publish_nowait(
+    def publish_nowait(
         self, subject: str, payload: bytes, headers: dict[str, str] | None = None
     ) -> asyncio.Future[PubAck]:
         """Publish to JetStream and return a future of its ack without waiting.
@@ -278,31 +279,47 @@ class Connection:
         Many publishes in a row travel together (pipelined); await the futures
         (e.g. with :func:`wait_acks`) to learn each outcome.
         """
-        if self._ack_sub is None:
-            await self._start_acks()
         self._ack_counter += 1
         token = str(self._ack_counter)
         future: asyncio.Future[PubAck] = asyncio.get_running_loop().create_future()
         self._acks[token] = (future, time.monotonic() + ACK_DEADLINE)
         try:
-            await self._framer.publish(
+            scheduled = self._framer.send(
                 subject, payload, reply=self._ack_prefix + token, headers=headers
             )
         except Exception:
             self._acks.pop(token, None)
             raise
+        if scheduled is not None:
+            scheduled.add_done_callback(functools.partial(self._publish_failed, token))
         return future
 
-    async def post(
-        self, subject: str, payload: bytes, headers: dict[str, str] | None = None
-    ) -> None:
+    def _publish_failed(self, token: str, scheduled: asyncio.Future[None]) -> None:
+        if scheduled.cancelled() or scheduled.exception() is None:
+            return
+        entry = self._acks.pop(token, None)
+        if entry is not None and not entry[0].done():
+            entry[0].set_exception(self.map_error(scheduled.exception()))  # type: ignore[arg-type]
+
+    def post(self, subject: str, payload: bytes, headers: dict[str, str] | None = None) -> None:
         """Publish to JetStream without asking for an ack (the stream stores it all the same).
 
         For records whose loss is repaired elsewhere (a job's status, next to its
         result): no ack to send back and handle halves the messages such a write costs.
         Order with this connection's other publishes is kept.
         """
-        await self._framer.publish(subject, payload, headers=headers)
+        scheduled = self._framer.send(subject, payload, headers=headers)
+        if scheduled is not None:
+            forget(scheduled)
+
+    def ack(self, msg: Msg) -> None:
+        """Acknowledge a JetStream message (as ``msg.ack()``, without a coroutine)."""
+        if not msg.reply:
+            raise NaqException("the message has no reply subject to acknowledge")
+        scheduled = self._framer.send(msg.reply, b"")
+        if scheduled is not None:
+            forget(scheduled)
+        msg._ackd = True
 
     async def publish(
         self,
@@ -317,7 +334,7 @@ class Connection:
             PublishError: JetStream refused the message.
             NaqConnectionError: no ack within ``timeout``.
         """
-        future = await self.publish_nowait(subject, payload, headers)
+        future = self.publish_nowait(subject, payload, headers)
         return await self.wait_ack(future, timeout)
 
     async def wait_ack(self, future: asyncio.Future[PubAck], timeout: float = 10.0) -> PubAck:
@@ -586,7 +603,9 @@ async def open_connection(
         tls_wait.cancel()
         unreachable_wait.cancel()
     if connect.done() and connect.exception() is None:
-        return Connection(nc, settings)
+        connection = Connection(nc, settings)
+        await connection._start_acks()
+        return connection
     connect.cancel()
     with contextlib.suppress(BaseException):
         await connect

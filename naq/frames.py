@@ -4,16 +4,17 @@ nats-py encodes a message's headers afresh on every publish, checking each key
 with a regular expression; on a worker that is a fifth of the time a job costs.
 naq's own headers are few and known (a TTL, an expected sequence, a message
 id), so :class:`Framer` encodes each header set once, caches it, and hands the
-finished ``HPUB`` frame to the client's outgoing buffer. The client's own rules
-for a publish (closed, draining, the reconnect buffer, the server's maximum
-payload) are kept as they are in ``Client.publish``.
+finished frame to the client's outgoing buffer, without a coroutine per publish.
+The client's own rules for a publish (closed, draining, the reconnect buffer, the
+server's maximum payload) are kept as they are in ``Client.publish``.
 
-A client without the internals this relies on gets plain ``publish`` calls: same
-messages, nats-py's speed.
+A client without the internals this relies on gets ``publish`` calls scheduled in
+order: same messages, nats-py's speed.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import nats.errors
@@ -22,9 +23,10 @@ import nats.errors
 MAX_CACHED_HEADERS = 256
 #: Client attributes the lean path needs; a nats-py without them gets ``publish``.
 _CLIENT_INTERNALS = (
-    "_send_command",
+    "_pending",
     "_flush_pending",
     "_flush_queue",
+    "_flusher_task",
     "_pending_data_size",
     "_max_pending_size",
     "_max_payload",
@@ -70,14 +72,24 @@ class Framer:
             block = self._blocks[key] = header_block(headers)
         return block
 
-    async def publish(
+    def send(
         self, subject: str, payload: bytes, reply: str = "", headers: dict[str, str] | None = None
-    ) -> None:
-        """Publish like ``Client.publish`` (subjects are naq's own, already valid)."""
+    ) -> asyncio.Future[None] | None:
+        """Queue a publish at once, in order with every other (subjects are naq's own).
+
+        No coroutine per publish: the frame goes into the client's outgoing buffer and
+        its flusher is woken, as ``Client.publish`` does. Returns None then; on a client
+        without the lean path, the future of a ``publish`` scheduled in order.
+
+        Raises:
+            nats.errors.Error: the client refuses to publish (closed, draining, buffer
+                full while reconnecting, payload too large), as ``Client.publish`` would.
+        """
         client = self.client
-        if not self.lean or not headers:
-            await client.publish(subject, payload, reply=reply, headers=headers)
-            return
+        if not self.lean:
+            return asyncio.ensure_future(
+                client.publish(subject, payload, reply=reply, headers=headers)
+            )
         if client.is_closed:
             raise nats.errors.ConnectionClosedError
         if client.is_draining_pubs:
@@ -90,10 +102,37 @@ class Framer:
             raise nats.errors.OutboundBufferLimitError
         if size > client._max_payload:
             raise nats.errors.MaxPayloadError
-        block = self._block(headers)
-        head = f"HPUB {subject} {reply} {len(block)} {len(block) + size}\r\n".encode()
+        if headers:
+            block = self._block(headers)
+            head = f"HPUB {subject} {reply} {len(block)} {len(block) + size}\r\n".encode()
+            frame = head + block + payload + b"\r\n"
+        else:
+            frame = f"PUB {subject} {reply} {size}\r\n".encode() + payload + b"\r\n"
         client.stats["out_msgs"] += 1
         client.stats["out_bytes"] += size
-        await client._send_command(head + block + payload + b"\r\n")
-        if client._flush_queue is not None and client._flush_queue.empty():
-            await client._flush_pending()
+        client._pending.append(frame)
+        client._pending_data_size += len(frame)
+        self._wake_flusher()
+        return None
+
+    async def publish(
+        self, subject: str, payload: bytes, reply: str = "", headers: dict[str, str] | None = None
+    ) -> None:
+        """:meth:`send`, for callers that await their publishes."""
+        scheduled = self.send(subject, payload, reply, headers)
+        if scheduled is not None:
+            await scheduled
+
+    def _wake_flusher(self) -> None:
+        client = self.client
+        if not client.is_connected:
+            return  # kept in the buffer: sent on reconnecting
+        flusher = client._flusher_task
+        if flusher is None or flusher.done():
+            # No flusher (being replaced): let the client write the buffer itself.
+            asyncio.ensure_future(client._flush_pending())
+            return
+        queue = client._flush_queue
+        if queue is not None and queue.empty():
+            # The flusher writes the whole buffer for one wake-up; one is enough.
+            queue.put_nowait(asyncio.get_running_loop().create_future())

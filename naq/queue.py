@@ -277,7 +277,7 @@ class Queue:
             # duplicate window is dropped there too; a fresh uuid can never repeat, and
             # leaving it out spares the server a deduplication entry per job.
             headers = job_headers(self.settings, job.job_id if caller_chose_ids else None, payload)
-            job_futures.append(await connection.publish_nowait(subject, payload, headers))
+            job_futures.append(connection.publish_nowait(subject, payload, headers))
         outcomes = await connection.wait_acks(job_futures)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):

@@ -287,7 +287,7 @@ class Scheduler:
         try:
             status = await self._broker.put_status(status_of(envelope, JobStatus.PENDING))
             payload = envelope_encoder.encode(envelope)
-            published = await connection.publish_nowait(
+            published = connection.publish_nowait(
                 self._broker.names.queue_subject(envelope.queue),
                 payload,
                 job_headers(self.settings, tick_id(schedule_id, due), payload),

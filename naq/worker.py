@@ -98,7 +98,7 @@ class RunningJob:
     task: asyncio.Task[Any] | None = None
     started_at: float = field(default_factory=time.time)
     cancel_requested: bool = False
-    #: The running status still to write (job, attempt, start time) and when (loop time);
+    #: The running status still to write (job, attempt, start time) and when (monotonic);
     #: None once written or moot.
     announcement: tuple[JobEnvelope, int, float] | None = None
     announce_at: float = 0.0
@@ -609,7 +609,14 @@ class Worker:
             await self._refuse(msg, envelope, str(exc), type(exc).__name__)
             return
         started = time.time()
-        await self._announce_running(running, envelope, attempt, started)
+        if self.settings.running_status_delay > 0:
+            # Written by _announce_loop if the job is still running by then.
+            running.announcement = (envelope, attempt, started)
+            running.announce_at = time.monotonic() + self.settings.running_status_delay
+        else:
+            record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
+            # The outcome written later on the same connection follows it in order.
+            await self._broker.post_status(record)
         bind(self._context(running, envelope, attempt, started))
         try:
             value = await self._executor.run(func, args, kwargs, envelope.timeout)
@@ -632,23 +639,9 @@ class Worker:
             self._recording[running.key] = running
             self._wake_feeder()
 
-    async def _announce_running(
-        self, running: RunningJob, envelope: JobEnvelope, attempt: int, started: float
-    ) -> None:
-        """Write the "running" status now, or leave it to :meth:`_announce_loop` to write
-        once the job has run ``running_status_delay`` (a quicker job never needs it)."""
-        assert self._broker is not None
-        delay = self.settings.running_status_delay
-        if delay <= 0:
-            record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
-            # The outcome written later on the same connection follows it in order.
-            await self._broker.post_status(record)
-            return
-        running.announcement = (envelope, attempt, started)
-        running.announce_at = asyncio.get_running_loop().time() + delay
-
     async def _announce_loop(self) -> None:
-        """Write the running status of jobs that have run ``running_status_delay``.
+        """Write the running status of jobs that have run ``running_status_delay``
+        (a quicker job never needs it).
 
         One sweep a half-delay while jobs run, rather than a timer per job (most jobs
         end sooner, and a timer costs more than the rest of their bookkeeping).
@@ -658,11 +651,10 @@ class Worker:
         delay = self.settings.running_status_delay
         if delay <= 0:
             return
-        loop = asyncio.get_running_loop()
         while True:
             await self._busy.wait()
             await asyncio.sleep(delay / 2)
-            now = loop.time()
+            now = time.monotonic()
             for running in list(self._running.values()):
                 announcement = running.announcement
                 if announcement is None or running.announce_at > now:
@@ -743,8 +735,9 @@ class Worker:
             )
             # An ended job's status is its history entry: it lives as long as its result.
             await self._broker.post_status(record, ttl=max(ttl, self.settings.job_status_ttl))
-        await msg.ack()
-        await self._job_ended(envelope.id, status)
+        connection.ack(msg)
+        if envelope.id in self._dependents:
+            await self._job_ended(envelope.id, status)
 
     def _context(
         self, running: RunningJob, envelope: JobEnvelope, attempt: int, started: float

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import os
 import time
 import traceback as tb
-import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -29,8 +29,15 @@ RetryDelayType = float | int | Sequence[float | int]
 
 
 def new_job_id() -> str:
-    """A fresh random job id (32 hex characters)."""
-    return uuid.uuid4().hex
+    """A fresh random job id: a version-4 UUID's 32 hex characters.
+
+    Made from the random bytes directly, as ``uuid.uuid4().hex`` would be, at a
+    fraction of its cost (one per enqueued job).
+    """
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return raw.hex()
 
 
 def _dependency_ids(depends_on: Any) -> list[str]:

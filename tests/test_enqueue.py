@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ import pytest
 
 import naq
 from naq import Queue
+from naq.job import new_job_id
 from tests import jobs
 from tests.helpers import running_worker
 
@@ -272,3 +274,11 @@ async def test_unknown_task_name_fails_the_job_clearly() -> None:
         job = await queue.enqueue("tests.no_such_task", 1)
         with pytest.raises(naq.JobExecutionError, match="tests.no_such_task"):
             await job.result(timeout=10)
+
+
+def test_generated_job_ids_are_random_version_4_uuids() -> None:
+    ids = [new_job_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    for job_id in ids:
+        parsed = uuid.UUID(hex=job_id)
+        assert (parsed.version, parsed.variant, parsed.hex) == (4, uuid.RFC_4122, job_id)

@@ -158,6 +158,9 @@ def worker_command(mode: str, queue: str, url: str, concurrency: int) -> tuple[l
 def worker_env(url: str, prefix: str) -> dict[str, str]:
     # A clean naq environment: inherited NAQ_* settings would make runs incomparable.
     env = {k: v for k, v in os.environ.items() if not k.startswith("NAQ_")}
+    # Workers keep their compiled bytecode, as an installed package does: without it every
+    # start-up would compile naq afresh and the start-up rows would measure the compiler.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["NAQ_PREFIX"] = prefix
     env["NAQ_NATS_URL"] = url
     env["PYTHONPATH"] = os.pathsep.join(

@@ -169,6 +169,30 @@ def _connection_key(settings: Settings) -> tuple[Any, ...]:
     )
 
 
+async def _all_done(futures: list[asyncio.Future[PubAck]]) -> None:
+    """Wait until every future is done, waking once (not once per future, as awaiting
+    each in turn would, for a thousand acks arriving one by one)."""
+    remaining = sum(1 for future in futures if not future.done())
+    if not remaining:
+        return
+    if len(futures) == 1:
+        with contextlib.suppress(Exception):  # the caller reads the outcome off the future
+            await futures[0]
+        return
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def one_done(_: asyncio.Future[PubAck]) -> None:
+        nonlocal remaining
+        remaining -= 1
+        if remaining == 0 and not waiter.done():
+            waiter.set_result(None)
+
+    for future in futures:
+        if not future.done():
+            future.add_done_callback(one_done)
+    await waiter
+
+
 def forget(future: asyncio.Future[Any]) -> None:
     """Let a pipelined publish complete unobserved; a failure is logged, not raised."""
 
@@ -373,17 +397,15 @@ class Connection:
                         future.set_exception(self._no_ack(timeout))
 
             timer = asyncio.get_running_loop().call_later(timeout, expire)
-        results: list[PubAck | BaseException] = []
         try:
-            for future in futures:
-                try:
-                    results.append(await future)
-                except Exception as exc:
-                    results.append(exc)
+            await _all_done(futures)
         finally:
             if timer is not None:
                 timer.cancel()
-        return results
+        return [
+            future.exception() or future.result()  # type: ignore[misc]
+            for future in futures
+        ]
 
     # -- resources -------------------------------------------------------
 

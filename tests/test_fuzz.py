@@ -177,11 +177,14 @@ def _nest(depth: int, leaf: Any) -> bytes:
 @st.composite
 def mutated_envelopes(draw: st.DrawFn, queue: str | None = None) -> bytes:
     """A valid envelope with one field removed, retyped, given a strange value of its own kind,
-    or nested very deeply; returned as the message bytes."""
+    its id or queue renamed strangely, or nested very deeply; returned as the message bytes."""
     envelope = draw(valid_envelopes(queue))
     field = draw(st.sampled_from(sorted(FIELD_KINDS)))
-    operation = draw(st.sampled_from(["remove", "retype", "strange", "nest"]))
-    if operation == "remove":
+    operation = draw(st.sampled_from(["remove", "retype", "strange", "rename", "nest"]))
+    if operation == "rename":
+        # The two names that become subjects and keys, given what a producer should never send.
+        envelope[draw(st.sampled_from(["id", "queue"]))] = draw(tricky_strings)
+    elif operation == "remove":
         envelope.pop(field, None)
     elif operation == "retype":
         envelope[field] = draw(json_values)
@@ -458,7 +461,8 @@ def test_strategies_reach_the_interesting_cases() -> None:
     envelopes, well-formed jobs, and nesting deep enough to matter."""
     seen: Counter[str] = Counter()
 
-    @settings(max_examples=400, deadline=None, database=None)
+    # Derandomized: a coverage check must not pass or fail on the luck of the draw.
+    @settings(max_examples=400, deadline=None, database=None, derandomize=True)
     @given(queue_payloads(Q))
     def classify(payload: bytes) -> None:
         reason = _expected_dead_letter(payload)

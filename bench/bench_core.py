@@ -12,6 +12,7 @@ Rows (see bench/README.md for what each one includes):
 6. one naq worker process (``--burst -c 100``) draining pre-enqueued no-op jobs, async then
    sync, timed from process start to exit                       vs 5 (and 5b, in notes)
    plus the same worker on an empty queue: its start-up + shut-down cost.
+7. the same drains with ``-c 1`` (one job at a time)             vs 5
 
 Usage::
 
@@ -84,6 +85,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--n-drain", type=int, default=20000, help="messages/jobs for rows 5-6 (20000)")
     p.add_argument("--fetch-batch", type=int, default=100, help="raw fetch batch size (100)")
     p.add_argument("--concurrency", "-c", type=int, default=100, help="worker concurrency (100)")
+    p.add_argument(
+        "--concurrency-one", type=int, default=1, help="the low-concurrency drain rows' -c (1)"
+    )
     p.add_argument(
         "--worker",
         choices=("auto", "cli", "inproc"),
@@ -428,7 +432,13 @@ async def run(
         env = worker_env(url, prefix)
         mode_used = args.worker
 
-        async def drain(row: Row, queue_name: str, func: Callable[..., Any] | None, n: int) -> None:
+        async def drain(
+            row: Row,
+            queue_name: str,
+            func: Callable[..., Any] | None,
+            n: int,
+            concurrency: int = args.concurrency,
+        ) -> None:
             nonlocal mode_used
             queue = naq.Queue(queue_name, settings=settings)
             jobs: list[Any] = []
@@ -437,7 +447,7 @@ async def run(
                     jobs += await queue.enqueue_many([(func, (), {})] * min(args.chunk, n - start))
             else:
                 await queue._broker()  # the empty run still needs the stream to exist
-            cmd, mode_used = worker_command(args.worker, queue_name, url, args.concurrency)
+            cmd, mode_used = worker_command(args.worker, queue_name, url, concurrency)
             log_path = workdir / f"worker-{queue_name}.log"
             row.extra["worker_mode"] = mode_used
             row.extra["worker_command"] = " ".join(
@@ -470,6 +480,14 @@ async def run(
         rows.append(await guarded(r6b, lambda: drain(r6b, "drain_sync", noop, args.n_drain)))
         r6c = Row(N_EMPTY.format(c=c), 0, 0.0, "job/s", note="overhead")
         rows.append(await guarded(r6c, lambda: drain(r6c, "drain_empty", None, 0)))
+        # One job at a time: every job waits for the one before it to end.
+        one = args.concurrency_one
+        r7a = Row(N_DRAIN.format(c=one, kind="async"), args.n_drain, 0.0, "job/s", baseline=r5.name)
+        rows.append(
+            await guarded(r7a, lambda: drain(r7a, "drain1_async", async_noop, args.n_drain, one))
+        )
+        r7b = Row(N_DRAIN.format(c=one, kind="sync"), args.n_drain, 0.0, "job/s", baseline=r5.name)
+        rows.append(await guarded(r7b, lambda: drain(r7b, "drain1_sync", noop, args.n_drain, one)))
         info["worker_mode"] = mode_used
     finally:
         await naq.disconnect()
@@ -497,7 +515,7 @@ async def run(
         notes.append(
             f"Worker started as `python -c` running naq.Worker(..., burst=True).run_sync() ({why})."
         )
-    for row in (r6a, r6b):
+    for row in (r6a, r6b, r7a, r7b):
         steady = row.extra.get("rate_without_startup")
         if row.error is None and steady and r5.error is None and r5.rate:
             notes.append(

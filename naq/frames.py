@@ -115,14 +115,6 @@ class Framer:
         self._wake_flusher()
         return None
 
-    async def publish(
-        self, subject: str, payload: bytes, reply: str = "", headers: dict[str, str] | None = None
-    ) -> None:
-        """:meth:`send`, for callers that await their publishes."""
-        scheduled = self.send(subject, payload, reply, headers)
-        if scheduled is not None:
-            await scheduled
-
     def _wake_flusher(self) -> None:
         client = self.client
         if not client.is_connected:

@@ -7,7 +7,8 @@ import pytest
 
 from naq.frames import Framer, header_block
 
-HEADERS = [
+HEADERS: list[dict[str, str] | None] = [
+    None,
     {"Nats-TTL": "86400"},
     {"Nats-TTL": "60", "Nats-Expected-Last-Subject-Sequence": "0"},
     {"Nats-Msg-Id": "job-1", "Naq-Signature": "ab12"},
@@ -38,9 +39,16 @@ async def test_lean_and_plain_publishes_deliver_the_same_messages(nats_url: str)
         sub = await nc.subscribe("frames.test.>")
         for index, headers in enumerate(HEADERS):
             for framer in (lean, plain):
-                await framer.publish(
-                    f"frames.test.{index}", b"payload-%d" % index, "reply.x", dict(headers)
+                scheduled = framer.send(
+                    f"frames.test.{index}",
+                    b"payload-%d" % index,
+                    "reply.x",
+                    dict(headers) if headers else None,
                 )
+                # The lean path queues the frame at once; the plain one schedules a publish.
+                assert (scheduled is None) is (framer is lean)
+                if scheduled is not None:
+                    await scheduled
         # The cached encoding is reused, not rebuilt, for a header set seen before.
         assert len(lean._blocks) == 2
         seen = []
@@ -58,4 +66,4 @@ async def test_a_closed_client_is_refused_like_nats_py_does(nats_url: str) -> No
     nc = await nats.connect(nats_url)
     await nc.close()
     with pytest.raises(nats.errors.ConnectionClosedError):
-        await Framer(nc).publish("frames.closed", b"x", headers={"Nats-TTL": "5"})
+        Framer(nc).send("frames.closed", b"x", headers={"Nats-TTL": "5"})

@@ -24,17 +24,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
-import os
-import random
-import subprocess
 import sys
 import tempfile
 import time
-import traceback
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +43,19 @@ import naq  # noqa: E402
 from bench.common import (  # noqa: E402
     REPO_ROOT,
     Row,
-    busy_seconds,
     embedded_server,
+    guarded,
+    log_tail,
     machine_info,
+    naq_drain,
     print_table,
     reproduce_command,
     run_script,
     save_results,
     set_ratios,
+    wait_consumer_drained,
 )
 from bench.tasks import async_noop, noop  # noqa: E402
-from naq.names import Names  # noqa: E402
 from naq.settings import Settings  # noqa: E402
 
 RAW_STREAM = "RAWBENCH"
@@ -112,107 +109,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 # -- helpers ------------------------------------------------------------------------------------
 
 
-async def guarded(row: Row, body: Callable[[], Awaitable[None]]) -> Row:
-    """Run ``body`` (which fills ``row``); a failure becomes the row's error, not a crash."""
-    try:
-        await body()
-    except Exception as exc:  # noqa: BLE001 - reported in the table
-        row.error = f"{type(exc).__name__}: {exc}"
-        traceback.print_exc()
-    return row
-
-
-async def wait_consumer_drained(js: Any, stream: str, consumer: str, timeout: float = 5.0) -> Any:
-    """Consumer info once nothing is pending or unacked (acks are fire-and-forget: allow time)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        info = await js.consumer_info(stream, consumer)
-        if (info.num_pending == 0 and info.num_ack_pending == 0) or time.monotonic() > deadline:
-            return info
-        await asyncio.sleep(0.05)
-
-
-def worker_command(mode: str, queue: str, url: str, concurrency: int) -> tuple[list[str], str]:
-    """The worker's command line and the mode actually used."""
-    if mode == "auto":
-        mode = "cli" if importlib.util.find_spec("naq.__main__") is not None else "inproc"
-    if mode == "cli":
-        cmd = [
-            sys.executable,
-            "-m",
-            "naq",
-            "worker",
-            queue,
-            "--burst",
-            "-c",
-            str(concurrency),
-            "-u",
-            url,
-        ]
-    else:
-        code = (
-            "import naq; "
-            f"naq.Worker([{queue!r}], nats_url={url!r}, concurrency={concurrency}, burst=True)"
-            ".run_sync()"
-        )
-        cmd = [sys.executable, "-c", code]
-    return cmd, mode
-
-
-def worker_env(url: str, prefix: str) -> dict[str, str]:
-    # A clean naq environment: inherited NAQ_* settings would make runs incomparable.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NAQ_")}
-    # Workers keep their compiled bytecode, as an installed package does: without it every
-    # start-up would compile naq afresh and the start-up rows would measure the compiler.
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-    env["NAQ_PREFIX"] = prefix
-    env["NAQ_NATS_URL"] = url
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    )
-    return env
-
-
-async def run_worker(
-    cmd: list[str], env: dict[str, str], log_path: Path, timeout: float
-) -> tuple[float, int]:
-    """Start the worker, wait for it to exit; returns (seconds from start to exit, exit code)."""
-    with open(log_path, "wb") as log:
-        start = time.perf_counter()
-        proc = subprocess.Popen(
-            cmd,
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            # In a thread, so this loop keeps answering the server's PINGs meanwhile.
-            rc = await asyncio.to_thread(proc.wait, timeout)
-            elapsed = time.perf_counter() - start
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(
-                f"worker still running after {timeout:g}s; killed (log: {log_path})"
-            ) from None
-        finally:
-            if proc.poll() is None:  # timeout, error or Ctrl-C: never leave it behind
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-    return elapsed, rc
-
-
-def log_tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
-
-
 # -- the benchmark ----------------------------------------------------------------------------
 
 
@@ -221,7 +117,6 @@ async def run(
 ) -> tuple[list[Row], list[str], dict[str, Any]]:
     prefix = "bench" + uuid.uuid4().hex[:8]
     settings = Settings(nats_url=url, prefix=prefix)
-    names = Names(prefix)
     rows: list[Row] = []
     notes: list[str] = []
     info: dict[str, Any] = {"prefix": prefix}
@@ -340,12 +235,16 @@ async def run(
         # 5. raw drain: one pull consumer, fetch + ack until empty
         r5 = Row(R_DRAIN.format(batch=args.fetch_batch), args.n_drain, 0.0, "msg/s")
 
-        async def b5() -> None:
-            subject = "rawbench.drain"
+        async def prepublish(subject: str) -> None:
+            """The raw drains' messages, published untimed."""
             futures = [await js.publish_async(subject, payload) for _ in range(args.n_drain)]
             await js.publish_async_completed()
             if any(f.exception() is not None for f in futures):
                 raise RuntimeError("pre-publishing failed")
+
+        async def b5() -> None:
+            subject = "rawbench.drain"
+            await prepublish(subject)
             t0 = time.perf_counter()
             psub = await js.pull_subscribe(
                 subject,
@@ -377,10 +276,7 @@ async def run(
 
         async def b5b() -> None:
             subject = "rawbench.leandrain"
-            futures = [await js.publish_async(subject, payload) for _ in range(args.n_drain)]
-            await js.publish_async_completed()
-            if any(f.exception() is not None for f in futures):
-                raise RuntimeError("pre-publishing failed")
+            await prepublish(subject)
             await js.add_consumer(
                 RAW_STREAM,
                 api.ConsumerConfig(
@@ -429,7 +325,6 @@ async def run(
         rows.append(await guarded(r5b, b5b))
 
         # 6. naq worker process draining pre-enqueued jobs
-        env = worker_env(url, prefix)
         mode_used = args.worker
 
         async def drain(
@@ -440,38 +335,26 @@ async def run(
             concurrency: int = args.concurrency,
         ) -> None:
             nonlocal mode_used
-            queue = naq.Queue(queue_name, settings=settings)
-            jobs: list[Any] = []
-            if func is not None:
-                for start in range(0, n, args.chunk):
-                    jobs += await queue.enqueue_many([(func, (), {})] * min(args.chunk, n - start))
-            else:
-                await queue._broker()  # the empty run still needs the stream to exist
-            cmd, mode_used = worker_command(args.worker, queue_name, url, concurrency)
-            log_path = workdir / f"worker-{queue_name}.log"
-            row.extra["worker_mode"] = mode_used
-            row.extra["worker_command"] = " ".join(
-                cmd[:3] + ["…"] if mode_used == "inproc" else cmd
+            out = await naq_drain(
+                js,
+                settings,
+                queue_name,
+                func,
+                n,
+                workdir=workdir,
+                concurrency=concurrency,
+                chunk=args.chunk,
+                worker_mode=args.worker,
+                timeout=args.worker_timeout,
+                sample=args.sample,
             )
-            row.seconds, rc = await run_worker(cmd, env, log_path, args.worker_timeout)
-            if rc != 0:
-                raise RuntimeError(f"worker exited with code {rc}: {log_tail(log_path, 5)}")
-            busy = busy_seconds(log_path)
-            if n and busy:
-                row.extra["busy_seconds"] = busy
-                row.extra["rate_without_startup"] = n / busy
-            state = await wait_consumer_drained(js, names.jobs_stream, names.consumer(queue_name))
-            if state.num_pending or state.num_ack_pending:
-                raise RuntimeError(
-                    f"worker exited with {state.num_pending} pending, "
-                    f"{state.num_ack_pending} unacked"
-                )
-            sample = random.sample(jobs, min(args.sample, len(jobs)))
-            for job in sample:
-                value = await naq.fetch_job_result(job.job_id, settings=settings)
-                if value is not None:
-                    raise RuntimeError(f"job {job.job_id}: result {value!r}, expected None")
-            row.extra["results_checked"] = len(sample)
+            row.seconds, mode_used = out["seconds"], out["worker_mode"]
+            row.extra["worker_mode"] = mode_used
+            row.extra["worker_command"] = out["worker_command"]
+            row.extra["results_checked"] = min(args.sample, n)
+            if n and out["busy_seconds"]:
+                row.extra["busy_seconds"] = out["busy_seconds"]
+                row.extra["busy_rate"] = n / out["busy_seconds"]
 
         c = args.concurrency
         r6a = Row(N_DRAIN.format(c=c, kind="async"), args.n_drain, 0.0, "job/s", baseline=r5.name)
@@ -516,7 +399,7 @@ async def run(
             f"Worker started as `python -c` running naq.Worker(..., burst=True).run_sync() ({why})."
         )
     for row in (r6a, r6b, r7a, r7b):
-        steady = row.extra.get("rate_without_startup")
+        steady = row.extra.get("busy_rate")
         if row.error is None and steady and r5.error is None and r5.rate:
             notes.append(
                 f"{row.name}: {steady:,.0f} job/s = {steady / r5.rate:.2f}× the raw drain from "
@@ -533,7 +416,7 @@ async def run(
     lean = by_name[R_LEAN_DRAIN.format(batch=args.fetch_batch)]
     for row in (r6a, r6b):
         if lean.error is None and row.error is None and lean.rate and row.rate:
-            steady = row.extra.get("rate_without_startup", row.rate)
+            steady = row.extra.get("busy_rate", row.rate)
             notes.append(
                 f"{row.name}: {row.rate / lean.rate:.2f}× the lean pull loop "
                 f"({steady / lean.rate:.2f}× without the worker's start-up)."

@@ -53,18 +53,13 @@ import nats  # noqa: E402
 from nats.js import api  # noqa: E402
 
 import naq  # noqa: E402
-from bench.bench_core import (  # noqa: E402
-    guarded,
-    log_tail,
-    wait_consumer_drained,
-    worker_command,
-    worker_env,
-)
 from bench.common import (  # noqa: E402
     REPO_ROOT,
     Row,
     embedded_server,
+    guarded,
     load_note,
+    log_tail,
     machine_info,
     naq_drain,
     percentile,
@@ -75,6 +70,9 @@ from bench.common import (  # noqa: E402
     save_results,
     set_ratios,
     started_at,
+    wait_consumer_drained,
+    worker_command,
+    worker_env,
 )
 from bench.tasks import async_noop  # noqa: E402
 from naq.names import Names  # noqa: E402
@@ -168,8 +166,7 @@ async def worker_process(
     The command is bench_core.py's, without ``--burst``: this worker must stay up between the
     paced jobs instead of exiting when the queue is momentarily empty.
     """
-    cmd, _ = worker_command(mode, queue, url, concurrency)
-    cmd = [part.replace("burst=True", "burst=False") for part in cmd if part != "--burst"]
+    cmd, _ = worker_command(mode, queue, url, concurrency, burst=False)
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             cmd,
@@ -309,7 +306,7 @@ async def rss_under_load(
             size = min(args.chunk, args.n_drain - start)
             await queue.enqueue_many([(async_noop, (), {})] * size)
         state = await wait_consumer_drained(
-            js, names.jobs_stream, names.consumer("latency"), timeout=args.worker_timeout
+            js, names.jobs_stream, names.consumer(queue.name), timeout=args.worker_timeout
         )
         seconds = time.perf_counter() - t0
     finally:

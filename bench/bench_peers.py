@@ -59,19 +59,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import nats  # noqa: E402
 
 import naq  # noqa: E402
-from bench.bench_core import guarded, log_tail, run_worker, worker_env  # noqa: E402
 from bench.common import (  # noqa: E402
     REPO_ROOT,
     Row,
     embedded_server,
+    guarded,
     load_note,
+    log_tail,
     machine_info,
     naq_drain,
     print_table,
     reproduce_command,
     run_script,
+    run_worker,
     save_results,
     set_ratios,
+    worker_env,
 )
 from bench.tasks import async_noop, noop  # noqa: E402
 from naq.server import free_port  # noqa: E402

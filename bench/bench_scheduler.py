@@ -45,6 +45,7 @@ from bench.common import (  # noqa: E402
     embedded_server,
     install_stop_handlers,
     machine_info,
+    percentile,
     reproduce_command,
 )
 from bench.tasks import noop  # noqa: E402
@@ -98,14 +99,6 @@ class Scenario:
             "min_ms": values[0],
             "mean_ms": statistics.fmean(values),
         }
-
-
-def percentile(sorted_values: list[float], pct: float) -> float:
-    """Nearest-rank percentile of an ascending list."""
-    if not sorted_values:
-        return float("nan")
-    rank = max(1, -(-len(sorted_values) * pct // 100))  # ceil(n * pct / 100)
-    return sorted_values[int(rank) - 1]
 
 
 async def run_scheduler_bench(

@@ -12,9 +12,11 @@ Every benchmark script:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
 import datetime as _dt
 import importlib.metadata
+import importlib.util
 import json
 import os
 import platform
@@ -24,7 +26,9 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator, Sequence
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -398,27 +402,20 @@ async def naq_drain(
 ) -> dict[str, Any]:
     """Time ``workers`` naq burst-worker processes draining ``n`` pre-enqueued ``func`` jobs.
 
-    Works like bench_core.py's worker rows, with its own helpers (imported here, not copied): the
-    jobs are enqueued untimed with ``enqueue_many``; the timer runs from spawning the first
-    worker (all are spawned at once) until the last one exits. Afterwards the queue's consumer
-    must have nothing pending or unacked and a sample of the jobs must have a stored result (None);
-    otherwise RuntimeError. Returns ``seconds``, ``worker_mode`` and ``worker_command``.
+    The jobs are enqueued untimed with ``enqueue_many`` (``n`` = 0: none, the queue's stream
+    is only made sure of); the timer runs from spawning the first worker (all are spawned at
+    once) until the last one exits. Afterwards the queue's consumer must have nothing pending
+    or unacked and a sample of the jobs must have a stored result (None); otherwise
+    RuntimeError. Returns ``seconds``, ``busy_seconds`` (one worker's own first-start to
+    last-end span, or None), ``worker_mode`` and ``worker_command``.
     """
-    import asyncio
     import random
-    import time
 
     import naq
-    from bench.bench_core import (  # lazily: bench_core imports this module
-        log_tail,
-        run_worker,
-        wait_consumer_drained,
-        worker_command,
-        worker_env,
-    )
     from naq.names import Names
 
     queue = naq.Queue(queue_name, settings=settings)
+    await queue._broker()  # the stream must exist even when no job is enqueued
     jobs: list[Any] = []
     for start in range(0, n, chunk):
         jobs += await queue.enqueue_many([(func, (), {})] * min(chunk, n - start))
@@ -454,6 +451,114 @@ async def naq_drain(
     }
 
 
+# -- worker processes -------------------------------------------------------------------
+
+
+async def guarded(row: Row, body: Callable[[], Awaitable[None]]) -> Row:
+    """Run ``body`` (which fills ``row``); a failure becomes the row's error, not a crash."""
+    try:
+        await body()
+    except Exception as exc:  # noqa: BLE001 - reported in the table
+        row.error = f"{type(exc).__name__}: {exc}"
+        traceback.print_exc()
+    return row
+
+
+async def wait_consumer_drained(js: Any, stream: str, consumer: str, timeout: float = 5.0) -> Any:
+    """Consumer info once nothing is pending or unacked (acks are fire-and-forget: allow time)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        info = await js.consumer_info(stream, consumer)
+        if (info.num_pending == 0 and info.num_ack_pending == 0) or time.monotonic() > deadline:
+            return info
+        await asyncio.sleep(0.05)
+
+
+def worker_command(
+    mode: str, queue: str, url: str, concurrency: int, *, burst: bool = True
+) -> tuple[list[str], str]:
+    """The worker's command line (``--burst`` unless ``burst`` is False) and the mode used."""
+    if mode == "auto":
+        mode = "cli" if importlib.util.find_spec("naq.__main__") is not None else "inproc"
+    if mode == "cli":
+        cmd = [
+            sys.executable,
+            "-m",
+            "naq",
+            "worker",
+            queue,
+            *(["--burst"] if burst else []),
+            "-c",
+            str(concurrency),
+            "-u",
+            url,
+        ]
+    else:
+        code = (
+            "import naq; "
+            f"naq.Worker([{queue!r}], nats_url={url!r}, concurrency={concurrency}, burst={burst})"
+            ".run_sync()"
+        )
+        cmd = [sys.executable, "-c", code]
+    return cmd, mode
+
+
+def worker_env(url: str, prefix: str) -> dict[str, str]:
+    """The environment of a worker process: naq settings for ``url`` and ``prefix`` only."""
+    # A clean naq environment: inherited NAQ_* settings would make runs incomparable.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NAQ_")}
+    # Workers keep their compiled bytecode, as an installed package does: without it every
+    # start-up would compile naq afresh and the start-up rows would measure the compiler.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["NAQ_PREFIX"] = prefix
+    env["NAQ_NATS_URL"] = url
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO_ROOT)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    )
+    return env
+
+
+async def run_worker(
+    cmd: list[str], env: dict[str, str], log_path: Path, timeout: float
+) -> tuple[float, int]:
+    """Start the worker, wait for it to exit; returns (seconds from start to exit, exit code)."""
+    with open(log_path, "wb") as log:
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            cmd,
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            # In a thread, so this loop keeps answering the server's PINGs meanwhile.
+            rc = await asyncio.to_thread(proc.wait, timeout)
+            elapsed = time.perf_counter() - start
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(
+                f"worker still running after {timeout:g}s; killed (log: {log_path})"
+            ) from None
+        finally:
+            if proc.poll() is None:  # timeout, error or Ctrl-C: never leave it behind
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    return elapsed, rc
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last ``lines`` lines of a log file ("" when it can't be read)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
 _BUSY_LINE = re.compile(r"(\d+) jobs in ([0-9.]+)s from first start to last end")
 
 
@@ -475,8 +580,6 @@ async def started_at() -> float:
     ``bench.common:started_at``), which a function defined in a script run as ``__main__`` is not.
     Async, so it runs on the worker's event loop without a thread-pool hop.
     """
-    import time
-
     return time.time()
 
 

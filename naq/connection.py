@@ -224,7 +224,6 @@ class Connection:
         self._ack_sweeper: asyncio.Task[None] | None = None
         self._ack_prefix = ""
         self._ack_counter = 0
-        self._ack_sub: Any = None
         self._framer = Framer(nc)
 
     @property
@@ -241,7 +240,7 @@ class Connection:
 
     async def _start_acks(self) -> None:
         self._ack_prefix = self.nc.new_inbox() + "."
-        self._ack_sub = await subscribe_direct(self.nc, self._ack_prefix + "*", self._on_ack)
+        await subscribe_direct(self.nc, self._ack_prefix + "*", self._on_ack)
         self._ack_sweeper = asyncio.ensure_future(self._sweep_acks())
 
     async def _sweep_acks(self) -> None:
@@ -340,9 +339,7 @@ class Connection:
         """Acknowledge a JetStream message (as ``msg.ack()``, without a coroutine)."""
         if not msg.reply:
             raise NaqException("the message has no reply subject to acknowledge")
-        scheduled = self._framer.send(msg.reply, b"")
-        if scheduled is not None:
-            forget(scheduled)
+        self.post(msg.reply, b"")
         msg._ackd = True
 
     async def publish(
@@ -388,10 +385,7 @@ class Connection:
         if timeout < ACK_DEADLINE:
 
             def expire() -> None:
-                late = {id(future) for future in futures if not future.done()}
-                # Their acks may never come (a lost connection): don't keep waiting for them.
-                for token in [t for t, (f, _) in self._acks.items() if id(f) in late]:
-                    del self._acks[token]
+                # Their entries go with the sweep at ACK_DEADLINE; a late ack finds them done.
                 for future in futures:
                     if not future.done():
                         future.set_exception(self._no_ack(timeout))
@@ -486,8 +480,8 @@ class Connection:
             self._kv[bucket] = kv
             return kv
 
-    async def _wait_for_leader(self, stream: str, timeout: float = LEADER_TIMEOUT) -> None:
-        """Wait until a replicated stream has a leader (answers writes), up to ``timeout``.
+    async def _wait_for_leader(self, stream: str) -> None:
+        """Wait until a replicated stream has a leader (answers writes), up to ``LEADER_TIMEOUT``.
 
         A stream another process just created in a cluster exists before its replicas
         have elected a leader; writes meanwhile get "no responders". One server has no
@@ -495,13 +489,13 @@ class Connection:
         """
         if self.settings.replicas <= 1:
             return
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + LEADER_TIMEOUT
         while True:
             info = await self.js.stream_info(stream)
             if info.cluster is not None and info.cluster.leader:
                 return
             if asyncio.get_running_loop().time() > deadline:
-                log.warning("stream %s has no leader after %gs", stream, timeout)
+                log.warning("stream %s has no leader after %gs", stream, LEADER_TIMEOUT)
                 return
             await asyncio.sleep(LEADER_POLL)
 

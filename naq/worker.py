@@ -184,8 +184,8 @@ class Worker:
         self._functions: dict[tuple[str, str | None], Any] = {}
         #: job id -> (progress, message, meta) last reported by the running job.
         self._progress: dict[str, tuple[float | None, str | None, dict[str, Any]]] = {}
-        #: Set while jobs run here (the running-status sweep sleeps otherwise).
-        self._busy: asyncio.Event | None = None
+        #: The next sweep for due running statuses, while one is needed.
+        self._announce_sweep: asyncio.TimerHandle | None = None
         #: dependency id -> parked jobs waiting on it, and the reverse.
         self._dependents: dict[str, set[str]] = {}
         self._waiting: dict[str, list[str]] = {}
@@ -214,7 +214,6 @@ class Worker:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
-        self._busy = asyncio.Event()
         self._stopping = asyncio.Event()
         self._event_loop = asyncio.get_running_loop()
         for module in self.module_paths:
@@ -278,7 +277,6 @@ class Worker:
             loops.append(asyncio.create_task(self._feed(pullers, per_queue)))
             loops.append(asyncio.create_task(self._heartbeat_loop()))
             loops.append(asyncio.create_task(self._keepalive_loop()))
-            loops.append(asyncio.create_task(self._announce_loop()))
             if self.burst:
                 loops.append(asyncio.create_task(self._burst_watch()))
             await self._stopping.wait()
@@ -355,6 +353,8 @@ class Worker:
             with contextlib.suppress(Exception):
                 kv = await self._broker.workers_kv()
                 await kv.delete(self.name)
+        if self._announce_sweep is not None:
+            self._announce_sweep.cancel()
         if self._connection is not None:
             await self._connection.close()
         log.info(
@@ -424,9 +424,8 @@ class Worker:
         self._running[key] = running
         if self._first_started is None:
             self._first_started = time.monotonic()
-        assert self._idle is not None and self._busy is not None
+        assert self._idle is not None
         self._idle.clear()
-        self._busy.set()
         running.task = asyncio.create_task(self._process(key, running))
 
     async def _process(self, key: str, running: RunningJob) -> None:
@@ -447,14 +446,8 @@ class Worker:
             self._recording.pop(key, None)
             self._progress.pop(running.job_id, None)
             self._last_ended = time.monotonic()
-            if (
-                not self._running
-                and not self._recording
-                and self._idle is not None
-                and self._busy is not None
-            ):
+            if not self._running and not self._recording and self._idle is not None:
                 self._idle.set()
-                self._busy.clear()
             self._wake_feeder()
 
     def _on_cancelled(self, job_id: str, value: bytes | None) -> None:
@@ -610,26 +603,32 @@ class Worker:
             return
         started = time.time()
         if self.settings.running_status_delay > 0:
-            # Written by _announce_loop if the job is still running by then.
+            # Written by _sweep_announcements if the job is still running by then.
             running.announcement = (envelope, attempt, started)
             running.announce_at = time.monotonic() + self.settings.running_status_delay
+            if self._announce_sweep is None:
+                self._announce_sweep = asyncio.get_running_loop().call_later(
+                    self.settings.running_status_delay / 2, self._sweep_announcements
+                )
         else:
             record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
             # The outcome written later on the same connection follows it in order.
             await self._broker.post_status(record)
         bind(self._context(running, envelope, attempt, started))
+        failure: Exception | None = None
         try:
             value = await self._executor.run(func, args, kwargs, envelope.timeout)
             payload = self._result_payload(envelope, value, attempt, started)
-        except asyncio.CancelledError:
-            raise
         except Exception as exc:
-            await self._failed_attempt(msg, envelope, attempt, started, exc)
-            return
+            failure = exc
         finally:
-            # Ended before its running status was due: it goes from pending to its outcome.
+            # Before any outcome is written, success or failure: a running status still due
+            # must not land after it. A job ended sooner goes from pending to its outcome.
             running.announcement = None
             self._function_returned(running)
+        if failure is not None:
+            await self._failed_attempt(msg, envelope, attempt, started, failure)
+            return
         await self._store_outcome(msg, envelope, payload, JobStatus.COMPLETED, attempt, started)
         self.processed += 1
 
@@ -639,36 +638,38 @@ class Worker:
             self._recording[running.key] = running
             self._wake_feeder()
 
-    async def _announce_loop(self) -> None:
+    def _sweep_announcements(self) -> None:
         """Write the running status of jobs that have run ``running_status_delay``
         (a quicker job never needs it).
 
-        One sweep a half-delay while jobs run, rather than a timer per job (most jobs
-        end sooner, and a timer costs more than the rest of their bookkeeping).
+        One sweep every half-delay while any is pending, rather than a timer per job (most
+        jobs end sooner, and a timer costs more than the rest of their bookkeeping).
         """
-        assert self._broker is not None and self._busy is not None
-        broker = self._broker
-        delay = self.settings.running_status_delay
-        if delay <= 0:
-            return
-        while True:
-            await self._busy.wait()
-            await asyncio.sleep(delay / 2)
-            now = time.monotonic()
-            for running in list(self._running.values()):
-                announcement = running.announcement
-                if announcement is None or running.announce_at > now:
-                    continue
-                running.announcement = None
-                envelope, attempt, started = announcement
-                if now - running.announce_at > self.settings.default_ack_wait / 2:
-                    # Far too late: this process was frozen (SIGSTOP, swap), the message may
-                    # have gone to another worker meanwhile, whose status must stand.
-                    log.warning("job %s: running status skipped after a stall", envelope.id)
-                    continue
-                record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
-                # Its outcome's status waits for the result's ack first, so this goes before.
-                forget(asyncio.ensure_future(broker.post_status(record)))
+        assert self._broker is not None
+        self._announce_sweep = None
+        now = time.monotonic()
+        pending = False
+        for running in self._running.values():
+            announcement = running.announcement
+            if announcement is None:
+                continue
+            if running.announce_at > now:
+                pending = True
+                continue
+            running.announcement = None
+            envelope, attempt, started = announcement
+            if now - running.announce_at > self.settings.default_ack_wait / 2:
+                # Far too late: this process was frozen (SIGSTOP, swap), the message may
+                # have gone to another worker meanwhile, whose status must stand.
+                log.warning("job %s: running status skipped after a stall", envelope.id)
+                continue
+            record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
+            # Its outcome's status waits for the result's ack first, so this goes before.
+            forget(asyncio.ensure_future(self._broker.post_status(record)))
+        if pending:
+            self._announce_sweep = asyncio.get_running_loop().call_later(
+                self.settings.running_status_delay / 2, self._sweep_announcements
+            )
 
     def _function(self, envelope: JobEnvelope) -> Any:
         """The job's function; resolved (and checked against allowed_modules) once."""

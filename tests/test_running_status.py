@@ -10,6 +10,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+import naq
 from naq import JobStatus, Queue
 from naq.broker import Broker
 from naq.errors import ConfigurationError
@@ -128,3 +129,24 @@ def test_the_watcher_forgets_the_oldest_running_jobs_past_its_limit() -> None:
         for job_id in ("a", "b", "c")
     ]
     assert ended == [True, False, False]
+
+
+async def test_no_running_status_is_still_due_when_a_failure_is_recorded(nats_url: str) -> None:
+    # A failed attempt's retry status (or its dead letter and result) is written while the
+    # job's running status could fall due: that write must already be called off, or the
+    # history would read running after the retry.
+    due_at_failure: list[bool] = []
+    async with Queue("failing") as queue, running_worker("failing", concurrency=1) as worker:
+        record_failure = worker._failed_attempt
+
+        async def checked(*args: object, **kwargs: object) -> None:
+            due_at_failure.append(any(r.announcement for r in worker._running.values()))
+            await record_failure(*args, **kwargs)  # type: ignore[arg-type]
+
+        worker._failed_attempt = checked  # type: ignore[method-assign]
+        job = await queue.enqueue(jobs.fail, "no", max_retries=2, retry_delay=0)
+        with pytest.raises(naq.JobExecutionError):
+            await job.result(timeout=10)
+        info = await naq.get_job(job.job_id)
+    assert due_at_failure == [False, False, False]
+    assert (info.status, info.attempt) == (JobStatus.FAILED, 3)

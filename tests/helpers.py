@@ -10,7 +10,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,15 +196,16 @@ class Result:
             assert name in lines[0], (name, self)
 
 
-async def naq_cli(*args: str) -> Result:
-    """Run ``python -m naq ARGS`` (NAQ_PREFIX and NAQ_NATS_URL come from the test's environment)."""
+async def naq_cli(*args: str, env: Mapping[str, str] | None = None) -> Result:
+    """Run ``python -m naq ARGS``: with exactly ``env`` if given, else with the test's own
+    environment (which holds NAQ_PREFIX and NAQ_NATS_URL)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "naq",
         *args,
         cwd=REPO_ROOT,
-        env=dict(os.environ, COLUMNS="200"),
+        env=dict(env) if env is not None else dict(os.environ, COLUMNS="200"),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -306,3 +307,16 @@ class StatusWatch:
     async def status(self, job_id: str, status: str, timeout: float = 10.0) -> naq.JobEvent:
         """Wait for ``job_id`` to reach ``status``."""
         return await self.until(lambda e: e.job_id == job_id and e.status == status, timeout)
+
+
+def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each process, SIGKILL it if it has not exited after 15 s."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

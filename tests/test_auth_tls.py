@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ from naq import Queue
 from naq.connection import CONNECT_TIMEOUT
 from naq.server import EmbeddedServer
 from tests import jobs
-from tests.helpers import REPO_ROOT, Result, running_worker
+from tests.helpers import naq_cli, running_worker
 from tests.tls_certs import Pki, make_pki
 
 Q = "secured"
@@ -192,24 +191,6 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
             server.stop()
 
 
-async def naq_cli_with(env: Mapping[str, str], *args: str) -> Result:
-    """Run ``python -m naq ARGS`` with exactly ``env`` (``helpers.naq_cli`` takes the test's
-    own environment; here several processes run at once, each with other credentials)."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "naq",
-        *args,
-        cwd=REPO_ROOT,
-        env=dict(env),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 30)
-    assert proc.returncode is not None
-    return Result(args, proc.returncode, out.decode(), err.decode())
-
-
 # -- credentials that work ---------------------------------------------------------------------
 
 GOOD = (
@@ -236,9 +217,9 @@ async def test_job_runs_end_to_end_with_credentials(
         assert await naq.fetch_job_result(job.job_id) == 5
         # The CLI in another process, with the same variables: enqueue, wait for the
         # in-process worker to run it, print the outcome.
-        enqueued = await naq_cli_with(
-            access.cli_env(),
+        enqueued = await naq_cli(
             *("enqueue", "tests.jobs:add", "20", "22", "--queue", Q, "--wait", "10", "--json"),
+            env=access.cli_env(),
         )
     outcome = enqueued.json()
     assert (outcome["status"], outcome["result"]) == ("completed", 42), enqueued
@@ -330,7 +311,7 @@ async def test_cli_reports_wrong_credentials_in_one_line(secured: Secured) -> No
     calls = [(case, every[case], args) for case, args in commands.items()]
 
     results = await asyncio.gather(
-        *(naq_cli_with(access.cli_env(), *args) for _, access, args in calls)
+        *(naq_cli(*args, env=access.cli_env()) for _, access, args in calls)
     )
     # Every case is checked before failing, so a failure shows all of them.
     problems: list[str] = []
@@ -358,5 +339,5 @@ async def test_missing_tls_file_is_named(secured: Secured, tmp_path: Path) -> No
     with pytest.raises(naq.ConfigurationError) as caught:
         await Queue(Q, settings=access.settings()).enqueue(jobs.add, 1, 1)
     assert str(missing) in str(caught.value)
-    result = await naq_cli_with(access.cli_env(), "queues")
+    result = await naq_cli("queues", env=access.cli_env())
     result.assert_one_line_error(str(missing))

@@ -25,9 +25,8 @@ from naq.names import Names
 from naq.settings import get_settings
 from tests import jobs
 from tests.cluster import NatsCluster, Node, connect, move_consumer_leader, move_stream_leader
-from tests.helpers import prefix, start_process, wait_until
+from tests.helpers import prefix, start_process, stop_processes, wait_until
 
-REPO = Path(__file__).resolve().parent.parent
 Q = "clustered"
 TOTAL = 360
 #: Seconds each job sleeps: with 2 workers x 4 slots the run lasts ~4.5 s, long enough to kill a
@@ -60,19 +59,6 @@ def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[NatsClu
 def start_worker(tmp_path: Path, name: str) -> subprocess.Popen[bytes]:
     """A worker process named ``name`` on queue ``Q`` with 4 slots."""
     return start_process(tmp_path, name, "worker", Q, "-n", name, "-c", "4", "-l", "INFO")
-
-
-def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM each process, SIGKILL it if it has not exited after 15 s."""
-    for proc in procs:
-        if proc.poll() is None:
-            proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def assert_alive(procs: dict[str, subprocess.Popen[bytes]], tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from naq.broker import Broker
 from naq.models import result_decoder
 from naq.settings import get_settings
 from tests import jobs
-from tests.helpers import start_process
+from tests.helpers import start_process, stop_processes
 
 REPO = Path(__file__).resolve().parent.parent
 Q = "faults"
@@ -122,12 +122,6 @@ async def test_server_killed_and_restarted_loses_no_acknowledged_job(
         assert info.status == "completed"
         assert worker.poll() is None and scheduler.poll() is None
     finally:
-        for proc in (worker, scheduler):
-            proc.terminate()
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_processes([worker, scheduler])
     ran = {line.split()[0] for line in run_log.read_text().splitlines()}
     assert ran == {f"job{i}" for i in range(total)}

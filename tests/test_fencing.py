@@ -31,6 +31,7 @@ import pytest
 
 import naq
 from naq.models import JobStatus, envelope_decoder, result_decoder, status_decoder
+from naq.names import Names
 from tests import fuzz_jobs, jobs
 from tests.helpers import (
     dead_letter_subscription,
@@ -51,8 +52,9 @@ async def _consumer_state(nats_url: str, queue: str) -> tuple[int, int, int]:
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
-        stream = await js.stream_info(f"{prefix()}_jobs")
-        consumer = await js.consumer_info(f"{prefix()}_jobs", f"{prefix()}_worker_{queue}")
+        names = Names(prefix())
+        stream = await js.stream_info(names.jobs_stream)
+        consumer = await js.consumer_info(names.jobs_stream, names.consumer(queue))
         return stream.state.messages, consumer.num_pending, consumer.num_ack_pending
     finally:
         await nc.close()
@@ -308,7 +310,7 @@ async def test_thawed_scheduler_leader_publishes_no_tick_twice(
         # Every publish that happened has reached the observer once the schedulers are gone.
         await observer.flush()
         js = observer.jetstream()
-        stream = f"{prefix()}_jobs"
+        stream = Names(prefix()).jobs_stream
         info = await js.stream_info(stream)
         stored: list[tuple[str, str]] = []
         for seq in range(info.state.first_seq, info.state.last_seq + 1):

@@ -131,17 +131,23 @@ class Broker:
 
     # -- writes --------------------------------------------------------------
 
+    def _status_message(
+        self, record: StatusRecord, ttl: int | None = None, *, first: bool = False
+    ) -> tuple[str, bytes, dict[str, str]]:
+        """Subject, payload and headers of a status write (``first``: only if none exists)."""
+        headers = {TTL_HEADER: str(max(1, int(ttl or self.settings.job_status_ttl)))}
+        if first:
+            headers[EXPECTED_LAST_SUBJECT_SEQ] = "0"
+        subject = self.kv_subject(self.names.status_bucket, record.job_id)
+        return subject, record_encoder.encode(record), headers
+
     async def put_status(
         self, record: StatusRecord, ttl: int | None = None
     ) -> asyncio.Future[PubAck]:
         """Write a job's status record (pipelined); it expires after ``ttl`` seconds
         (default: the status TTL)."""
         await self.status_kv()
-        return self.connection.publish_nowait(
-            self.kv_subject(self.names.status_bucket, record.job_id),
-            record_encoder.encode(record),
-            {TTL_HEADER: str(max(1, int(ttl or self.settings.job_status_ttl)))},
-        )
+        return self.connection.publish_nowait(*self._status_message(record, ttl))
 
     async def post_status(self, record: StatusRecord, ttl: int | None = None) -> None:
         """Write a job's status record without waiting for, or asking for, an ack.
@@ -150,20 +156,12 @@ class Broker:
         of record, and readers (``get_job``, ``align_status``) trust it over the status.
         """
         await self.status_kv()
-        self.connection.post(
-            self.kv_subject(self.names.status_bucket, record.job_id),
-            record_encoder.encode(record),
-            {TTL_HEADER: str(max(1, int(ttl or self.settings.job_status_ttl)))},
-        )
+        self.connection.post(*self._status_message(record, ttl))
 
     async def create_status(self, record: StatusRecord) -> asyncio.Future[PubAck]:
         """Write a status record only if the job has none (pipelined)."""
         await self.status_kv()
-        return self.connection.publish_nowait(
-            self.kv_subject(self.names.status_bucket, record.job_id),
-            record_encoder.encode(record),
-            {TTL_HEADER: str(self.settings.job_status_ttl), EXPECTED_LAST_SUBJECT_SEQ: "0"},
-        )
+        return self.connection.publish_nowait(*self._status_message(record, first=True))
 
     async def create_result(self, job_id: str, payload: bytes, ttl: int) -> asyncio.Future[PubAck]:
         """Store a job's result unless one exists (first result wins), pipelined.

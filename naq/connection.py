@@ -20,7 +20,7 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 import nats
@@ -38,10 +38,15 @@ from naq.names import Names
 from naq.settings import Settings, get_settings
 
 log = logging.getLogger("naq.connection")
+_T = TypeVar("_T")
 #: How long a new replicated stream may take to elect its leader before naq uses it anyway.
 LEADER_TIMEOUT = 10.0
 #: Pause between looks at a new replicated stream's leader.
 LEADER_POLL = 0.1
+#: How long ensuring a stream, consumer or bucket retries while a cluster elects leaders.
+SETTLE_TIMEOUT = 30.0
+#: JetStream API error code: "JetStream system temporarily unavailable" (an election).
+ERR_TEMPORARILY_UNAVAILABLE = 10008
 
 Msg = Msg
 KeyValue = KeyValue
@@ -191,6 +196,13 @@ async def _all_done(futures: list[asyncio.Future[PubAck]]) -> None:
         if not future.done():
             future.add_done_callback(one_done)
     await waiter
+
+
+def _is_settling(exc: BaseException) -> bool:
+    """Whether a JetStream API failure is what a cluster electing leaders answers."""
+    if isinstance(exc, (asyncio.TimeoutError, nats.errors.TimeoutError)):
+        return True
+    return isinstance(exc, nats.js.errors.APIError) and exc.err_code == ERR_TEMPORARILY_UNAVAILABLE
 
 
 def forget(future: asyncio.Future[Any]) -> None:
@@ -417,20 +429,19 @@ class Connection:
         async with self._lock(name):
             if name in self._ensured:
                 return
-            try:
-                await self.js.stream_info(name)
-            except nats.js.errors.NotFoundError:
+
+            async def ensure() -> None:
                 try:
-                    await self.js.add_stream(config)
-                except nats.js.errors.BadRequestError as exc:
-                    # Created concurrently by another process with another config: use it.
-                    log.debug("stream %s: %s", name, exc)
-            except Exception as exc:
-                raise self.map_error(exc) from exc
-            try:
+                    await self.js.stream_info(name)
+                except nats.js.errors.NotFoundError:
+                    try:
+                        await self.js.add_stream(config)
+                    except nats.js.errors.BadRequestError as exc:
+                        # Created concurrently by another process with another config: use it.
+                        log.debug("stream %s: %s", name, exc)
                 await self._wait_for_leader(name)
-            except Exception as exc:
-                raise self.map_error(exc) from exc
+
+            await self._settled(f"stream {name}", ensure)
             self._ensured.add(name)
 
     async def ensure_consumer(self, stream: str, config: api.ConsumerConfig) -> None:
@@ -441,15 +452,17 @@ class Connection:
         async with self._lock(key):
             if key in self._ensured:
                 return
-            try:
-                await self.js.consumer_info(stream, config.durable_name or "")
-            except nats.js.errors.NotFoundError:
+
+            async def ensure() -> None:
                 try:
-                    await self.js.add_consumer(stream, config)
-                except nats.js.errors.BadRequestError as exc:
-                    log.debug("consumer %s: %s", key, exc)
-            except Exception as exc:
-                raise self.map_error(exc) from exc
+                    await self.js.consumer_info(stream, config.durable_name or "")
+                except nats.js.errors.NotFoundError:
+                    try:
+                        await self.js.add_consumer(stream, config)
+                    except nats.js.errors.BadRequestError as exc:
+                        log.debug("consumer %s: %s", key, exc)
+
+            await self._settled(f"consumer {key}", ensure)
             self._ensured.add(key)
 
     async def kv(self, bucket: str, *, ttl: float | None = None, history: int = 1) -> KeyValue:
@@ -461,11 +474,12 @@ class Connection:
             kv = self._kv.get(bucket)
             if kv is not None:
                 return kv
-            try:
+
+            async def ensure() -> KeyValue:
                 try:
-                    kv = await self.js.key_value(bucket)
+                    found = await self.js.key_value(bucket)
                 except nats.js.errors.BucketNotFoundError:
-                    kv = await self.js.create_key_value(
+                    found = await self.js.create_key_value(
                         bucket=bucket,
                         history=history,
                         ttl=ttl,
@@ -473,12 +487,33 @@ class Connection:
                         storage=api.StorageType.FILE,
                     )
                 await self._wait_for_leader("KV_" + bucket)
-            except NaqException:
-                raise
-            except Exception as exc:
-                raise self.map_error(exc) from exc
-            self._kv[bucket] = kv
+                return found
+
+            kv = self._kv[bucket] = await self._settled(f"bucket {bucket}", ensure)
             return kv
+
+    async def _settled(self, what: str, attempt: Callable[[], Awaitable[_T]]) -> _T:
+        """Run ``attempt`` (idempotent JetStream API calls), again while a cluster settles.
+
+        On a fresh or electing cluster, API requests for a stream or consumer that has no
+        leader yet go unanswered, or are refused as temporarily unavailable, for a few
+        seconds; processes started together (replicas of one deployment) meet exactly
+        that. With ``replicas > 1`` such failures are retried up to ``SETTLE_TIMEOUT``;
+        everything else, and anything on a single server, is an error at once.
+
+        Raises:
+            NaqException: the mapped error of the last attempt.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SETTLE_TIMEOUT
+        while True:
+            try:
+                return await attempt()
+            except Exception as exc:
+                if self.settings.replicas <= 1 or not _is_settling(exc) or loop.time() > deadline:
+                    raise self.map_error(exc) from exc
+                log.info("%s: cluster still settling (%r), retrying", what, exc)
+            await asyncio.sleep(LEADER_POLL)
 
     async def _wait_for_leader(self, stream: str) -> None:
         """Wait until a replicated stream has a leader (answers writes), up to ``LEADER_TIMEOUT``.
@@ -518,7 +553,8 @@ class Connection:
             return NaqConnectionError(
                 f"JetStream is not enabled at {self.servers}: run nats-server with -js"
             )
-        return NaqException(f"NATS error: {exc!r}")
+        # An API error's str names its code and description; its repr names neither.
+        return NaqException(f"NATS error: {str(exc) or repr(exc)}")
 
     async def close(self) -> None:
         """Flush and close the connection."""

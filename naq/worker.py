@@ -70,6 +70,8 @@ PULL_WAIT = 10.0
 #: Burst mode: first and longest pause between looks at the queues while they hold jobs.
 BURST_RECHECK = 0.05
 BURST_RECHECK_MAX = 0.5
+#: Seconds before the first retry of a missed heartbeat (doubling up to the interval).
+HEARTBEAT_RETRY = 0.5
 
 
 def delivery_count(msg: Msg) -> int:
@@ -262,11 +264,13 @@ class Worker:
                 self._broker.names.worker_control_subject(self.name), cb=self._on_control
             )
             self.status = WorkerStatus.IDLE
+            beating = True
             try:
                 await self._heartbeat()
             except Exception as exc:
                 # e.g. a cluster still electing the workers bucket's leader; the loop beats again.
                 log.warning("worker %s: first heartbeat failed: %r", self.name, exc)
+                beating = False
             log.info(
                 "worker %s started on %s (concurrency %d)",
                 self.name,
@@ -275,7 +279,7 @@ class Worker:
             )
             per_queue = max(1, math.ceil(self.concurrency / len(pullers)))
             loops.append(asyncio.create_task(self._feed(pullers, per_queue)))
-            loops.append(asyncio.create_task(self._heartbeat_loop()))
+            loops.append(asyncio.create_task(self._heartbeat_loop(beating)))
             loops.append(asyncio.create_task(self._keepalive_loop()))
             if self.burst:
                 loops.append(asyncio.create_task(self._burst_watch()))
@@ -924,13 +928,21 @@ class Worker:
                 with contextlib.suppress(Exception):
                     await job.msg.in_progress()
 
-    async def _heartbeat_loop(self) -> None:
+    async def _heartbeat_loop(self, beating: bool) -> None:
+        """Beat every ``heartbeat_interval``; after a missed beat (``beating`` false at
+        first), try again sooner, backing off: a worker without a fresh record looks dead
+        to ``naq workers``, the TUI and the recovery of its jobs."""
+        retry = HEARTBEAT_RETRY
+        delay = self.heartbeat_interval if beating else retry
         while True:
-            await asyncio.sleep(self.heartbeat_interval)
+            await asyncio.sleep(delay)
             try:
                 await self._heartbeat()
             except Exception as exc:  # a missed beat is logged, the worker goes on
                 log.warning("worker %s: heartbeat failed: %r", self.name, exc)
+                delay, retry = retry, min(retry * 2, self.heartbeat_interval)
+            else:
+                delay, retry = self.heartbeat_interval, HEARTBEAT_RETRY
 
     async def _heartbeat(self) -> None:
         assert self._broker is not None

@@ -121,7 +121,8 @@ class Job:
         self.meta = dict(meta or {})
         if self._settings.job_serializer == "json":
             check_encodable(self.args, self.kwargs)
-            check_encodable((), self.meta)
+            if self.meta:
+                check_encodable((), self.meta)
         # Set on the worker side, as in RQ: the outcome of an execute() call.
         self.error: str | None = None
         self.traceback: str | None = None

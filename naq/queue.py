@@ -34,6 +34,9 @@ from naq.settings import Settings, get_settings
 from naq.sync import run_sync
 
 log = logging.getLogger("naq.queue")
+#: A batch enqueue lets the loop write what it has queued every this many messages, so the
+#: server stores the first ones while the rest are still being encoded.
+SEND_SLICE = 64
 
 #: A paused queue's consumer is paused until this time (resume ends it early).
 PAUSED_UNTIL = "2999-12-31T00:00:00Z"
@@ -259,8 +262,10 @@ class Queue:
         else:
             # Not acknowledged: the job message below is what must be stored; its status
             # record only tells readers it waits, and the worker's writes follow it.
-            for job in jobs:
+            for index, job in enumerate(jobs, start=1):
                 await broker.post_status(pending_status(job))
+                if index % SEND_SLICE == 0:
+                    await asyncio.sleep(0)
         ready = []
         held = []
         for job in to_send:
@@ -271,13 +276,15 @@ class Queue:
                 held.append(job)
         subject = self.subject
         job_futures = []
-        for job in ready:
+        for index, job in enumerate(ready, start=1):
             payload = job.serialize()
             # A caller-chosen id doubles as the message id, so a repeat inside the stream's
             # duplicate window is dropped there too; a fresh uuid can never repeat, and
             # leaving it out spares the server a deduplication entry per job.
             headers = job_headers(self.settings, job.job_id if caller_chose_ids else None, payload)
             job_futures.append(connection.publish_nowait(subject, payload, headers))
+            if index % SEND_SLICE == 0:
+                await asyncio.sleep(0)
         outcomes = await connection.wait_acks(job_futures)
         for outcome in outcomes:
             if isinstance(outcome, BaseException):

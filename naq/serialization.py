@@ -207,6 +207,12 @@ def check_encodable(args: Sequence[Any], kwargs: dict[str, Any]) -> None:
     Raises:
         SerializationError: naming the argument and its type.
     """
+    try:
+        _json_encoder.encode((args, kwargs))
+        if all(isinstance(key, str) for key in kwargs):
+            return
+    except (TypeError, NotImplementedError, OverflowError, msgspec.EncodeError):
+        pass  # found below, one by one, to name the culprit
     for index, value in enumerate(args):
         _check_value(value, f"argument {index}")
     for key, value in kwargs.items():

@@ -70,6 +70,10 @@ PULL_WAIT = 10.0
 #: Burst mode: first and longest pause between looks at the queues while they hold jobs.
 BURST_RECHECK = 0.05
 BURST_RECHECK_MAX = 0.5
+#: Jobs whose outcome may be on its way to the server while their slots run the next ones:
+#: the concurrency, but never fewer than this, so a worker with one slot fetches its next
+#: job during its last one's result round trip instead of after it.
+MIN_RECORDING = 8
 #: Seconds before the first retry of a missed heartbeat (doubling up to the interval).
 HEARTBEAT_RETRY = 0.5
 
@@ -173,7 +177,8 @@ class Worker:
         #: Jobs whose function runs (they hold the concurrency slots) ...
         self._running: dict[str, RunningJob] = {}
         #: ... and jobs whose function has returned, while their outcome is stored. As
-        #: many again may be in this state: storing is pipelined, never waited for by a slot.
+        #: many again (at least MIN_RECORDING) may be in this state: storing is pipelined,
+        #: never waited for by a slot.
         self._recording: dict[str, RunningJob] = {}
         self._wake: asyncio.Event | None = None  # made in run(): needs the loop
         #: Set while no job runs here.
@@ -405,7 +410,7 @@ class Worker:
                     continue
                 owed = sum(p.outstanding for p in pullers)
                 room = self.concurrency - len(self._running) - owed
-                if len(self._recording) >= self.concurrency:
+                if len(self._recording) >= max(self.concurrency, MIN_RECORDING):
                     room = 0  # the server is behind with outcomes: let it catch up
                 want = min(room, per_queue - puller.outstanding, MAX_BATCH)
                 if want > 0 and (want >= threshold or puller.outstanding == 0):

@@ -6,7 +6,8 @@ processes started like bench_core.py starts them (``python -m naq worker QUEUE -
 1. **Latency floor, raw nats-py**: at a steady ``--rate`` (20/s) for ``--duration`` (15 s), publish
    a message carrying ``time.time()`` taken right before ``await js.publish`` to a work-queue,
    file-storage stream; a push consumer's callback (same process) takes ``time.time()`` on
-   arrival. latency = arrival - publish time.
+   arrival. latency = arrival - publish time. Then the same with the consumer in another process
+   (:mod:`bench.raw_consumer`), as naq's worker is: the floor naq's row compares with.
 2. **Latency, naq**: the same pace with one long-running worker process (``-c 10``, naq's default,
    no ``--burst``). ``time.time()`` is taken right before ``await queue.enqueue(started_at)``; the
    job (``bench.common:started_at``, async) returns ``time.time()`` as its first act, read back as
@@ -35,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import statistics
 import subprocess
@@ -218,44 +220,104 @@ def rss_mb(pid: int, field_name: str = "VmRSS") -> float:
 # -- the benchmark ------------------------------------------------------------------------------
 
 
-async def raw_latency(js: Any, args: argparse.Namespace, n: int) -> Row:
-    """Row 1: raw nats-py publish -> push-consumer callback, at the steady pace."""
-    row = Row("raw nats-py publish → push callback", n, 0.0, "msg/s")
+async def raw_latency(js: Any, args: argparse.Namespace, n: int, url: str | None = None) -> Row:
+    """Rows 1 and 1b: raw nats-py publish -> push-consumer callback, at the steady pace.
+
+    The consumer is in this process, or with ``url`` in another one
+    (:mod:`bench.raw_consumer`), as a naq worker is.
+    """
+    where = "in another process" if url else "same process"
+    stream, subject = (RAW_STREAM + "2", RAW_SUBJECT + "2") if url else (RAW_STREAM, RAW_SUBJECT)
+    row = Row(f"raw nats-py publish → push callback, {where}", n, 0.0, "msg/s")
 
     async def body() -> None:
         await js.add_stream(
             api.StreamConfig(
-                name=RAW_STREAM,
-                subjects=[RAW_SUBJECT],
+                name=stream,
+                subjects=[subject],
                 retention=api.RetentionPolicy.WORK_QUEUE,
                 storage=api.StorageType.FILE,
             )
         )
-        latencies: list[float] = []
-        done = asyncio.Event()
         expected = args.warmup + n
 
-        async def on_msg(msg: Any) -> None:
-            arrived = time.time()
-            latencies.append(arrived - float(msg.data))
-            await msg.ack()
-            if len(latencies) >= expected:
-                done.set()
-
-        sub = await js.subscribe(
-            RAW_SUBJECT, durable="rawlat", stream=RAW_STREAM, cb=on_msg, manual_ack=True
-        )
-
         async def send(_: int) -> None:
-            await js.publish(RAW_SUBJECT, repr(time.time()).encode())
+            await js.publish(subject, repr(time.time()).encode())
 
-        await paced(args.warmup, args.rate, send)
-        row.seconds = await paced(n, args.rate, send)
-        await asyncio.wait_for(done.wait(), 30)
-        await sub.unsubscribe()
+        if url:
+            latencies, row.seconds = await _latencies_elsewhere(
+                url, stream, subject, expected, send, args
+            )
+        else:
+            latencies, row.seconds = await _latencies_here(
+                js, stream, subject, expected, send, args
+            )
         row.extra.update(summarize(latencies[args.warmup :]))
 
     return await guarded(row, body)
+
+
+async def _latencies_here(
+    js: Any,
+    stream: str,
+    subject: str,
+    expected: int,
+    send: Callable[[int], Awaitable[None]],
+    args: argparse.Namespace,
+) -> tuple[list[float], float]:
+    """Latencies (s) with the consumer in this process, and the timed paced run's seconds."""
+    latencies: list[float] = []
+    done = asyncio.Event()
+
+    async def on_msg(msg: Any) -> None:
+        arrived = time.time()
+        latencies.append(arrived - float(msg.data))
+        await msg.ack()
+        if len(latencies) >= expected:
+            done.set()
+
+    sub = await js.subscribe(subject, durable="rawlat", stream=stream, cb=on_msg, manual_ack=True)
+    await paced(args.warmup, args.rate, send)
+    seconds = await paced(expected - args.warmup, args.rate, send)
+    await asyncio.wait_for(done.wait(), 30)
+    await sub.unsubscribe()
+    return latencies, seconds
+
+
+async def _latencies_elsewhere(
+    url: str,
+    stream: str,
+    subject: str,
+    expected: int,
+    send: Callable[[int], Awaitable[None]],
+    args: argparse.Namespace,
+) -> tuple[list[float], float]:
+    """Latencies (s) with the consumer in a process of its own, and the paced run's seconds."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.raw_consumer",
+        url,
+        stream,
+        subject,
+        str(expected),
+        cwd=REPO_ROOT,
+        env=worker_env(url, "unused"),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    try:
+        ready = await asyncio.wait_for(proc.stdout.readline(), 30)
+        if ready.strip() != b"ready":
+            raise RuntimeError(f"raw consumer did not start: {ready!r}")
+        await paced(args.warmup, args.rate, send)
+        seconds = await paced(expected - args.warmup, args.rate, send)
+        latencies: list[float] = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await proc.wait()
+    return latencies, seconds
 
 
 async def naq_latency(
@@ -338,9 +400,11 @@ async def run(
     nc = await nats.connect(url, max_reconnect_attempts=-1)
     js = nc.jetstream()
     try:
-        # 1. The floor, before any naq worker exists to compete for the CPU.
+        # 1. The floor, before any naq worker exists to compete for the CPU: the consumer in
+        # this process, then (as a naq worker is) in another one.
         raw = await raw_latency(js, args, n)
-        rows.append(raw)
+        raw_apart = await raw_latency(js, args, n, url)
+        rows += [raw, raw_apart]
 
         # 2-3. One long-running worker: idle RSS, latency, RSS under load.
         queue = naq.Queue("latency", settings=settings)
@@ -421,20 +485,21 @@ async def run(
         await nc.close()
 
     set_ratios(rows)
-    naq_row = rows[1] if len(rows) > 1 else None
+    naq_row = rows[2] if len(rows) > 2 else None
     notes.append(
         f"Latency runs: {n} jobs at a steady {args.rate:g}/s ({args.duration:g} s) after "
         f"{args.warmup} untimed warm-up jobs; times are time.time() in the producer and the "
         "worker (same host, same clock)."
     )
-    for row in (raw, naq_row):
+    for row in (raw, raw_apart, naq_row):
         if row is not None and not row.error and "p50_ms" in row.extra:
             notes.append(latency_note(row))
-    if naq_row is not None and "p50_ms" in raw.extra and "p50_ms" in naq_row.extra:
+    if naq_row is not None and "p50_ms" in raw_apart.extra and "p50_ms" in naq_row.extra:
         notes.append(
-            f"naq's p50 is {naq_row.extra['p50_ms'] - raw.extra['p50_ms']:+.2f} ms over the raw "
-            "floor (which has no second process, no status/result KV writes, no job envelope). "
-            "The latency rows' rate column only shows that the pace was held."
+            f"naq's p50 is {naq_row.extra['p50_ms'] - raw_apart.extra['p50_ms']:+.2f} ms over "
+            "the raw floor with the consumer in another process (which has no status/result KV "
+            "writes and no job envelope). The latency rows' rate column only shows that the "
+            "pace was held."
         )
     if rss:
         idle = f"{rss['idle_mb']:.1f} MB idle"

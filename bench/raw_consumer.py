@@ -1,0 +1,51 @@
+"""The far end of bench_latency.py's two-process raw floor: a plain nats-py push consumer.
+
+Run as ``python -m bench.raw_consumer URL STREAM SUBJECT COUNT``. It binds a durable push
+consumer to ``STREAM`` (filtered on ``SUBJECT``), prints ``ready`` once subscribed, and, after
+``COUNT`` messages, one JSON line: each message's latency in seconds (arrival ``time.time()``
+minus the ``time.time()`` the message carries), then exits. This is what naq's worker is to
+its producer, without naq: another process, the same host and clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from typing import Any
+
+import nats
+
+
+async def consume(url: str, stream: str, subject: str, count: int) -> list[float]:
+    """Latencies of the first ``count`` messages on ``subject``, in seconds."""
+    nc = await nats.connect(url)
+    latencies: list[float] = []
+    done = asyncio.Event()
+
+    async def on_msg(msg: Any) -> None:
+        latencies.append(time.time() - float(msg.data))
+        await msg.ack()
+        if len(latencies) >= count:
+            done.set()
+
+    try:
+        await nc.jetstream().subscribe(
+            subject, durable="rawconsumer", stream=stream, cb=on_msg, manual_ack=True
+        )
+        print("ready", flush=True)
+        await done.wait()
+    finally:
+        await nc.close()
+    return latencies
+
+
+def main(argv: list[str]) -> int:
+    url, stream, subject, count = argv
+    print(json.dumps(asyncio.run(consume(url, stream, subject, int(count)))), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

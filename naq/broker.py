@@ -146,7 +146,8 @@ class Broker:
     ) -> asyncio.Future[PubAck]:
         """Write a job's status record (pipelined); it expires after ``ttl`` seconds
         (default: the status TTL)."""
-        await self.status_kv()
+        if not self.connection.has_kv(self.names.status_bucket):  # a check, not a call
+            await self.status_kv()
         return self.connection.publish_nowait(*self._status_message(record, ttl))
 
     async def post_status(self, record: StatusRecord, ttl: int | None = None) -> None:
@@ -155,12 +156,14 @@ class Broker:
         A worker's own status writes go this way: the result record is the job's outcome
         of record, and readers (``get_job``, ``align_status``) trust it over the status.
         """
-        await self.status_kv()
+        if not self.connection.has_kv(self.names.status_bucket):  # a check, not a call
+            await self.status_kv()
         self.connection.post(*self._status_message(record, ttl))
 
     async def create_status(self, record: StatusRecord) -> asyncio.Future[PubAck]:
         """Write a status record only if the job has none (pipelined)."""
-        await self.status_kv()
+        if not self.connection.has_kv(self.names.status_bucket):  # a check, not a call
+            await self.status_kv()
         return self.connection.publish_nowait(*self._status_message(record, first=True))
 
     async def create_result(self, job_id: str, payload: bytes, ttl: int) -> asyncio.Future[PubAck]:
@@ -169,7 +172,8 @@ class Broker:
         The future fails with :class:`PublishError` whose ``err_code`` is
         ``ERR_WRONG_LAST_SEQUENCE`` when another result got there first.
         """
-        await self.results_kv()
+        if not self.connection.has_kv(self.names.results_bucket):
+            await self.results_kv()
         return self.connection.publish_nowait(
             self.kv_subject(self.names.results_bucket, job_id),
             payload,

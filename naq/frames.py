@@ -18,11 +18,13 @@ import asyncio
 from typing import Any
 
 import nats.errors
+from nats.aio.client import Client
 
 #: How many distinct header sets are kept encoded (they are few: TTLs and fixed flags).
 MAX_CACHED_HEADERS = 256
 #: Client attributes the lean path needs; a nats-py without them gets ``publish``.
 _CLIENT_INTERNALS = (
+    "_status",
     "_pending",
     "_flush_pending",
     "_flush_queue",
@@ -32,6 +34,8 @@ _CLIENT_INTERNALS = (
     "_max_payload",
     "stats",
 )
+#: nats-py's status value of a connected client.
+CONNECTED = Client.CONNECTED
 #: Header names whose values are different on every message (not worth caching).
 _UNIQUE_HEADERS = frozenset({"Nats-Msg-Id", "Naq-Signature"})
 
@@ -90,16 +94,20 @@ class Framer:
             return asyncio.ensure_future(
                 client.publish(subject, payload, reply=reply, headers=headers)
             )
-        if client.is_closed:
-            raise nats.errors.ConnectionClosedError
-        if client.is_draining_pubs:
-            raise nats.errors.ConnectionDrainingError
         size = len(payload)
-        if not client.is_connected and (
-            client._max_pending_size <= 0
-            or size + client._pending_data_size > client._max_pending_size
-        ):
-            raise nats.errors.OutboundBufferLimitError
+        # Connected is the common case: one comparison instead of three properties.
+        connected = client._status == CONNECTED
+        if not connected:
+            if client.is_closed:
+                raise nats.errors.ConnectionClosedError
+            if client.is_draining_pubs:
+                raise nats.errors.ConnectionDrainingError
+            connected = client.is_connected
+            if not connected and (
+                client._max_pending_size <= 0
+                or size + client._pending_data_size > client._max_pending_size
+            ):
+                raise nats.errors.OutboundBufferLimitError
         if size > client._max_payload:
             raise nats.errors.MaxPayloadError
         if headers:
@@ -112,13 +120,12 @@ class Framer:
         client.stats["out_bytes"] += size
         client._pending.append(frame)
         client._pending_data_size += len(frame)
-        self._wake_flusher()
+        if connected:  # otherwise kept in the buffer: sent on reconnecting
+            self._wake_flusher()
         return None
 
     def _wake_flusher(self) -> None:
         client = self.client
-        if not client.is_connected:
-            return  # kept in the buffer: sent on reconnecting
         flusher = client._flusher_task
         if flusher is None or flusher.done():
             # No flusher (being replaced): let the client write the buffer itself.

@@ -13,6 +13,9 @@ Rows (see bench/README.md for what each one includes):
    sync, timed from process start to exit                       vs 5 (and 5b, in notes)
    plus the same worker on an empty queue: its start-up + shut-down cost.
 7. the same drains with ``-c 1`` (one job at a time)             vs 5
+8. ``--rounds`` (3) paired rounds after the table, each raw run straight before naq's: 3 vs 4
+   and 5 vs 6 (async, first start to last end); the notes give each ratio and their median,
+   steadier on a shared machine than one pair's
 
 Usage::
 
@@ -25,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -93,6 +97,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "via `python -c` (inproc), or cli when naq has a __main__ (auto, the default)",
     )
     p.add_argument("--sample", type=int, default=50, help="results to check per drain run (50)")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="paired raw/naq rounds of enqueue_many and the async drain after the table (3)",
+    )
     p.add_argument("--warmup", type=int, default=200, help="untimed publishes/enqueues first (200)")
     p.add_argument(
         "--worker-timeout", type=float, default=600.0, help="seconds before a worker is killed"
@@ -103,6 +113,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         for name in ("n_awaited", "n_batch", "n_drain"):
             setattr(args, name, max(100, getattr(args, name) // 10))
         args.warmup = min(args.warmup, 50)
+        args.rounds = min(args.rounds, 1)
     return args
 
 
@@ -168,7 +179,7 @@ async def run(
         # 3. raw publish_async + wait for every ack
         r3 = Row(R_PUB_ASYNC, args.n_batch, 0.0, "msg/s")
 
-        async def b3() -> None:
+        async def publish_async_seconds() -> float:
             warm = [await js.publish_async("rawbench.warmup", payload) for _ in range(args.warmup)]
             await asyncio.gather(*warm)
             t0 = time.perf_counter()
@@ -176,10 +187,14 @@ async def run(
                 await js.publish_async("rawbench.pubasync", payload) for _ in range(args.n_batch)
             ]
             await js.publish_async_completed()
-            r3.seconds = time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
             failed = sum(1 for f in futures if f.exception() is not None)
             if failed:
                 raise RuntimeError(f"{failed} of {len(futures)} publishes failed")
+            return seconds
+
+        async def b3() -> None:
+            r3.seconds = await publish_async_seconds()
 
         rows.append(await guarded(r3, b3))
 
@@ -215,7 +230,7 @@ async def run(
             N_ENQ_MANY.format(chunk=args.chunk), args.n_batch, 0.0, "job/s", baseline=R_PUB_ASYNC
         )
 
-        async def b4() -> None:
+        async def enqueue_many_seconds() -> float:
             many_q = naq.Queue("bench_enqueue_many", settings=settings)
             await many_q.enqueue_many([(async_noop, (), {})] * min(args.warmup, args.chunk))
             chunks: list[list[tuple[Any, ...]]] = [
@@ -226,9 +241,13 @@ async def run(
             done = 0
             for calls in chunks:
                 done += len(await many_q.enqueue_many(calls))
-            r4.seconds = time.perf_counter() - t0
+            seconds = time.perf_counter() - t0
             if done != args.n_batch:
                 raise RuntimeError(f"enqueue_many returned {done} jobs, expected {args.n_batch}")
+            return seconds
+
+        async def b4() -> None:
+            r4.seconds = await enqueue_many_seconds()
 
         rows.append(await guarded(r4, b4))
 
@@ -242,13 +261,13 @@ async def run(
             if any(f.exception() is not None for f in futures):
                 raise RuntimeError("pre-publishing failed")
 
-        async def b5() -> None:
-            subject = "rawbench.drain"
+        async def fetch_drain_seconds(tag: str = "") -> float:
+            subject, durable = f"rawbench.drain{tag}", f"rawdrain{tag}"
             await prepublish(subject)
             t0 = time.perf_counter()
             psub = await js.pull_subscribe(
                 subject,
-                durable="rawdrain",
+                durable=durable,
                 stream=RAW_STREAM,
                 config=api.ConsumerConfig(
                     ack_policy=api.AckPolicy.EXPLICIT, max_ack_pending=args.n_drain, ack_wait=30.0
@@ -261,13 +280,17 @@ async def run(
                     await msg.ack()
                 received += len(msgs)
             await nc.flush()
-            r5.seconds = time.perf_counter() - t0
-            state = await wait_consumer_drained(js, RAW_STREAM, "rawdrain")
+            seconds = time.perf_counter() - t0
+            state = await wait_consumer_drained(js, RAW_STREAM, durable)
             await psub.unsubscribe()
             if state.num_pending or state.num_ack_pending:
                 raise RuntimeError(
                     f"not drained: {state.num_pending} pending, {state.num_ack_pending} unacked"
                 )
+            return seconds
+
+        async def b5() -> None:
+            r5.seconds = await fetch_drain_seconds()
 
         rows.append(await guarded(r5, b5))
 
@@ -372,6 +395,29 @@ async def run(
         r7b = Row(N_DRAIN.format(c=one, kind="sync"), args.n_drain, 0.0, "job/s", baseline=r5.name)
         rows.append(await guarded(r7b, lambda: drain(r7b, "drain1_sync", noop, args.n_drain, one)))
         info["worker_mode"] = mode_used
+
+        # Paired rounds: each raw run straight before naq's, so both meet the same phase of a
+        # shared machine; the median ratio is steadier than one pair's.
+        rounds: dict[str, list[float]] = {"enqueue_many": [], "drain_async": []}
+        for index in range(args.rounds):
+            raw_seconds = await publish_async_seconds()
+            rounds["enqueue_many"].append(raw_seconds / await enqueue_many_seconds())
+            raw_rate = args.n_drain / await fetch_drain_seconds(f"_round{index}")
+            out = await naq_drain(
+                js,
+                settings,
+                f"round{index}",
+                async_noop,
+                args.n_drain,
+                workdir=workdir,
+                concurrency=args.concurrency,
+                chunk=args.chunk,
+                worker_mode=args.worker,
+                timeout=args.worker_timeout,
+            )
+            if out["busy_seconds"]:
+                rounds["drain_async"].append(args.n_drain / out["busy_seconds"] / raw_rate)
+        info["paired_rounds"] = rounds
     finally:
         await naq.disconnect()
         await nc.close()
@@ -421,7 +467,28 @@ async def run(
                 f"{row.name}: {row.rate / lean.rate:.2f}× the lean pull loop "
                 f"({steady / lean.rate:.2f}× without the worker's start-up)."
             )
+    notes += paired_notes(info.get("paired_rounds", {}), args)
     return rows, notes, info
+
+
+def paired_notes(rounds: dict[str, list[float]], args: argparse.Namespace) -> list[str]:
+    """One note per paired-rounds measure: the median ratio and every round's."""
+    labels = {
+        "enqueue_many": f"enqueue_many ({args.chunk}/call) / raw publish_async",
+        "drain_async": (
+            f"naq worker -c {args.concurrency} async drain (first start to last end) / "
+            f"raw fetch({args.fetch_batch}) + ack"
+        ),
+    }
+    notes = []
+    for key, ratios in rounds.items():
+        if ratios:
+            each = ", ".join(f"{r:.2f}" for r in ratios)
+            notes.append(
+                f"Paired rounds, each raw run straight before naq's: {labels[key]} = "
+                f"{statistics.median(ratios):.2f}× median of {len(ratios)} ({each})."
+            )
+    return notes
 
 
 def main(argv: list[str] | None = None) -> int:

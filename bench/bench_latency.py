@@ -76,6 +76,7 @@ from bench.common import (  # noqa: E402
     worker_command,
     worker_env,
 )
+from bench.raw_consumer import consume  # noqa: E402
 from bench.tasks import async_noop  # noqa: E402
 from naq.names import Names  # noqa: E402
 from naq.settings import Settings  # noqa: E402
@@ -220,14 +221,14 @@ def rss_mb(pid: int, field_name: str = "VmRSS") -> float:
 # -- the benchmark ------------------------------------------------------------------------------
 
 
-async def raw_latency(js: Any, args: argparse.Namespace, n: int, url: str | None = None) -> Row:
+async def raw_latency(js: Any, args: argparse.Namespace, n: int, url: str, apart: bool) -> Row:
     """Rows 1 and 1b: raw nats-py publish -> push-consumer callback, at the steady pace.
 
-    The consumer is in this process, or with ``url`` in another one
-    (:mod:`bench.raw_consumer`), as a naq worker is.
+    The consumer (:func:`bench.raw_consumer.consume`) runs in this process, or with ``apart``
+    in another one, as a naq worker does.
     """
-    where = "in another process" if url else "same process"
-    stream, subject = (RAW_STREAM + "2", RAW_SUBJECT + "2") if url else (RAW_STREAM, RAW_SUBJECT)
+    where = "in another process" if apart else "same process"
+    stream, subject = (RAW_STREAM + "2", RAW_SUBJECT + "2") if apart else (RAW_STREAM, RAW_SUBJECT)
     row = Row(f"raw nats-py publish → push callback, {where}", n, 0.0, "msg/s")
 
     async def body() -> None:
@@ -244,55 +245,27 @@ async def raw_latency(js: Any, args: argparse.Namespace, n: int, url: str | None
         async def send(_: int) -> None:
             await js.publish(subject, repr(time.time()).encode())
 
-        if url:
-            latencies, row.seconds = await _latencies_elsewhere(
-                url, stream, subject, expected, send, args
-            )
+        async def sends() -> None:
+            await paced(args.warmup, args.rate, send)
+            row.seconds = await paced(n, args.rate, send)
+
+        if apart:
+            latencies = await _consumer_process(url, stream, subject, expected, sends)
         else:
-            latencies, row.seconds = await _latencies_here(
-                js, stream, subject, expected, send, args
-            )
+            ready = asyncio.Event()
+            consumer = asyncio.create_task(consume(url, stream, subject, expected, ready.set))
+            await asyncio.wait_for(ready.wait(), 30)
+            await sends()
+            latencies = await asyncio.wait_for(consumer, 30)
         row.extra.update(summarize(latencies[args.warmup :]))
 
     return await guarded(row, body)
 
 
-async def _latencies_here(
-    js: Any,
-    stream: str,
-    subject: str,
-    expected: int,
-    send: Callable[[int], Awaitable[None]],
-    args: argparse.Namespace,
-) -> tuple[list[float], float]:
-    """Latencies (s) with the consumer in this process, and the timed paced run's seconds."""
-    latencies: list[float] = []
-    done = asyncio.Event()
-
-    async def on_msg(msg: Any) -> None:
-        arrived = time.time()
-        latencies.append(arrived - float(msg.data))
-        await msg.ack()
-        if len(latencies) >= expected:
-            done.set()
-
-    sub = await js.subscribe(subject, durable="rawlat", stream=stream, cb=on_msg, manual_ack=True)
-    await paced(args.warmup, args.rate, send)
-    seconds = await paced(expected - args.warmup, args.rate, send)
-    await asyncio.wait_for(done.wait(), 30)
-    await sub.unsubscribe()
-    return latencies, seconds
-
-
-async def _latencies_elsewhere(
-    url: str,
-    stream: str,
-    subject: str,
-    expected: int,
-    send: Callable[[int], Awaitable[None]],
-    args: argparse.Namespace,
-) -> tuple[list[float], float]:
-    """Latencies (s) with the consumer in a process of its own, and the paced run's seconds."""
+async def _consumer_process(
+    url: str, stream: str, subject: str, expected: int, sends: Callable[[], Awaitable[None]]
+) -> list[float]:
+    """Run ``sends()`` against a :mod:`bench.raw_consumer` process; its latencies (s)."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -310,14 +283,13 @@ async def _latencies_elsewhere(
         ready = await asyncio.wait_for(proc.stdout.readline(), 30)
         if ready.strip() != b"ready":
             raise RuntimeError(f"raw consumer did not start: {ready!r}")
-        await paced(args.warmup, args.rate, send)
-        seconds = await paced(expected - args.warmup, args.rate, send)
+        await sends()
         latencies: list[float] = json.loads(await asyncio.wait_for(proc.stdout.readline(), 30))
     finally:
         if proc.returncode is None:
             proc.kill()
         await proc.wait()
-    return latencies, seconds
+    return latencies
 
 
 async def naq_latency(
@@ -402,8 +374,8 @@ async def run(
     try:
         # 1. The floor, before any naq worker exists to compete for the CPU: the consumer in
         # this process, then (as a naq worker is) in another one.
-        raw = await raw_latency(js, args, n)
-        raw_apart = await raw_latency(js, args, n, url)
+        raw = await raw_latency(js, args, n, url, apart=False)
+        raw_apart = await raw_latency(js, args, n, url, apart=True)
         rows += [raw, raw_apart]
 
         # 2-3. One long-running worker: idle RSS, latency, RSS under load.

@@ -13,13 +13,17 @@ import asyncio
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import nats
 
 
-async def consume(url: str, stream: str, subject: str, count: int) -> list[float]:
-    """Latencies of the first ``count`` messages on ``subject``, in seconds."""
+async def consume(
+    url: str, stream: str, subject: str, count: int, ready: Callable[[], None]
+) -> list[float]:
+    """Latencies of the first ``count`` messages on ``subject``, in seconds; ``ready()`` is
+    called once the consumer is bound (bench_latency.py also runs this in its own process)."""
     nc = await nats.connect(url)
     latencies: list[float] = []
     done = asyncio.Event()
@@ -34,7 +38,7 @@ async def consume(url: str, stream: str, subject: str, count: int) -> list[float
         await nc.jetstream().subscribe(
             subject, durable="rawconsumer", stream=stream, cb=on_msg, manual_ack=True
         )
-        print("ready", flush=True)
+        ready()
         await done.wait()
     finally:
         await nc.close()
@@ -43,7 +47,10 @@ async def consume(url: str, stream: str, subject: str, count: int) -> list[float
 
 def main(argv: list[str]) -> int:
     url, stream, subject, count = argv
-    print(json.dumps(asyncio.run(consume(url, stream, subject, int(count)))), flush=True)
+    latencies = asyncio.run(
+        consume(url, stream, subject, int(count), lambda: print("ready", flush=True))
+    )
+    print(json.dumps(latencies), flush=True)
     return 0
 
 

@@ -13,6 +13,7 @@ Rows (see bench/README.md for what each one includes):
    sync, timed from process start to exit                       vs 5 (and 5b, in notes)
    plus the same worker on an empty queue: its start-up + shut-down cost.
 7. the same drains with ``-c 1`` (one job at a time)             vs 5
+   plus a raw ``fetch(1)`` + ``ack`` drain, the same pace without naq (in the notes)
 8. ``--rounds`` (3) paired rounds after the table, each raw run straight before naq's: 3 vs 4
    and 5 vs 6 (async, first start to last end); the notes give each ratio and their median,
    steadier on a shared machine than one pair's
@@ -261,7 +262,7 @@ async def run(
             if any(f.exception() is not None for f in futures):
                 raise RuntimeError("pre-publishing failed")
 
-        async def fetch_drain_seconds(tag: str = "") -> float:
+        async def fetch_drain_seconds(tag: str = "", batch: int = args.fetch_batch) -> float:
             subject, durable = f"rawbench.drain{tag}", f"rawdrain{tag}"
             await prepublish(subject)
             t0 = time.perf_counter()
@@ -275,7 +276,7 @@ async def run(
             )
             received = 0
             while received < args.n_drain:
-                msgs = await psub.fetch(args.fetch_batch, timeout=5)
+                msgs = await psub.fetch(batch, timeout=5)
                 for msg in msgs:
                     await msg.ack()
                 received += len(msgs)
@@ -388,6 +389,14 @@ async def run(
         rows.append(await guarded(r6c, lambda: drain(r6c, "drain_empty", None, 0)))
         # One job at a time: every job waits for the one before it to end.
         one = args.concurrency_one
+        # The raw drain at the same one-at-a-time pace, for the notes: with one message per
+        # pull, nats-server's own cost per message grows with the queue's length.
+        r7raw = Row(R_DRAIN.format(batch=one), args.n_drain, 0.0, "msg/s")
+
+        async def b7raw() -> None:
+            r7raw.seconds = await fetch_drain_seconds("_one", one)
+
+        rows.append(await guarded(r7raw, b7raw))
         r7a = Row(N_DRAIN.format(c=one, kind="async"), args.n_drain, 0.0, "job/s", baseline=r5.name)
         rows.append(
             await guarded(r7a, lambda: drain(r7a, "drain1_async", async_noop, args.n_drain, one))
@@ -452,6 +461,20 @@ async def run(
                 f"the worker's first job's start to its last one's end (its own measure, logged "
                 f"at exit: {row.extra['busy_seconds']:.2f} s), start-up and shut-down left out."
             )
+    one_at_a_time = [r for r in (r7a, r7b) if r.error is None and r.extra.get("busy_rate")]
+    if one_at_a_time and r7raw.error is None and r7raw.rate:
+        ratios = ", ".join(
+            f"{r.name.split(', ')[1]} {r.extra['busy_rate'] / r7raw.rate:.2f}×"
+            for r in one_at_a_time
+        )
+        notes.append(
+            f"At -c {args.concurrency_one}, against {r7raw.name} ({r7raw.rate:,.0f} msg/s): "
+            f"{ratios}, first start to last end. One message per pull is slow on nats-server's "
+            "side: acking a message of a long work queue re-reads and re-indexes its message "
+            "block file "
+            "(a profile of nats-server shows three quarters of its CPU there), so the raw "
+            "drain slows the same way."
+        )
     by_name = {row.name: row for row in rows}
     lean_pub, many = by_name[R_LEAN_PUB], by_name[N_ENQ_MANY.format(chunk=args.chunk)]
     if lean_pub.error is None and many.error is None and lean_pub.rate and many.rate:

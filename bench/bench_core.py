@@ -471,9 +471,8 @@ async def run(
             f"At -c {args.concurrency_one}, against {r7raw.name} ({r7raw.rate:,.0f} msg/s): "
             f"{ratios}, first start to last end. One message per pull is slow on nats-server's "
             "side: acking a message of a long work queue re-reads and re-indexes its message "
-            "block file "
-            "(a profile of nats-server shows three quarters of its CPU there), so the raw "
-            "drain slows the same way."
+            "block file (a profile of nats-server shows three quarters of its CPU there), so "
+            "the raw drain slows the same way."
         )
     by_name = {row.name: row for row in rows}
     lean_pub, many = by_name[R_LEAN_PUB], by_name[N_ENQ_MANY.format(chunk=args.chunk)]

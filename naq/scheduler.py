@@ -36,6 +36,7 @@ from naq.models import (
     envelope_encoder,
     record_encoder,
     schedule_decoder,
+    status_decoder,
     status_of,
 )
 from naq.names import SCHEDULER_LOCK_KEY
@@ -92,6 +93,9 @@ class Scheduler:
         self.enqueued = 0
         self._lease_until = 0.0
         self._lease_revision: int | None = None
+        #: Wall-clock time this scheduler began to lead (start-up, without HA): a run due
+        #: before it may have been enqueued by a leader that died before recording it.
+        self._leading_since = time.time()
         self._schedules: dict[str, tuple[ScheduleRecord, int]] = {}
         self._changed: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
@@ -182,6 +186,7 @@ class Scheduler:
             try:
                 if self._lease_revision is None:
                     self._lease_revision = await kv.create(SCHEDULER_LOCK_KEY, value)
+                    self._leading_since = time.time()
                     log.info("scheduler %s is now the leader", self.instance_id)
                 else:
                     self._lease_revision = await kv.update(
@@ -281,6 +286,14 @@ class Scheduler:
         due = record.next_run
         run_number = record.runs + 1
         job_id = run_job_id(schedule_id, run_number)
+        if due <= self._leading_since and await self._enqueued_before(job_id, due):
+            # The previous leader enqueued this run and died before recording it: record it
+            # now. Enqueueing it again would be dropped as a duplicate message, but its
+            # pending status would overwrite the run's progress (a completed run shown
+            # pending again).
+            log.info("scheduler: %s was enqueued by the previous leader", job_id)
+            await self._advance(schedule_id, due)
+            return
         now = time.time()
         envelope = msgspec.structs.replace(record.job, id=job_id, enqueued_at=now)
         connection = self._broker.connection
@@ -304,6 +317,26 @@ class Scheduler:
             "scheduler: enqueued %s (run %d, %.1f ms late)", job_id, run_number, lateness * 1e3
         )
         await self._advance(schedule_id, due)
+
+    async def _enqueued_before(self, job_id: str, due: float) -> bool:
+        """Whether the run ``job_id`` due at ``due`` was enqueued already.
+
+        Its status record says so: "scheduled" until it is enqueued, and then enqueued at
+        or after its due time, while a record left by an earlier schedule of the same id
+        (cancelled, then made again) is older than that.
+        """
+        assert self._broker is not None
+        try:
+            entry = await self._broker.get_entry(await self._broker.status_kv(), job_id)
+        except Exception as exc:  # can't tell: enqueue it, the message id still dedupes it
+            log.warning("scheduler: cannot read the status of %s: %r", job_id, exc)
+            return False
+        status = decode_or_none(status_decoder, entry.value) if entry else None
+        return (
+            status is not None
+            and status.status != JobStatus.SCHEDULED
+            and status.enqueued_at >= due
+        )
 
     async def _advance(self, schedule_id: str, due: float) -> None:
         """Record the run due at ``due`` and move the schedule on (or remove it when done).

@@ -202,6 +202,38 @@ async def test_interval_with_repeat_runs_exactly_that_many_times(tmp_path: Path)
         assert worker.processed == 3
 
 
+# -- a change of leader ------------------------------------------------------------------------
+
+
+async def test_a_run_its_dead_leader_enqueued_but_never_recorded_is_recorded_not_redone(
+    tmp_path: Path,
+) -> None:
+    log = tmp_path / "runs.log"
+    nc = await nats.connect(os.environ["NAQ_NATS_URL"])
+    try:
+        async with running_worker(Q) as worker:
+            job = await naq.enqueue_in(0.2, jobs.record_job_id, str(log), queue_name=Q)
+            kv = await nc.jetstream().key_value(f"{prefix()}_scheduled_jobs")
+            before_firing = await kv.get(job.job_id)
+            async with running_scheduler():
+                first = await naq.wait_for_job(job.job_id, timeout=5)
+                await schedule_removed(job.job_id)
+            # A leader that died between enqueueing the run and recording it leaves the
+            # schedule as it was before firing.
+            await kv.put(job.job_id, before_firing.value)
+            async with running_scheduler():
+                # The next leader records the run ...
+                await schedule_removed(job.job_id)
+            # ... and leaves the run as it was: not pending again, not run twice.
+            after = await naq.get_job(job.job_id)
+            assert after.status == naq.JobStatus.COMPLETED
+            assert after.enqueued_at == first.enqueued_at
+            assert [line.split()[0] for line in log.read_text().splitlines()] == [job.job_id]
+            assert worker.processed == 1
+    finally:
+        await nc.close()
+
+
 # -- refusals ----------------------------------------------------------------------------------
 
 

@@ -22,7 +22,7 @@ from naq.serialization import (
     pickle_loads,
     resolve_function,
 )
-from naq.settings import Settings, get_settings
+from naq.settings import MAX_TTL_SECONDS, Settings, get_settings
 from naq.sync import run_sync
 
 RetryDelayType = float | int | Sequence[float | int]
@@ -102,10 +102,13 @@ class Job:
         self.ignore_on = exception_paths(ignore_on, "ignore_on")
         self.queue_name = validate_queue_name(queue_name or self._settings.default_queue)
         if result_ttl is not None and (
-            isinstance(result_ttl, bool) or not isinstance(result_ttl, int) or result_ttl < 1
+            isinstance(result_ttl, bool)
+            or not isinstance(result_ttl, int)
+            or not 1 <= result_ttl <= MAX_TTL_SECONDS
         ):
             raise ConfigurationError(
-                f"result_ttl={result_ttl!r} must be a whole number of seconds >= 1"
+                f"result_ttl={result_ttl!r} must be a whole number of seconds "
+                f"from 1 to {MAX_TTL_SECONDS}"
             )
         self.result_ttl = result_ttl
         if timeout is not None and (

@@ -13,6 +13,7 @@ import msgspec
 
 from naq.errors import ConfigurationError, InvalidQueueNameError, SerializationError
 from naq.names import validate_job_id, validate_queue_name
+from naq.settings import MAX_TTL_SECONDS
 
 #: Format version of the job envelope.
 ENVELOPE_VERSION = 1
@@ -215,6 +216,12 @@ def decode_envelope(data: bytes) -> JobEnvelope:
         validate_queue_name(envelope.queue)
     except (ConfigurationError, InvalidQueueNameError) as exc:
         raise SerializationError(f"not a naq job envelope: {exc}") from None
+    ttl = envelope.result_ttl
+    if ttl is not None and not 1 <= ttl <= MAX_TTL_SECONDS:
+        # The result could never be stored: the job would be delivered again forever.
+        raise SerializationError(
+            f"not a naq job envelope: result_ttl={ttl!r} is not from 1 to {MAX_TTL_SECONDS}"
+        )
     return envelope
 
 

@@ -21,6 +21,9 @@ DEFAULT_NATS_URL = "nats://localhost:4222"
 DEFAULT_QUEUE_NAME = "naq_default_queue"
 DEFAULT_PREFIX = "naq"
 DEFAULT_RESULT_TTL_SECONDS = 604_800
+#: Longest time-to-live naq accepts for a record (100 years): nats-server refuses a
+#: per-message TTL past a signed 64-bit count of seconds, and nothing needs more.
+MAX_TTL_SECONDS = 100 * 365 * 86_400
 DEFAULT_JOB_STATUS_TTL_SECONDS = 86_400
 DEFAULT_WORKER_TTL_SECONDS = 60
 DEFAULT_WORKER_HEARTBEAT_INTERVAL_SECONDS = 15
@@ -91,9 +94,9 @@ class Settings:
         if self.replicas < 1 or self.replicas > 5:
             raise ConfigurationError(f"NAQ_REPLICAS={self.replicas!r} must be between 1 and 5")
         for name in ("default_result_ttl", "job_status_ttl", "worker_ttl", "scheduler_lock_ttl"):
-            if getattr(self, name) < 1:
+            if not 1 <= getattr(self, name) <= MAX_TTL_SECONDS:
                 raise ConfigurationError(
-                    f"{name}={getattr(self, name)!r} must be at least 1 second"
+                    f"{name}={getattr(self, name)!r} must be from 1 to {MAX_TTL_SECONDS} seconds"
                 )
         if self.running_status_delay < 0:
             raise ConfigurationError(

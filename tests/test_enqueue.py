@@ -219,6 +219,7 @@ async def test_invalid_queue_name_refused_naming_the_value(name: str) -> None:
         ({"retry_strategy": "sometimes"}, "'sometimes'"),
         ({"retry_delay": -1}, "retry_delay=-1"),
         ({"result_ttl": 0}, "result_ttl=0"),
+        ({"result_ttl": 2**63}, "result_ttl=9223372036854775808"),
         ({"job_id": "has space"}, "'has space'"),
         ({"retry_on": "not a class"}, "'not a class'"),
     ],

@@ -30,7 +30,7 @@ from typing import Any
 import msgspec
 import nats
 import pytest
-from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
 import naq
@@ -44,6 +44,7 @@ from naq.models import (
     envelope_decoder,
 )
 from naq.names import validate_job_id, validate_queue_name
+from naq.settings import MAX_TTL_SECONDS
 from tests import fuzz_jobs
 from tests.helpers import prefix, running_worker, wait_until
 
@@ -324,6 +325,8 @@ def _expected_dead_letter(payload: bytes) -> str | None:
         validate_queue_name(envelope.queue)
     except NaqException as exc:
         return str(exc)
+    if envelope.result_ttl is not None and not 1 <= envelope.result_ttl <= MAX_TTL_SECONDS:
+        return f"result_ttl {envelope.result_ttl} is one enqueue refuses"
     return None
 
 
@@ -440,15 +443,30 @@ messages_strategy = st.lists(
     ],
 )
 @given(messages=messages_strategy)
+# Found by this test: a result TTL nats-server refuses left the job delivered again forever.
+@example(
+    messages=[
+        (
+            b'{"id":"ttl-1","fn":"tests.fuzz_jobs:accept","queue":"fuzzq","enqueued_at":1.0,'
+            b'"result_ttl":9223372036854775808}',
+            None,
+        ),
+        (
+            b'{"id":"ttl-2","fn":"tests.fuzz_jobs:accept","queue":"fuzzq","enqueued_at":1.0,'
+            b'"result_ttl":0}',
+            None,
+        ),
+    ]
+)
 def test_worker_dead_letters_garbage_and_keeps_going(
     nats_url: str,
     monkeypatch: pytest.MonkeyPatch,
     messages: list[tuple[bytes, dict[str, str] | None]],
 ) -> None:
-    """Batches of 4-12 generated messages (10 batches) on a queue subject with a worker running:
-    each stored message ends as exactly one dead letter with its bytes and a readable reason (or,
-    for a well-formed job, with an outcome), the worker logs no unexpected error, and a valid job
-    enqueued afterwards still runs."""
+    """Batches of 4-12 generated messages (10 batches, plus the examples) on a queue subject with a
+    worker running: each stored message ends as exactly one dead letter with its bytes and a
+    readable reason (or, for a well-formed job, with an outcome), the worker logs no unexpected
+    error, and a valid job enqueued afterwards still runs."""
     # A fresh namespace per batch: the stream, consumer and dead letters of one batch can't
     # satisfy the checks of the next.
     monkeypatch.setenv("NAQ_PREFIX", "fz" + uuid.uuid4().hex[:10])

@@ -412,20 +412,10 @@ async def run(
             raw_seconds = await publish_async_seconds()
             rounds["enqueue_many"].append(raw_seconds / await enqueue_many_seconds())
             raw_rate = args.n_drain / await fetch_drain_seconds(f"_round{index}")
-            out = await naq_drain(
-                js,
-                settings,
-                f"round{index}",
-                async_noop,
-                args.n_drain,
-                workdir=workdir,
-                concurrency=args.concurrency,
-                chunk=args.chunk,
-                worker_mode=args.worker,
-                timeout=args.worker_timeout,
-            )
-            if out["busy_seconds"]:
-                rounds["drain_async"].append(args.n_drain / out["busy_seconds"] / raw_rate)
+            drained = Row(N_DRAIN.format(c=args.concurrency, kind="async"), args.n_drain, 0.0, "")
+            await drain(drained, f"round{index}", async_noop, args.n_drain)
+            if "busy_rate" in drained.extra:
+                rounds["drain_async"].append(drained.extra["busy_rate"] / raw_rate)
         info["paired_rounds"] = rounds
     finally:
         await naq.disconnect()

@@ -72,6 +72,7 @@ from bench.common import (  # noqa: E402
     save_results,
     set_ratios,
     started_at,
+    stop_process,
     wait_consumer_drained,
     worker_command,
     worker_env,
@@ -182,13 +183,8 @@ async def worker_process(
         try:
             yield proc
         finally:
-            if proc.poll() is None:
-                proc.terminate()  # naq's graceful stop: finish running jobs, then exit
-                try:
-                    await asyncio.to_thread(proc.wait, 30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            # SIGTERM is naq's graceful stop: it finishes running jobs, then exits.
+            await asyncio.to_thread(stop_process, proc, 30)
 
 
 def scaling_notes(rows: list[Row]) -> list[str]:

@@ -74,6 +74,7 @@ from bench.common import (  # noqa: E402
     run_worker,
     save_results,
     set_ratios,
+    stop_process,
     worker_env,
 )
 from bench.tasks import async_noop, noop  # noqa: E402
@@ -229,13 +230,7 @@ def redis_server(binary: str, timeout: float = 15.0) -> Iterator[str]:
                 time.sleep(0.05)
             yield f"redis://127.0.0.1:{port}/0"
         finally:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)
 
 
 def chunks(n: int, size: int) -> list[int]:

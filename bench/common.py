@@ -541,14 +541,20 @@ async def run_worker(
                 f"worker still running after {timeout:g}s; killed (log: {log_path})"
             ) from None
         finally:
-            if proc.poll() is None:  # timeout, error or Ctrl-C: never leave it behind
-                proc.terminate()
-                try:
-                    proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+            stop_process(proc)  # timeout, error or Ctrl-C: never leave it behind
     return elapsed, rc
+
+
+def stop_process(proc: subprocess.Popen[Any], grace: float = 10.0) -> None:
+    """SIGTERM ``proc`` if it still runs; SIGKILL it if it has not exited after ``grace`` s."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def log_tail(path: Path, lines: int = 15) -> str:

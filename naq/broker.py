@@ -31,7 +31,7 @@ from naq.connection import (
     jobs_stream_config,
 )
 from naq.errors import NaqException
-from naq.models import DeadLetter, StatusRecord, WorkerRecord, record_encoder
+from naq.models import DeadLetter, StatusRecord, WorkerRecord, record_encoder, status_decoder
 from naq.names import Names
 from naq.settings import Settings
 
@@ -125,6 +125,11 @@ class Broker:
         """The worker-heartbeat bucket."""
         return await self.connection.kv(self.names.workers_bucket)
 
+    async def read_status(self, job_id: str) -> StatusRecord | None:
+        """A job's status record; None when it has none (or it can't be read as one)."""
+        entry = await self.get_entry(await self.status_kv(), job_id)
+        return decode_or_none(status_decoder, entry.value) if entry else None
+
     def kv_subject(self, bucket: str, key: str) -> str:
         """Subject of ``key`` in ``bucket`` (for pipelined writes)."""
         return f"$KV.{bucket}.{key}"
@@ -146,8 +151,7 @@ class Broker:
     ) -> asyncio.Future[PubAck]:
         """Write a job's status record (pipelined); it expires after ``ttl`` seconds
         (default: the status TTL)."""
-        if not self.connection.has_kv(self.names.status_bucket):  # a check, not a call
-            await self.status_kv()
+        await self.status_kv()
         return self.connection.publish_nowait(*self._status_message(record, ttl))
 
     async def post_status(self, record: StatusRecord, ttl: int | None = None) -> None:
@@ -156,14 +160,12 @@ class Broker:
         A worker's own status writes go this way: the result record is the job's outcome
         of record, and readers (``get_job``, ``align_status``) trust it over the status.
         """
-        if not self.connection.has_kv(self.names.status_bucket):  # a check, not a call
-            await self.status_kv()
+        await self.status_kv()
         self.connection.post(*self._status_message(record, ttl))
 
     async def create_status(self, record: StatusRecord) -> asyncio.Future[PubAck]:
         """Write a status record only if the job has none (pipelined)."""
-        if not self.connection.has_kv(self.names.status_bucket):  # a check, not a call
-            await self.status_kv()
+        await self.status_kv()
         return self.connection.publish_nowait(*self._status_message(record, first=True))
 
     async def create_result(self, job_id: str, payload: bytes, ttl: int) -> asyncio.Future[PubAck]:
@@ -172,8 +174,7 @@ class Broker:
         The future fails with :class:`PublishError` whose ``err_code`` is
         ``ERR_WRONG_LAST_SEQUENCE`` when another result got there first.
         """
-        if not self.connection.has_kv(self.names.results_bucket):
-            await self.results_kv()
+        await self.results_kv()
         return self.connection.publish_nowait(
             self.kv_subject(self.names.results_bucket, job_id),
             payload,

@@ -465,10 +465,6 @@ class Connection:
             await self._settled(f"consumer {key}", ensure)
             self._ensured.add(key)
 
-    def has_kv(self, bucket: str) -> bool:
-        """Whether ``bucket`` has been ensured on this connection (see :meth:`kv`)."""
-        return bucket in self._kv
-
     async def kv(self, bucket: str, *, ttl: float | None = None, history: int = 1) -> KeyValue:
         """The KV bucket ``bucket``, created if missing (looked up once per connection)."""
         kv = self._kv.get(bucket)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from naq.broker import Broker, decode_or_none
+from naq.broker import Broker
 from naq.dependencies import job_ended, waiting_kv
 from naq.errors import JobNotFoundError, NaqConnectionError
-from naq.models import JobStatus, status_decoder
+from naq.models import JobStatus
 from naq.names import validate_job_id
 from naq.outcomes import end_job
 from naq.results import resolve_settings
@@ -35,8 +35,7 @@ async def cancel_job(
     broker = await Broker.connect(resolve_settings(nats_url, settings))
     if await broker.get_entry(await broker.results_kv(), job_id) is not None:
         return False
-    entry = await broker.get_entry(await broker.status_kv(), job_id)
-    status = decode_or_none(status_decoder, entry.value) if entry else None
+    status = await broker.read_status(job_id)
     if status is None:
         raise JobNotFoundError(f"no job {job_id!r} to cancel")
     if status.status in JobStatus.ENDED:

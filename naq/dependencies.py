@@ -21,7 +21,6 @@ from naq.models import (
     WaitingJob,
     record_encoder,
     result_decoder,
-    status_decoder,
     waiting_decoder,
 )
 from naq.outcomes import end_job
@@ -41,8 +40,7 @@ async def outcome_of(broker: Broker, job_id: str) -> str | None:
     result = decode_or_none(result_decoder, result_entry.value) if result_entry else None
     if result is not None:
         return str(result.status)
-    status_entry = await broker.get_entry(await broker.status_kv(), job_id)
-    status = decode_or_none(status_decoder, status_entry.value) if status_entry else None
+    status = await broker.read_status(job_id)
     return str(status.status) if status is not None else None
 
 

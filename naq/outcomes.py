@@ -11,7 +11,7 @@ import time
 import msgspec
 
 from naq.broker import Broker, decode_or_none, is_duplicate_result
-from naq.models import ResultRecord, StatusRecord, record_encoder, result_decoder, status_decoder
+from naq.models import ResultRecord, StatusRecord, record_encoder, result_decoder
 
 
 def history_ttl(broker: Broker) -> int:
@@ -50,8 +50,7 @@ async def end_job(
         if is_duplicate_result(outcome):
             return False
         raise connection.map_error(outcome)
-    entry = await broker.get_entry(await broker.status_kv(), job_id)
-    current = decode_or_none(status_decoder, entry.value) if entry else None
+    current = await broker.read_status(job_id)
     base = current or fallback
     if base is not None:
         record = msgspec.structs.replace(
@@ -69,8 +68,7 @@ async def align_status(broker: Broker, job_id: str) -> None:
     """
     entry = await broker.get_entry(await broker.results_kv(), job_id)
     result = decode_or_none(result_decoder, entry.value) if entry else None
-    status_entry = await broker.get_entry(await broker.status_kv(), job_id)
-    current = decode_or_none(status_decoder, status_entry.value) if status_entry else None
+    current = await broker.read_status(job_id)
     if result is None or current is None:
         return
     winner = {

@@ -30,7 +30,6 @@ from naq.models import (
     record_encoder,
     result_decoder,
     sealed_decoder,
-    status_decoder,
 )
 from naq.names import validate_job_id
 from naq.security import seal, unseal
@@ -233,10 +232,9 @@ async def get_job(
     settings = resolve_settings(nats_url, settings)
     validate_job_id(job_id)
     broker = await Broker.connect(settings)
-    status_entry, result = await asyncio.gather(
-        broker.get_entry(await broker.status_kv(), job_id), _result_record(broker, job_id)
+    status, result = await asyncio.gather(
+        broker.read_status(job_id), _result_record(broker, job_id)
     )
-    status = decode_or_none(status_decoder, status_entry.value) if status_entry else None
     if status is None and result is None:
         raise JobNotFoundError(f"no job {job_id!r} (never enqueued, or its record expired)")
     if status is not None:

@@ -36,7 +36,6 @@ from naq.models import (
     envelope_encoder,
     record_encoder,
     schedule_decoder,
-    status_decoder,
     status_of,
 )
 from naq.names import SCHEDULER_LOCK_KEY
@@ -327,11 +326,10 @@ class Scheduler:
         """
         assert self._broker is not None
         try:
-            entry = await self._broker.get_entry(await self._broker.status_kv(), job_id)
+            status = await self._broker.read_status(job_id)
         except Exception as exc:  # can't tell: enqueue it, the message id still dedupes it
             log.warning("scheduler: cannot read the status of %s: %r", job_id, exc)
             return False
-        status = decode_or_none(status_decoder, entry.value) if entry else None
         return (
             status is not None
             and status.status != JobStatus.SCHEDULED

@@ -42,7 +42,6 @@ from naq.models import (
     WorkerRecord,
     WorkerStatus,
     decode_envelope,
-    status_decoder,
     status_of,
     waiting_decoder,
 )
@@ -269,13 +268,8 @@ class Worker:
                 self._broker.names.worker_control_subject(self.name), cb=self._on_control
             )
             self.status = WorkerStatus.IDLE
-            beating = True
-            try:
-                await self._heartbeat()
-            except Exception as exc:
-                # e.g. a cluster still electing the workers bucket's leader; the loop beats again.
-                log.warning("worker %s: first heartbeat failed: %r", self.name, exc)
-                beating = False
+            # Missed e.g. while a cluster elects the workers bucket's leader: the loop retries.
+            beating = await self._beat()
             log.info(
                 "worker %s started on %s (concurrency %d)",
                 self.name,
@@ -337,11 +331,7 @@ class Worker:
         if self._broker is not None:
             with contextlib.suppress(Exception):
                 await self._heartbeat()
-        running = [
-            job.task
-            for job in [*self._running.values(), *self._recording.values()]
-            if job.task is not None
-        ]
+        running = [job.task for job in self._held_jobs() if job.task is not None]
         if running:
             log.info(
                 "worker %s: waiting up to %gs for %d running job(s)",
@@ -350,7 +340,7 @@ class Worker:
                 len(running),
             )
             done, pending = await asyncio.wait(running, timeout=self.shutdown_grace)
-            for job in [*self._running.values(), *self._recording.values()]:
+            for job in self._held_jobs():
                 if job.task in pending:
                     # Hand the job back now rather than after the ack wait.
                     with contextlib.suppress(Exception):
@@ -566,11 +556,10 @@ class Worker:
         previous: StatusRecord | None = None
         if delivered > 1:
             broker = self._broker
-            entry, result = await asyncio.gather(
-                broker.get_entry(await broker.status_kv(), envelope.id),
+            previous, result = await asyncio.gather(
+                broker.read_status(envelope.id),
                 broker.get_entry(await broker.results_kv(), envelope.id),
             )
-            previous = decode_or_none(status_decoder, entry.value) if entry else None
             if result is not None:
                 # Delivered again after it ended (e.g. a late ack got lost): never run twice.
                 if previous is None or previous.status not in JobStatus.ENDED:
@@ -640,6 +629,10 @@ class Worker:
             return
         await self._store_outcome(msg, envelope, payload, JobStatus.COMPLETED, attempt, started)
         self.processed += 1
+
+    def _held_jobs(self) -> list[RunningJob]:
+        """Every job whose message this worker holds: running, or storing its outcome."""
+        return [*self._running.values(), *self._recording.values()]
 
     def _function_returned(self, running: RunningJob) -> None:
         """Free the job's slot: what is left is storing its outcome."""
@@ -929,7 +922,7 @@ class Worker:
         interval = max(0.2, self.settings.default_ack_wait / 3)
         while True:
             await asyncio.sleep(interval)
-            for job in [*self._running.values(), *self._recording.values()]:
+            for job in self._held_jobs():
                 with contextlib.suppress(Exception):
                     await job.msg.in_progress()
 
@@ -941,13 +934,19 @@ class Worker:
         delay = self.heartbeat_interval if beating else retry
         while True:
             await asyncio.sleep(delay)
-            try:
-                await self._heartbeat()
-            except Exception as exc:  # a missed beat is logged, the worker goes on
-                log.warning("worker %s: heartbeat failed: %r", self.name, exc)
-                delay, retry = retry, min(retry * 2, self.heartbeat_interval)
-            else:
+            if await self._beat():
                 delay, retry = self.heartbeat_interval, HEARTBEAT_RETRY
+            else:
+                delay, retry = retry, min(retry * 2, self.heartbeat_interval)
+
+    async def _beat(self) -> bool:
+        """One heartbeat; whether it was stored (a missed one is logged, the worker goes on)."""
+        try:
+            await self._heartbeat()
+        except Exception as exc:
+            log.warning("worker %s: heartbeat failed: %r", self.name, exc)
+            return False
+        return True
 
     async def _heartbeat(self) -> None:
         assert self._broker is not None

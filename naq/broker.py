@@ -22,6 +22,7 @@ from naq.connection import (
     Connection,
     KeyNotFoundError,
     KeyValue,
+    NotFoundError,
     PubAck,
     PublishError,
     api,
@@ -29,6 +30,7 @@ from naq.connection import (
     failed_stream_config,
     get_connection,
     jobs_stream_config,
+    outcomes_stream_config,
 )
 from naq.errors import NaqException
 from naq.models import DeadLetter, StatusRecord, WorkerRecord, record_encoder, status_decoder
@@ -93,6 +95,10 @@ class Broker:
         """Make sure the dead-letter stream exists."""
         await self.connection.ensure_stream(failed_stream_config(self.names, self.settings))
 
+    async def ensure_outcomes_stream(self) -> None:
+        """Make sure the outcome log exists."""
+        await self.connection.ensure_stream(outcomes_stream_config(self.names, self.settings))
+
     async def ensure_consumer(self, queue: str) -> str:
         """Make sure ``queue``'s shared durable consumer exists; returns its name."""
         await self.ensure_jobs_stream()
@@ -135,51 +141,6 @@ class Broker:
         return f"$KV.{bucket}.{key}"
 
     # -- writes --------------------------------------------------------------
-
-    def _status_message(
-        self, record: StatusRecord, ttl: int | None = None, *, first: bool = False
-    ) -> tuple[str, bytes, dict[str, str]]:
-        """Subject, payload and headers of a status write (``first``: only if none exists)."""
-        headers = {TTL_HEADER: str(max(1, int(ttl or self.settings.job_status_ttl)))}
-        if first:
-            headers[EXPECTED_LAST_SUBJECT_SEQ] = "0"
-        subject = self.kv_subject(self.names.status_bucket, record.job_id)
-        return subject, record_encoder.encode(record), headers
-
-    async def put_status(
-        self, record: StatusRecord, ttl: int | None = None
-    ) -> asyncio.Future[PubAck]:
-        """Write a job's status record (pipelined); it expires after ``ttl`` seconds
-        (default: the status TTL)."""
-        await self.status_kv()
-        return self.connection.publish_nowait(*self._status_message(record, ttl))
-
-    async def post_status(self, record: StatusRecord, ttl: int | None = None) -> None:
-        """Write a job's status record without waiting for, or asking for, an ack.
-
-        A worker's own status writes go this way: the result record is the job's outcome
-        of record, and readers (``get_job``, ``align_status``) trust it over the status.
-        """
-        await self.status_kv()
-        self.connection.post(*self._status_message(record, ttl))
-
-    async def create_status(self, record: StatusRecord) -> asyncio.Future[PubAck]:
-        """Write a status record only if the job has none (pipelined)."""
-        await self.status_kv()
-        return self.connection.publish_nowait(*self._status_message(record, first=True))
-
-    async def create_result(self, job_id: str, payload: bytes, ttl: int) -> asyncio.Future[PubAck]:
-        """Store a job's result unless one exists (first result wins), pipelined.
-
-        The future fails with :class:`PublishError` whose ``err_code`` is
-        ``ERR_WRONG_LAST_SEQUENCE`` when another result got there first.
-        """
-        await self.results_kv()
-        return self.connection.publish_nowait(
-            self.kv_subject(self.names.results_bucket, job_id),
-            payload,
-            {TTL_HEADER: str(max(1, int(ttl))), EXPECTED_LAST_SUBJECT_SEQ: "0"},
-        )
 
     async def put_worker(self, record: WorkerRecord) -> asyncio.Future[PubAck]:
         """Write a worker heartbeat; it expires after the worker's TTL."""
@@ -227,13 +188,34 @@ class Broker:
                 await sub.unsubscribe()
         return messages
 
-    async def purge_subject(self, stream: str, subject: str) -> int:
-        """Remove every message of ``stream`` on ``subject``; returns how many."""
+    async def read_queue(self, subject: str) -> list[tuple[int, bytes]]:
+        """Every message on a queue ``subject`` of the jobs stream, as (seq, data).
+
+        A work-queue stream admits no second consumer on a queue's subject: the
+        messages are fetched one after another by sequence instead.
+        """
+        stream = self.names.jobs_stream
+        messages: list[tuple[int, bytes]] = []
+        seq = 1
+        while True:
+            try:
+                msg = await self.connection.js.get_msg(stream, seq=seq, subject=subject, next=True)
+            except NotFoundError:
+                return messages
+            except Exception as exc:
+                raise self.connection.map_error(exc) from exc
+            messages.append((int(msg.seq or seq), msg.data or b""))
+            seq = int(msg.seq or seq) + 1
+
+    async def purge_subject(self, stream: str, subject: str, *, before: int | None = None) -> int:
+        """Remove every message of ``stream`` on ``subject`` (wildcards allowed), or only
+        those with a sequence below ``before``; returns how many."""
+        request: dict[str, Any] = {"filter": subject}
+        if before is not None:
+            request["seq"] = before
         try:
             reply = await self.connection.nc.request(
-                f"$JS.API.STREAM.PURGE.{stream}",
-                msgspec.json.encode({"filter": subject}),
-                timeout=10,
+                f"$JS.API.STREAM.PURGE.{stream}", msgspec.json.encode(request), timeout=10
             )
         except Exception as exc:
             raise self.connection.map_error(exc) from exc
@@ -241,6 +223,14 @@ class Broker:
         if response.error:
             raise NaqException(f"purge of {subject} failed: {response.error}")
         return response.purged
+
+    async def subject_counts(self, stream: str, subject: str) -> dict[str, int]:
+        """Messages per subject of ``stream`` matching ``subject`` (server-side filter)."""
+        try:
+            info = await self.connection.js.stream_info(stream, subjects_filter=subject)
+        except Exception as exc:
+            raise self.connection.map_error(exc) from exc
+        return dict(info.state.subjects or {})
 
     async def read_bucket(self, bucket: str) -> list[KVEntry]:
         """Every live entry of ``bucket``, read in one pass of an ordered consumer.

@@ -742,6 +742,19 @@ def failed_stream_config(names: Names, settings: Settings) -> api.StreamConfig:
     )
 
 
+def outcomes_stream_config(names: Names, settings: Settings) -> api.StreamConfig:
+    """The log of ended jobs (one small message each), kept as long as their history."""
+    return api.StreamConfig(
+        name=names.outcomes_stream,
+        subjects=[names.outcome_subject("*", "*")],
+        retention=api.RetentionPolicy.LIMITS,
+        storage=api.StorageType.FILE,
+        num_replicas=settings.replicas,
+        max_age=float(settings.history_ttl()),
+        allow_direct=True,
+    )
+
+
 def consumer_config(names: Names, settings: Settings, queue: str) -> api.ConsumerConfig:
     """The durable pull consumer every worker of ``queue`` shares."""
     return api.ConsumerConfig(

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import time
-
 from naq.broker import Broker
-from naq.dependencies import job_ended, waiting_kv
+from naq.dependencies import job_ended
 from naq.errors import JobNotFoundError, NaqConnectionError
 from naq.models import JobStatus
 from naq.names import validate_job_id
-from naq.outcomes import end_job
 from naq.results import resolve_settings
 from naq.schedules import ScheduleStore
 from naq.settings import Settings
+from naq.store import JobStore
 from naq.sync import run_sync
 
 
@@ -33,7 +31,8 @@ async def cancel_job(
     """
     validate_job_id(job_id)
     broker = await Broker.connect(resolve_settings(nats_url, settings))
-    if await broker.get_entry(await broker.results_kv(), job_id) is not None:
+    store = JobStore(broker)
+    if await store.read_result(job_id) is not None:
         return False
     status = await broker.read_status(job_id)
     if status is None:
@@ -41,19 +40,15 @@ async def cancel_job(
     if status.status in JobStatus.ENDED:
         return False
     # Workers watch this bucket: a pending copy is skipped, a running one interrupted.
-    cancelled = await broker.cancelled_kv()
-    try:
-        await cancelled.put(job_id, str(time.time()).encode())
-    except Exception as exc:
-        raise broker.connection.map_error(exc) from exc
+    await store.request_cancel(job_id)
     if status.status == JobStatus.SCHEDULED:
         await ScheduleStore(broker).cancel(job_id)
-    waiting = await waiting_kv(broker)
-    if await broker.get_entry(waiting, job_id) is not None:
-        await waiting.delete(job_id)
     if status.status != JobStatus.RUNNING:
-        if await end_job(broker, job_id, JobStatus.CANCELLED, error="cancelled"):
-            await job_ended(broker, job_id, JobStatus.CANCELLED)
+        # The outcome first, then the parked record: a crash in between leaves a parked
+        # job whose settling finds it ended.
+        if await store.end(job_id, JobStatus.CANCELLED, error="cancelled"):
+            await job_ended(store, job_id)
+        await store.unpark(job_id)
     return True
 
 

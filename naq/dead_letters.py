@@ -3,19 +3,16 @@ stream with the reason. List them, requeue them as fresh attempts, delete them."
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
 from naq.broker import Broker, decode_or_none
 from naq.errors import ConfigurationError, JobNotFoundError, SerializationError
-from naq.models import DeadLetter, JobStatus, dead_letter_decoder, decode_envelope, status_of
+from naq.models import DeadLetter, dead_letter_decoder, decode_envelope
 from naq.names import validate_job_id, validate_queue_name
 from naq.results import resolve_settings
-from naq.security import job_headers
 from naq.settings import Settings
+from naq.store import JobStore
 from naq.sync import run_sync
 
 
@@ -96,27 +93,10 @@ async def _requeue(broker: Broker, failed: FailedJob) -> None:
             f"failed job {failed.job_id or failed.seq!r} is not a naq job ({failed.reason}); "
             "delete it instead"
         ) from None
-    connection = broker.connection
-    # The old outcome must go, or first-result-wins would refuse the new one. A
-    # stream purge of the key's subject leaves no marker behind (a KV purge
-    # would, and the result "create" expects the subject to be empty).
-    await broker.results_kv()
-    await broker.purge_subject(
-        f"KV_{broker.names.results_bucket}",
-        broker.kv_subject(broker.names.results_bucket, envelope.id),
-    )
-    now = time.time()
-    status = await broker.put_status(
-        status_of(msgspec.structs.replace(envelope, enqueued_at=now), JobStatus.PENDING)
-    )
-    await connection.wait_ack(status)
-    await broker.ensure_jobs_stream()
-    await connection.publish(
-        broker.names.queue_subject(envelope.queue),
-        failed.payload,
-        job_headers(broker.settings, f"{envelope.id}:requeue:{failed.seq}", failed.payload),
-    )
-    await connection.js.delete_msg(broker.names.failed_stream, failed.seq)
+    await JobStore(broker).requeue(envelope, failed.payload, f"{envelope.id}:requeue:{failed.seq}")
+    # The dead letter goes last: a crash before leaves it to requeue again (the message
+    # id drops the repeat inside the stream's duplicate window).
+    await broker.connection.js.delete_msg(broker.names.failed_stream, failed.seq)
 
 
 async def requeue_failed_job(

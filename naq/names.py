@@ -124,6 +124,25 @@ class Names:
         return f"{self.prefix}_waiting_jobs"
 
     @cached_property
+    def dependents_bucket(self) -> str:
+        """KV bucket indexing parked jobs by what they wait on (keys ``<dependency>.<job>``)."""
+        return f"{self.prefix}_dependents"
+
+    @cached_property
+    def outcomes_stream(self) -> str:
+        """Stream logging every ended job once, by queue and outcome (counts, newest first)."""
+        return f"{self.prefix}_outcomes"
+
+    @cached_property
+    def outcome_subject_prefix(self) -> str:
+        """Outcome-log subjects start with this (``naq.outcome``)."""
+        return f"{self.prefix}.outcome"
+
+    def outcome_subject(self, queue: str, outcome: str) -> str:
+        """Subject logging jobs of ``queue`` that ended with ``outcome`` (``*`` for any)."""
+        return f"{self.outcome_subject_prefix}.{queue}.{outcome}"
+
+    @cached_property
     def scheduler_lock_bucket(self) -> str:
         """KV bucket holding the scheduler leader lease."""
         return f"{self.prefix}_scheduler_lock"

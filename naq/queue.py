@@ -13,13 +13,12 @@ import msgspec
 
 from naq.broker import Broker, is_duplicate_result
 from naq.connection import PubAck, PublishError
-from naq.dependencies import blocking_failure, check_dependencies, job_ended, park
+from naq.dependencies import check_dependencies, hold, job_ended
 from naq.errors import ConfigurationError, NaqException
 from naq.job import Job
 from naq.models import JobStatus, ScheduleRecord, ScheduleStatus, StatusRecord, WaitingJob
 from naq.monitor import QueueStats, queue_stats
 from naq.names import Names, validate_job_id, validate_queue_name
-from naq.outcomes import end_job
 from naq.schedules import (
     ScheduleStore,
     next_cron,
@@ -31,6 +30,7 @@ from naq.schedules import (
 from naq.security import job_headers
 from naq.serialization import task_info
 from naq.settings import Settings, get_settings
+from naq.store import JobStore
 from naq.sync import run_sync
 
 log = logging.getLogger("naq.queue")
@@ -237,10 +237,11 @@ class Queue:
 
     async def _publish(self, jobs: list[Job], *, caller_chose_ids: bool) -> list[Job]:
         broker = await self._broker()
+        store = JobStore(broker)
         connection = broker.connection
         # Dependencies are checked before anything is sent: an unknown id refuses the batch.
         dependency_outcomes = {
-            job.job_id: await check_dependencies(broker, job.dependency_ids)
+            job.job_id: await check_dependencies(store, job.dependency_ids)
             for job in jobs
             if job.dependency_ids
         }
@@ -249,7 +250,7 @@ class Queue:
             # A caller-chosen id that naq already knows is a duplicate: the
             # status create is the fence, so the same id runs once even after
             # the stream's duplicate window.
-            creates = [await broker.create_status(pending_status(job)) for job in jobs]
+            creates = [await store.create_pending(pending_status(job)) for job in jobs]
             outcomes = await connection.wait_acks(creates)
             to_send = []
             for job, outcome in zip(jobs, outcomes, strict=True):
@@ -263,7 +264,7 @@ class Queue:
             # Not acknowledged: the job message below is what must be stored; its status
             # record only tells readers it waits, and the worker's writes follow it.
             for index, job in enumerate(jobs, start=1):
-                await broker.post_status(pending_status(job))
+                await store.post_pending(pending_status(job))
                 if index % SEND_SLICE == 0:
                     await asyncio.sleep(0)
         ready = []
@@ -290,33 +291,16 @@ class Queue:
             if isinstance(outcome, BaseException):
                 raise self._publish_failure(outcome)
         for job in held:
-            await self._hold(broker, job, dependency_outcomes[job.job_id])
-        return jobs
-
-    async def _hold(self, broker: Broker, job: Job, outcomes: dict[str, str]) -> None:
-        """Park a job until its dependencies complete, or fail it if one failed."""
-        culprit = blocking_failure(outcomes)
-        if culprit is not None:
-            await end_job(
-                broker,
-                job.job_id,
-                JobStatus.FAILED,
-                error=f"dependency {culprit} {outcomes[culprit]}",
-                error_type="DependencyFailed",
-            )
-            await job_ended(broker, job.job_id, JobStatus.FAILED)
-            return
-        payload = job.serialize()
-        await park(
-            broker,
-            WaitingJob(
+            payload = job.serialize()
+            waiting = WaitingJob(
                 job_id=job.job_id,
                 queue=self.name,
                 waiting_on=job.dependency_ids,
                 payload=payload,
                 headers=job_headers(self.settings, job.job_id, payload),
-            ),
-        )
+            )
+            await hold(store, waiting, dependency_outcomes[job.job_id], pending_status(job))
+        return jobs
 
     def _publish_failure(self, exc: BaseException) -> NaqException:
         if isinstance(exc, NaqException) and not isinstance(exc, PublishError):
@@ -338,11 +322,13 @@ class Queue:
             **schedule,
         )
         store = await self._store()
+        if job.dependency_ids:
+            # Refused now, not when it comes due: an unknown id is a mistake to report here.
+            await check_dependencies(JobStore(store.broker), job.dependency_ids)
         if not await store.add(record):
             raise ConfigurationError(f"a scheduled job with id {job.job_id!r} exists already")
-        broker = store.broker
         status = msgspec.structs.replace(pending_status(job), status=JobStatus.SCHEDULED)
-        await broker.connection.wait_ack(await broker.put_status(status))
+        await JobStore(store.broker).scheduled(status)
         return job
 
     async def enqueue_at(
@@ -420,6 +406,11 @@ class Queue:
             )
         repeat = validate_repeat(repeat)
         options, call_kwargs = split_options(kwargs)
+        if options.get("depends_on") is not None:
+            raise ConfigurationError(
+                "schedule() can't take depends_on: every run of a recurring schedule would "
+                "wait on the same jobs; use enqueue_at/enqueue_in for one delayed run"
+            )
         options.update(given(max_retries=max_retries, retry_delay=retry_delay))
         job = self.make_job(func, args, call_kwargs, options)
         now = time.time()
@@ -498,11 +489,19 @@ class Queue:
     async def purge(self) -> int:
         """Remove every pending job of this queue; returns how many were removed.
 
+        Each purged job ends ``cancelled`` (its error says it was purged): waiting for
+        it raises, and jobs depending on it fail.
+
         Raises:
             NaqConnectionError: NATS can't be reached.
         """
-        broker = await self._broker()
-        return await broker.purge_subject(broker.names.jobs_stream, self.subject)
+        store = JobStore(await self._broker())
+        removed, ended = await store.purge(self.name)
+        parked = await store.dependents_of() if ended else {}
+        for job_id in ended:
+            if job_id in parked:
+                await job_ended(store, job_id, parked[job_id])
+        return removed
 
 
 # -- module-level helpers ---------------------------------------------------

@@ -28,11 +28,15 @@ import msgspec
 
 from naq.broker import Broker, decode_or_none
 from naq.connection import Connection, KeyWrongLastSequenceError, open_connection
+from naq.dependencies import MISSING, hold
 from naq.errors import ConfigurationError
 from naq.models import (
+    JobEnvelope,
     JobStatus,
     ScheduleRecord,
     ScheduleStatus,
+    StatusRecord,
+    WaitingJob,
     envelope_encoder,
     record_encoder,
     schedule_decoder,
@@ -42,6 +46,7 @@ from naq.names import SCHEDULER_LOCK_KEY
 from naq.schedules import ScheduleStore, following_run
 from naq.security import job_headers
 from naq.settings import Settings, get_settings
+from naq.store import JobStore
 from naq.sync import set_threadsafe
 
 log = logging.getLogger("naq.scheduler")
@@ -134,6 +139,7 @@ class Scheduler:
         self._connection = await open_connection(self.settings, name=f"naq-{self.instance_id}")
         self._broker = Broker(self._connection, self.settings)
         self._store = ScheduleStore(self._broker)
+        self._jobs = JobStore(self._broker)
         await self._broker.ensure_jobs_stream()
         await self._broker.status_kv()
         self._install_signals()
@@ -285,7 +291,8 @@ class Scheduler:
         due = record.next_run
         run_number = record.runs + 1
         job_id = run_job_id(schedule_id, run_number)
-        if due <= self._leading_since and await self._enqueued_before(job_id, due):
+        waits = bool(record.job.depends_on)
+        if due <= self._leading_since and await self._enqueued_before(job_id, due, waits):
             # The previous leader enqueued this run and died before recording it: record it
             # now. Enqueueing it again would be dropped as a duplicate message, but its
             # pending status would overwrite the run's progress (a completed run shown
@@ -297,16 +304,21 @@ class Scheduler:
         envelope = msgspec.structs.replace(record.job, id=job_id, enqueued_at=now)
         connection = self._broker.connection
         try:
-            status = await self._broker.put_status(status_of(envelope, JobStatus.PENDING))
+            pending = status_of(envelope, JobStatus.PENDING)
+            status = await self._jobs.fired(pending)
             payload = envelope_encoder.encode(envelope)
-            published = connection.publish_nowait(
-                self._broker.names.queue_subject(envelope.queue),
-                payload,
-                job_headers(self.settings, tick_id(schedule_id, due), payload),
-            )
-            outcomes = await connection.wait_acks([published, status], timeout=10.0)
-            if isinstance(outcomes[0], BaseException):
-                raise outcomes[0]
+            headers = job_headers(self.settings, tick_id(schedule_id, due), payload)
+            if envelope.depends_on:
+                # The status first: until it says pending, a new leader fires the run again.
+                await connection.wait_ack(status)
+                await self._hold(envelope, payload, headers, pending)
+            else:
+                published = connection.publish_nowait(
+                    self._broker.names.queue_subject(envelope.queue), payload, headers
+                )
+                outcomes = await connection.wait_acks([published, status], timeout=10.0)
+                if isinstance(outcomes[0], BaseException):
+                    raise outcomes[0]
         except Exception as exc:
             await self._record_failure(schedule_id, due, exc)
             return
@@ -317,12 +329,28 @@ class Scheduler:
         )
         await self._advance(schedule_id, due)
 
-    async def _enqueued_before(self, job_id: str, due: float) -> bool:
+    async def _hold(
+        self, envelope: JobEnvelope, payload: bytes, headers: dict[str, str], pending: StatusRecord
+    ) -> None:
+        """Park a due run until its dependencies complete (or fail it if one failed)."""
+        outcomes = {dep: await self._jobs.outcome_of(dep) or MISSING for dep in envelope.depends_on}
+        waiting = WaitingJob(
+            job_id=envelope.id,
+            queue=envelope.queue,
+            waiting_on=list(envelope.depends_on),
+            payload=payload,
+            headers=headers,
+        )
+        await hold(self._jobs, waiting, outcomes, pending)
+
+    async def _enqueued_before(self, job_id: str, due: float, waits: bool = False) -> bool:
         """Whether the run ``job_id`` due at ``due`` was enqueued already.
 
         Its status record says so: "scheduled" until it is enqueued, and then enqueued at
         or after its due time, while a record left by an earlier schedule of the same id
-        (cancelled, then made again) is older than that.
+        (cancelled, then made again) is older than that. A run that ``waits`` on
+        dependencies says "pending" before it is parked: only its parked record, or a
+        status beyond pending, shows it was (parking it again is harmless).
         """
         assert self._broker is not None
         try:
@@ -330,11 +358,11 @@ class Scheduler:
         except Exception as exc:  # can't tell: enqueue it, the message id still dedupes it
             log.warning("scheduler: cannot read the status of %s: %r", job_id, exc)
             return False
-        return (
-            status is not None
-            and status.status != JobStatus.SCHEDULED
-            and status.enqueued_at >= due
-        )
+        if status is None or status.status == JobStatus.SCHEDULED or status.enqueued_at < due:
+            return False
+        if waits and status.status == JobStatus.PENDING:
+            return await self._jobs.parked(job_id) is not None
+        return True
 
     async def _advance(self, schedule_id: str, due: float) -> None:
         """Record the run due at ``due`` and move the schedule on (or remove it when done).

@@ -27,8 +27,8 @@ from naq.models import (
     record_encoder,
     schedule_decoder,
 )
-from naq.outcomes import end_job
 from naq.settings import Settings, get_settings
+from naq.store import JobStore
 from naq.sync import run_sync
 
 SCHEDULE_STATUSES = (ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED, ScheduleStatus.FAILED)
@@ -250,7 +250,9 @@ class ScheduleStore:
         """
         if not await self.delete(schedule_id):
             return False
-        await end_job(self.broker, schedule_id, JobStatus.CANCELLED, error="schedule cancelled")
+        await JobStore(self.broker).end(
+            schedule_id, JobStatus.CANCELLED, error="schedule cancelled"
+        )
         return True
 
     async def set_status(self, schedule_id: str, status: str) -> bool:

@@ -110,6 +110,12 @@ class Settings:
         """The NATS server URLs (``nats_url`` may list several, comma separated)."""
         return _split(self.nats_url) or (DEFAULT_NATS_URL,)
 
+    def history_ttl(self, result_ttl: int | None = None) -> int:
+        """Seconds an ended job's status (its history entry) is kept: as long as its
+        result (``result_ttl``, default the default result TTL), and never less than
+        a status record."""
+        return max(result_ttl or self.default_result_ttl, self.job_status_ttl)
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with ``changes`` applied; ``None`` values are ignored."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})

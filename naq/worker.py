@@ -27,11 +27,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from naq.broker import Broker, decode_or_none, is_duplicate_result
+from naq.broker import Broker, decode_or_none
 from naq.connection import Connection, Msg, forget, open_connection
 from naq.context import JobContext, bind
-from naq.dependencies import job_ended, waiting_kv
-from naq.errors import ConfigurationError, SecurityError, SerializationError
+from naq.dependencies import job_ended
+from naq.errors import ConfigurationError, NaqException, SecurityError, SerializationError
 from naq.execution import Executor, JobTimeout
 from naq.models import (
     DeadLetter,
@@ -46,7 +46,6 @@ from naq.models import (
     waiting_decoder,
 )
 from naq.names import validate_queue_name
-from naq.outcomes import align_status, end_job
 from naq.puller import Puller
 from naq.results import encode_result
 from naq.retry import retry_delay, should_retry
@@ -58,6 +57,7 @@ from naq.serialization import (
     resolve_function,
 )
 from naq.settings import Settings, get_settings
+from naq.store import JobStore
 from naq.sync import set_threadsafe
 
 log = logging.getLogger("naq.worker")
@@ -199,6 +199,7 @@ class Worker:
         self._event_loop: asyncio.AbstractEventLoop | None = None
         self._connection: Connection | None = None
         self._broker: Broker | None = None
+        self._store: JobStore | None = None
         self._executor: Executor | None = None
         self._signals = 0
 
@@ -230,6 +231,7 @@ class Worker:
             on_reconnect=self._on_reconnect,
         )
         self._broker = Broker(self._connection, self.settings)
+        self._store = JobStore(self._broker)
         self._executor = Executor(self.concurrency)
         self._install_signals()
         loops: list[asyncio.Task[Any]] = []
@@ -260,7 +262,7 @@ class Worker:
             await self._broker.results_kv()
             # Know every cancellation and parked dependent before taking a job.
             await self._broker.cancelled_kv()
-            await waiting_kv(self._broker)
+            await self._store.waiting_kv()
             names = self._broker.names
             loops.append(await self._broker.mirror(names.cancelled_bucket, self._on_cancelled))
             loops.append(await self._broker.mirror(names.waiting_bucket, self._on_waiting))
@@ -524,6 +526,7 @@ class Worker:
 
     async def _handle(self, running: RunningJob) -> None:
         assert self._broker is not None and self._executor is not None
+        assert self._store is not None
         msg = running.msg
         delivered = delivery_count(msg)
         try:
@@ -542,7 +545,9 @@ class Worker:
             return
         running.job_id = envelope.id
         if envelope.id in self._cancelled:
-            # Cancelled while pending: whoever cancelled it recorded the outcome.
+            # Cancelled while pending: whoever cancelled it recorded the outcome; its
+            # dependents are settled (again) before the message goes.
+            await self._job_ended(envelope.id)
             await msg.ack()
             return
         if envelope.serializer == "pickle" and self.settings.job_serializer != "pickle":
@@ -555,15 +560,17 @@ class Worker:
             return
         previous: StatusRecord | None = None
         if delivered > 1:
-            broker = self._broker
+            assert self._store is not None
             previous, result = await asyncio.gather(
-                broker.read_status(envelope.id),
-                broker.get_entry(await broker.results_kv(), envelope.id),
+                self._broker.read_status(envelope.id), self._store.read_result(envelope.id)
             )
             if result is not None:
-                # Delivered again after it ended (e.g. a late ack got lost): never run twice.
+                # Delivered again after it ended (its worker died before the ack, or the
+                # ack got lost): never run twice, but finish what its end still owed —
+                # the status, and the release of its dependents.
                 if previous is None or previous.status not in JobStatus.ENDED:
-                    await align_status(broker, envelope.id)
+                    await self._store.align(envelope.id)
+                await self._job_ended(envelope.id)
                 await msg.ack()
                 return
         attempt = 1
@@ -611,7 +618,7 @@ class Worker:
         else:
             record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
             # The outcome written later on the same connection follows it in order.
-            await self._broker.post_status(record)
+            await self._store.running(record)
         bind(self._context(running, envelope, attempt, started))
         failure: Exception | None = None
         try:
@@ -647,7 +654,8 @@ class Worker:
         One sweep every half-delay while any is pending, rather than a timer per job (most
         jobs end sooner, and a timer costs more than the rest of their bookkeeping).
         """
-        assert self._broker is not None
+        store = self._store
+        assert store is not None
         self._announce_sweep = None
         now = time.monotonic()
         pending = False
@@ -667,7 +675,7 @@ class Worker:
                 continue
             record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
             # Its outcome's status waits for the result's ack first, so this goes before.
-            forget(asyncio.ensure_future(self._broker.post_status(record)))
+            forget(asyncio.ensure_future(store.running(record)))
         if pending:
             self._announce_sweep = asyncio.get_running_loop().call_later(
                 self.settings.running_status_delay / 2, self._sweep_announcements
@@ -712,48 +720,36 @@ class Worker:
         started: float | None,
         error: str | None = None,
     ) -> None:
-        assert self._broker is not None
-        ttl = envelope.result_ttl or self.settings.default_result_ttl
-        connection = self._broker.connection
-        # The result first, alone: only the worker whose result was stored may write the
-        # final status (a stale worker's late outcome must not overwrite the winner's).
-        (outcome,) = await connection.wait_acks(
-            [await self._broker.create_result(envelope.id, payload, ttl)]
+        assert self._store is not None
+        record = self._status(
+            envelope, status, attempt, started_at=started, ended_at=time.time(), error=error
         )
-        if isinstance(outcome, BaseException):
-            if not is_duplicate_result(outcome):
-                # Not stored: leave the message unacked so it is delivered again.
-                log.error(
-                    "worker %s: storing the result of %s failed: %s",
-                    self.name,
-                    envelope.id,
-                    outcome,
-                )
-                return
-            # Another outcome was stored first (e.g. a cancellation): it stands.
-            await align_status(self._broker, envelope.id)
-        else:
-            record = self._status(
-                envelope, status, attempt, started_at=started, ended_at=time.time(), error=error
+        try:
+            # Lost to an earlier outcome (e.g. a cancellation): that one stands.
+            await self._store.store_outcome(payload, record, envelope.result_ttl)
+            # Dependents before the ack: killed in between, the job is delivered again
+            # and its redelivery releases them.
+            await self._job_ended(envelope.id)
+        except NaqException as exc:
+            # Not done: leave the message unacked so it is delivered again.
+            log.error(
+                "worker %s: storing the outcome of %s failed: %s", self.name, envelope.id, exc
             )
-            # An ended job's status is its history entry: it lives as long as its result.
-            await self._broker.post_status(record, ttl=max(ttl, self.settings.job_status_ttl))
-        connection.ack(msg)
-        if envelope.id in self._dependents:
-            await self._job_ended(envelope.id, status)
+            return
+        self._store.connection.ack(msg)
 
     def _context(
         self, running: RunningJob, envelope: JobEnvelope, attempt: int, started: float
     ) -> JobContext:
-        assert self._broker is not None
-        broker = self._broker
+        assert self._store is not None
+        store = self._store
 
         async def report(progress: float | None, message: str | None, meta: dict[str, Any]) -> None:
             self._progress[envelope.id] = (progress, message, meta)
             # This write says it runs: the delayed one is not needed any more.
             running.announcement = None
             record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
-            await broker.post_status(record)
+            await store.running(record)
 
         return JobContext(
             job_id=envelope.id,
@@ -767,23 +763,31 @@ class Worker:
 
     async def _finish_cancelled(self, running: RunningJob) -> None:
         """Record a job cancelled while it ran (its result, if any, is discarded)."""
-        assert self._broker is not None
-        with contextlib.suppress(Exception):
-            await end_job(self._broker, running.job_id, JobStatus.CANCELLED, error="cancelled")
+        assert self._store is not None
+        try:
+            await self._store.end(running.job_id, JobStatus.CANCELLED, error="cancelled")
+            await self._job_ended(running.job_id)
+        except NaqException as exc:
+            # Left unacked: delivered again, it is skipped as cancelled and settled then.
+            log.error(
+                "worker %s: recording the cancel of %s failed: %s", self.name, running.job_id, exc
+            )
+            return
         with contextlib.suppress(Exception):
             await running.msg.ack()
-        await self._job_ended(running.job_id, JobStatus.CANCELLED)
         log.info("job %s cancelled while running", running.job_id)
 
-    async def _job_ended(self, job_id: str, status: str) -> None:
+    async def _job_ended(self, job_id: str) -> None:
+        """Settle the jobs parked on ``job_id`` (known from the mirrored waiting bucket,
+        so a job nobody waits on costs nothing here)."""
         dependents = self._dependents.get(job_id)
-        if dependents and self._broker is not None:
-            await job_ended(self._broker, job_id, status, sorted(dependents))
+        if dependents and self._store is not None:
+            await job_ended(self._store, job_id, sorted(dependents))
 
     async def _failed_attempt(
         self, msg: Msg, envelope: JobEnvelope, attempt: int, started: float, exc: Exception
     ) -> None:
-        assert self._broker is not None
+        assert self._store is not None
         error = f"{type(exc).__name__}: {exc}"
         trace = "".join(traceback.format_exception(exc))
         if isinstance(exc, JobTimeout):
@@ -801,7 +805,7 @@ class Worker:
                 error=error,
                 next_retry_at=time.time() + delay,
             )
-            await self._broker.connection.wait_ack(await self._broker.put_status(record))
+            await self._store.retrying(record)
             await msg.nak(delay=delay if delay > 0 else None)
             log.info(
                 "job %s attempt %d failed (%s); retry in %.2fs", envelope.id, attempt, error, delay

@@ -12,6 +12,7 @@ its outcome in the bucket. Its outcome record says when it started and where, so
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from naq.connection import api
 from naq.errors import ConfigurationError
 from naq.models import JobStatus, StatusRecord, status_decoder
 from naq.names import validate_queue_name
+from naq.outcome_log import newest_ended
 from naq.results import JobInfo, info_from_status, resolve_settings
 from naq.settings import Settings
 from naq.sync import run_sync
@@ -142,21 +144,51 @@ async def list_jobs(
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise ConfigurationError(f"offset={offset!r} must be an integer >= 0")
     broker = await Broker.connect(resolve_settings(nats_url, settings))
+    if status is None or status in JobStatus.ENDED:
+        return await _newest_ended(broker, queue, status, offset, limit)
+    # A job in another state is found by its status record: those are read whole.
     records = []
     await broker.status_kv()
     for entry in await broker.read_bucket(broker.names.status_bucket):
         record = decode_or_none(status_decoder, entry.value)
-        if record is None:
+        if record is None or record.status != status:
             continue
         if queue is not None and record.queue != queue:
             continue
-        if status is None and record.status not in JobStatus.ENDED:
-            continue
-        if status is not None and record.status != status:
-            continue
         records.append(record)
-    records.sort(key=lambda r: (r.ended_at or r.updated_at, r.job_id), reverse=True)
+    records.sort(key=lambda r: (r.updated_at, r.job_id), reverse=True)
     return [info_from_status(r) for r in records[offset : offset + limit]]
+
+
+async def _newest_ended(
+    broker: Broker, queue: str | None, status: str | None, offset: int, limit: int
+) -> list[JobInfo]:
+    """A page of ended jobs, newest first, from the outcome log's tail.
+
+    A job's entry counts only while its status still says it ended that way (a failed
+    job requeued and completed since shows once, as completed).
+    """
+    want = offset + limit
+    asked = want
+    ended: list[StatusRecord] = []
+    checked: set[str] = set()
+    while True:
+        ids, whole = await newest_ended(broker, queue, status, asked)
+        unchecked = [job_id for job_id in ids if job_id not in checked]
+        while len(ended) < want and unchecked:
+            chunk, unchecked = unchecked[: want - len(ended)], unchecked[want - len(ended) :]
+            checked.update(chunk)
+            for record in await asyncio.gather(*(broker.read_status(i) for i in chunk)):
+                if (
+                    record is not None
+                    and record.status in JobStatus.ENDED
+                    and (status is None or record.status == status)
+                    and (queue is None or record.queue == queue)
+                ):
+                    ended.append(record)
+        if len(ended) >= want or whole:
+            return [info_from_status(r) for r in ended[offset:want]]
+        asked *= 2
 
 
 def list_jobs_sync(

@@ -15,6 +15,7 @@ from naq.connection import api, open_connection
 from naq.dead_letters import list_failed_jobs
 from naq.errors import NaqException
 from naq.models import WorkerRecord, schedule_decoder, status_decoder, worker_decoder
+from naq.outcome_log import OutcomeCounts, outcome_counts
 from naq.results import resolve_settings
 from naq.schedules import ScheduleInfo, ScheduleStore
 from naq.settings import Settings
@@ -127,30 +128,23 @@ def _rate(key: tuple[str, str], delivered: int) -> float:
 
 
 async def queue_stats(broker: Broker, queue: str) -> QueueStats:
-    """Stats of one queue from its consumer, the dead letters and the schedules."""
-    names = broker.names
-    js = broker.connection.js
+    """Stats of one queue from its consumer, the outcome log and the schedules."""
     consumer = await broker.ensure_consumer(queue)
     try:
-        info = await js.consumer_info(names.jobs_stream, consumer)
-        await broker.ensure_failed_stream()
-        failed_info = await js.stream_info(
-            names.failed_stream, subjects_filter=names.failed_subject(queue)
-        )
+        info = await broker.connection.js.consumer_info(broker.names.jobs_stream, consumer)
     except Exception as exc:
         raise broker.connection.map_error(exc) from exc
-    failed = sum((failed_info.state.subjects or {}).values())
+    counts = (await outcome_counts(broker, queue)).get(queue, OutcomeCounts())
     schedules = await ScheduleStore(broker).all()
     scheduled = sum(1 for record, _ in schedules if record.queue == queue)
     delivered = delivered_so_far(info)
-    completed = max(0, (info.ack_floor.consumer_seq or 0) - failed) if info.ack_floor else 0
     return QueueStats(
         name=queue,
         pending=info.num_pending or 0,
         running=info.num_ack_pending or 0,
         scheduled=scheduled,
-        completed=completed,
-        failed=failed,
+        completed=counts.completed,
+        failed=counts.failed,
         paused=bool(getattr(info, "paused", False)),
         rate=round(_rate((broker.settings.prefix, queue), delivered), 2),
     )

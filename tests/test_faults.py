@@ -125,3 +125,45 @@ async def test_server_killed_and_restarted_loses_no_acknowledged_job(
         stop_processes([worker, scheduler])
     ran = {line.split()[0] for line in run_log.read_text().splitlines()}
     assert ran == {f"job{i}" for i in range(total)}
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_workers_killed_while_parents_run_lose_no_dependent(
+    nats_url: str, tmp_path: Path
+) -> None:
+    """Kills land anywhere in the parents' ends: after the result, between the release's
+    publish and its claim, before the ack. Every dependent still runs."""
+    total = 200
+    queue = naq.Queue(Q)
+    run_log = tmp_path / "runs.log"
+    parents = await queue.enqueue_many(
+        [(jobs.record_run, (str(run_log), f"parent{i}", 0.05), {}) for i in range(total)]
+    )
+    children = [
+        await queue.enqueue(jobs.record_run, str(run_log), f"child{i}", depends_on=parent)
+        for i, parent in enumerate(parents)
+    ]
+    rng = random.Random(11)
+    procs = [start_worker(f"d{n}", tmp_path / f"d{n}.log") for n in range(2)]
+    spawned = len(procs)
+    kills = 0
+    try:
+        waiter = asyncio.gather(*(naq.wait_for_job(job.job_id, 150) for job in children))
+        while not waiter.done():
+            await asyncio.wait({waiter}, timeout=rng.uniform(0.2, 0.6))
+            if waiter.done() or kills >= 12:
+                continue
+            victim = rng.randrange(len(procs))
+            procs[victim].send_signal(signal.SIGKILL)
+            procs[victim].wait(10)
+            kills += 1
+            procs[victim] = start_worker(f"d{spawned}", tmp_path / f"d{spawned}.log")
+            spawned += 1
+        infos = await waiter
+    finally:
+        stop_processes(procs)
+    assert kills >= 3, "the run ended before the workers were killed often enough"
+    assert [info.status for info in infos] == ["completed"] * total
+    ran = {line.split()[0] for line in run_log.read_text().splitlines()}
+    assert ran >= {f"child{i}" for i in range(total)}

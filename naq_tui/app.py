@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 
 from textual import on, work
 from textual.app import App, ComposeResult
-from textual.binding import Binding
 from textual.content import Content
 from textual.events import Key
 from textual.screen import ModalScreen
@@ -26,51 +25,18 @@ from textual.widgets import Footer, Input, TabbedContent, TabPane
 
 from naq_tui.columns import DEFAULT_SORT, short_function
 from naq_tui.commands import NaqCommands
+from naq_tui.keys import allowed, asks_for_change, bindings
 from naq_tui.screens.confirm import ConfirmScreen
 from naq_tui.screens.help import HelpScreen
 from naq_tui.screens.job_detail import JobDetailScreen
 from naq_tui.screens.reschedule import Reschedule, RescheduleScreen
 from naq_tui.service import Change, Connection, FailedRow, Service
-from naq_tui.state import PANES, Dirty, State, cycle_sort, matches, reduce, toggle_mark
+from naq_tui.state import PANES, TITLES, Dirty, State, cycle_sort, matches, reduce, toggle_mark
 from naq_tui.widgets.filter_input import FilterInput
 from naq_tui.widgets.header import HeaderBar
 from naq_tui.widgets.pane_table import MARK, PaneTable
 
 T = TypeVar("T")
-
-TITLES = {
-    "queues": "Queues",
-    "workers": "Workers",
-    "scheduled": "Scheduled",
-    "jobs": "Jobs",
-    "failed": "Failed",
-}
-#: Actions that change something: hidden from the footer and refused when read-only.
-MUTATIONS = frozenset(
-    {"pause", "resume", "reschedule", "cancel", "retry", "purge_queue", "delete_failed", "mark"}
-)
-#: The keys of the mutations, to say "read-only" when one is pressed.
-MUTATION_KEYS: dict[str, tuple[str, ...]] = {
-    "p": ("pause",),
-    "r": ("resume",),
-    "e": ("reschedule",),
-    "c": ("cancel",),
-    "space": ("mark",),
-    "R": ("retry",),
-    "d": ("purge_queue", "delete_failed"),
-}
-#: Where each pane-specific action applies (elsewhere it is hidden and does nothing).
-ACTION_PANES: dict[str, frozenset[str]] = {
-    "open_detail": frozenset({"jobs", "failed", "scheduled"}),
-    "pause": frozenset({"queues", "scheduled"}),
-    "resume": frozenset({"queues", "scheduled"}),
-    "reschedule": frozenset({"scheduled"}),
-    "cancel": frozenset({"jobs", "scheduled"}),
-    "retry": frozenset({"failed"}),
-    "mark": frozenset({"failed"}),
-    "purge_queue": frozenset({"queues"}),
-    "delete_failed": frozenset({"failed"}),
-}
 
 
 class _Ended:
@@ -104,28 +70,8 @@ class NaqApp(App[None]):
     #: Pause before asking the service for its changes again after the stream failed.
     RETRY_SECONDS = 2.0
 
-    BINDINGS = [
-        Binding("p", "pause", "Pause"),
-        Binding("r", "resume", "Resume"),
-        Binding("e", "reschedule", "Edit"),
-        Binding("c", "cancel", "Cancel"),
-        Binding("space", "mark", "Mark"),
-        Binding("R", "retry", "Requeue"),
-        Binding("d", "purge_queue", "Purge"),
-        Binding("d", "delete_failed", "Delete"),
-        Binding("slash", "filter", "Find"),
-        Binding("s", "sort", "Sort"),
-        Binding("S", "sort_reverse", "Reverse sort", show=False),
-        Binding("question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
-        Binding("colon", "command_palette", "Palette", show=False),
-        # Named here because a binding to command_palette stops App adding its own.
-        Binding("ctrl+p", "command_palette", "Palette", show=False, priority=True),
-        *(
-            Binding(str(n), f"show_pane('{pane}')", TITLES[pane], show=False)
-            for n, pane in enumerate(PANES, 1)
-        ),
-    ]
+    #: Every key of the main screen comes from the one table in naq_tui.keys.
+    BINDINGS = bindings("app")
 
     def __init__(self, service: Service, readonly: bool = False) -> None:
         super().__init__()
@@ -416,12 +362,7 @@ class NaqApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Hide mutations when read-only, and actions that don't apply to this pane."""
-        if action in MUTATIONS and self.readonly:
-            return False
-        panes = ACTION_PANES.get(action)
-        if panes is not None and self.pane not in panes:
-            return False
-        return True
+        return allowed(action, self.pane, self.readonly)
 
     def on_key(self, event: Key) -> None:
         focused = self.focused
@@ -434,7 +375,7 @@ class NaqApp(App[None]):
         # A refused mutation gets no binding (check_action), so its key lands here.
         if (
             self.readonly
-            and any(self.pane in ACTION_PANES[a] for a in MUTATION_KEYS.get(event.key, ()))
+            and asks_for_change(event.key, self.pane)
             and not isinstance(self.screen, ModalScreen)
             and not isinstance(self.focused, Input)
         ):

@@ -1,4 +1,4 @@
-"""The real service: :class:`naq.monitor.Feed` for what to show, the library's
+"""The real service: :class:`naq.feed.Feed` for what to show, the library's
 functions for what to do. The only module of the TUI that imports naq's I/O."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 from naq.control import cancel_job
 from naq.dead_letters import delete_failed_job, delete_failed_seq, requeue_failed_job
 from naq.errors import JobNotFoundError
-from naq.monitor import Feed, FeedEvent
+from naq.feed import Feed, FeedEvent
 from naq.queue import Queue
 from naq.results import get_job
 from naq.settings import Settings, get_settings
@@ -77,7 +77,7 @@ class LiveService:
         return time.time()
 
     async def changes(self) -> AsyncIterator[Change]:
-        """Every row, then every change (see :class:`naq.monitor.Feed`)."""
+        """Every row, then every change (see :class:`naq.feed.Feed`)."""
         async for event in Feed(self.settings).events():
             yield to_change(event, self.url)
 

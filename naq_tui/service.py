@@ -1,7 +1,7 @@
 """The protocol between the TUI and naq, and the rows it shows.
 
 The app never talks to NATS: it talks to a :class:`Service`. The real one
-(:mod:`naq_tui.live`) wraps :mod:`naq.monitor` and the library's actions; a
+(:mod:`naq_tui.live`) wraps :mod:`naq.feed` and the library's actions; a
 fake one (:mod:`naq_tui.fake`) with fixed data and a fixed clock drives the
 snapshot tests and the screenshots.
 """

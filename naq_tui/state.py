@@ -25,6 +25,14 @@ from naq_tui.service import (
 
 #: Panes in the order of their number keys.
 PANES = ("queues", "workers", "scheduled", "jobs", "failed")
+#: Each pane's title (its tab, its section of the help).
+TITLES = {
+    "queues": "Queues",
+    "workers": "Workers",
+    "scheduled": "Scheduled",
+    "jobs": "Jobs",
+    "failed": "Failed",
+}
 #: Most jobs kept in memory; the oldest ended ones go first, running ones stay.
 MAX_JOBS = 2000
 #: Job statuses that are finished.

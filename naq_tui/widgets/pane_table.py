@@ -17,13 +17,14 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual import events
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.geometry import Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from naq_tui.columns import DEFAULT_SORT, PANE_COLUMNS, Column, row_key
+from naq_tui.keys import bindings
 from naq_tui.state import Dirty, State, visible
 
 #: Columns whose text depends on the clock; they are re-made when drawn after a tick.
@@ -95,17 +96,8 @@ class PaneTable(ScrollView, can_focus=True):
     }
     """
 
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter", "app.open_detail", "Open"),
-        Binding("up", "cursor_up", "Up", show=False),
-        Binding("down", "cursor_down", "Down", show=False),
-        Binding("pageup", "page_up", "Page up", show=False),
-        Binding("pagedown", "page_down", "Page down", show=False),
-        Binding("home,ctrl+home", "cursor_first", "First", show=False),
-        Binding("end,ctrl+end", "cursor_last", "Last", show=False),
-        Binding("left", "scroll_left", "Left", show=False),
-        Binding("right", "scroll_right", "Right", show=False),
-    ]
+    #: Enter and the cursor keys, from the one table in naq_tui.keys.
+    BINDINGS: ClassVar[list[BindingType]] = bindings("table")
 
     class RowSelected(Message):
         """The row under the cursor was clicked (a first click only moves the cursor)."""

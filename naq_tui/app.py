@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.content import Content
+from textual.css.query import NoMatches
 from textual.events import Key
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, TabbedContent, TabPane
@@ -141,8 +142,12 @@ class NaqApp(App[None]):
         return Content.assemble(*parts)
 
     def _update_tab(self, pane: str) -> None:
-        tabs = self.query_one("#panes", TabbedContent)
-        tabs.get_tab(pane).label = self._tab_label(pane)
+        try:
+            tabs = self.query_one("#panes", TabbedContent)
+            tab = tabs.get_tab(pane)
+        except NoMatches:
+            return  # the app is closing: a last batch of changes has nothing to draw on
+        tab.label = self._tab_label(pane)
 
     # -- the one worker that owns the watches -----------------------------------
 

@@ -104,7 +104,7 @@ async def settle(broker: Broker, job_id: str) -> None:
     if culprit is not None:
         reason = f"dependency {culprit} {outcomes[culprit]}"
         await end_job(broker, job_id, JobStatus.FAILED, error=reason, error_type="DependencyFailed")
-        await job_ended(broker, job_id, JobStatus.FAILED)
+        await job_ended(broker, job_id)
         return
     await broker.ensure_jobs_stream()
     headers = dict(waiting.headers)
@@ -134,15 +134,13 @@ async def dependents_of(broker: Broker, job_id: str) -> list[str]:
     return found
 
 
-async def job_ended(
-    broker: Broker, job_id: str, status: str, dependents: list[str] | None = None
-) -> None:
-    """Settle every job waiting on ``job_id``, which just ended with ``status``.
+async def job_ended(broker: Broker, job_id: str, dependents: list[str] | None = None) -> None:
+    """Settle every job waiting on ``job_id``, which just ended (each settle reads
+    every dependency's outcome itself).
 
     ``dependents`` may be given by a caller that keeps an index (the worker);
     otherwise the waiting bucket is read.
     """
-    del status  # settle() reads every dependency's outcome itself
     for dependent in dependents if dependents is not None else await dependents_of(broker, job_id):
         try:
             await settle(broker, dependent)

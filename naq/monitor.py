@@ -18,7 +18,7 @@ from naq.models import WorkerRecord, schedule_decoder, status_decoder, worker_de
 from naq.results import resolve_settings
 from naq.schedules import ScheduleInfo, ScheduleStore
 from naq.settings import Settings
-from naq.sync import run_sync
+from naq.sync import sync_twin
 
 log = logging.getLogger("naq.monitor")
 
@@ -87,9 +87,7 @@ async def list_workers(
     return sorted(workers, key=lambda w: w.name)
 
 
-def list_workers_sync(*, nats_url: str | None = None) -> list[WorkerInfo]:
-    """Blocking form of :func:`list_workers`."""
-    return run_sync(list_workers(nats_url=nats_url))
+list_workers_sync = sync_twin(list_workers)
 
 
 @dataclass(frozen=True)
@@ -184,6 +182,9 @@ async def all_queue_stats(
         found.update(broker.names.queue_from_subject(s) for s in stream.state.subjects or {})
         names = sorted(found)
     return [await queue_stats(broker, name) for name in names]
+
+
+all_queue_stats_sync = sync_twin(all_queue_stats)
 
 
 # -- the live feed ------------------------------------------------------------------

@@ -740,7 +740,7 @@ class Worker:
             await self._broker.post_status(record, ttl=max(ttl, self.settings.job_status_ttl))
         connection.ack(msg)
         if envelope.id in self._dependents:
-            await self._job_ended(envelope.id, status)
+            await self._job_ended(envelope.id)
 
     def _context(
         self, running: RunningJob, envelope: JobEnvelope, attempt: int, started: float
@@ -772,13 +772,13 @@ class Worker:
             await end_job(self._broker, running.job_id, JobStatus.CANCELLED, error="cancelled")
         with contextlib.suppress(Exception):
             await running.msg.ack()
-        await self._job_ended(running.job_id, JobStatus.CANCELLED)
+        await self._job_ended(running.job_id)
         log.info("job %s cancelled while running", running.job_id)
 
-    async def _job_ended(self, job_id: str, status: str) -> None:
+    async def _job_ended(self, job_id: str) -> None:
         dependents = self._dependents.get(job_id)
         if dependents and self._broker is not None:
-            await job_ended(self._broker, job_id, status, sorted(dependents))
+            await job_ended(self._broker, job_id, sorted(dependents))
 
     async def _failed_attempt(
         self, msg: Msg, envelope: JobEnvelope, attempt: int, started: float, exc: Exception

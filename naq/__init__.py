@@ -18,11 +18,13 @@ from naq.dead_letters import (
     delete_failed_job,
     delete_failed_job_sync,
     delete_failed_jobs,
+    delete_failed_jobs_sync,
     list_failed_jobs,
     list_failed_jobs_sync,
     requeue_failed_job,
     requeue_failed_job_sync,
     requeue_failed_jobs,
+    requeue_failed_jobs_sync,
 )
 from naq.errors import (
     ConfigurationError,
@@ -39,7 +41,14 @@ from naq.errors import (
 from naq.history import JobEvent, list_jobs, list_jobs_sync, watch_jobs
 from naq.job import Job
 from naq.models import JobStatus, WorkerStatus
-from naq.monitor import QueueStats, WorkerInfo, all_queue_stats, list_workers, list_workers_sync
+from naq.monitor import (
+    QueueStats,
+    WorkerInfo,
+    all_queue_stats,
+    all_queue_stats_sync,
+    list_workers,
+    list_workers_sync,
+)
 from naq.queue import (
     Queue,
     cancel_scheduled_job,
@@ -81,20 +90,14 @@ from naq.schedules import (
 )
 from naq.serialization import task
 from naq.settings import DEFAULT_NATS_URL, DEFAULT_QUEUE_NAME, Settings, get_settings
-from naq.sync import run_sync as _run_sync
+from naq.sync import sync_twin as _sync_twin
 from naq.worker import Worker
 
 __version__ = "0.1.0"
 
-
-def connect_sync(nats_url: str | None = None) -> None:
-    """Blocking form of :func:`connect` (connects naq's background loop)."""
-    _run_sync(connect(nats_url))
-
-
-def disconnect_sync() -> None:
-    """Blocking form of :func:`disconnect` (closes naq's background loop's connections)."""
-    _run_sync(disconnect())
+# The sync helpers run on naq's own background loop: these connect and close its connections.
+connect_sync = _sync_twin(connect)
+disconnect_sync = _sync_twin(disconnect)
 
 
 __all__ = [
@@ -112,15 +115,18 @@ __all__ = [
     "watch_jobs",
     "QueueStats",
     "all_queue_stats",
+    "all_queue_stats_sync",
     "FailedJob",
     "delete_failed_job",
     "delete_failed_job_sync",
     "delete_failed_jobs",
+    "delete_failed_jobs_sync",
     "list_failed_jobs",
     "list_failed_jobs_sync",
     "requeue_failed_job",
     "requeue_failed_job_sync",
     "requeue_failed_jobs",
+    "requeue_failed_jobs_sync",
     "Scheduler",
     "cancel_scheduled_job",
     "cancel_scheduled_job_sync",

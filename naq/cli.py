@@ -373,17 +373,19 @@ def job_show(job_id: str, nats_url: NatsUrl = None, json_output: JsonFlag = Fals
 @job_app.command("result")
 @guarded
 def job_result(job_id: str, nats_url: NatsUrl = None, json_output: JsonFlag = False) -> None:
-    """Print a finished job's return value as JSON (exit 1 if it failed or has not finished)."""
-    from naq.errors import JobExecutionError
+    """Print a finished job's return value as JSON (exit 1 if it failed, was cancelled or
+    has not finished)."""
+    from naq.errors import JobCancelledError, JobExecutionError
     from naq.results import fetch_job_result
 
     try:
         value = asyncio.run(fetch_job_result(job_id, settings=settings_for(nats_url)))
     except JobExecutionError as exc:
+        status = "cancelled" if isinstance(exc, JobCancelledError) else "failed"
         if json_output:
-            print(to_json({"job_id": job_id, "status": "failed", "error": exc.error}))
+            print(to_json({"job_id": job_id, "status": status, "error": exc.error}))
             raise typer.Exit(1) from None
-        raise fail(f"job {job_id} failed: {exc.error}") from None
+        raise fail(f"job {job_id} {status}: {exc.error}") from None
     except NaqException as exc:
         raise fail(str(exc)) from None
     print(to_json({"job_id": job_id, "result": value}) if json_output else to_json(value))
@@ -651,8 +653,10 @@ def job_control(
             return await q.resume_scheduled_job(job_id)
         return await q.modify_scheduled_job(job_id, **updates)
 
+    # An unknown id raises (one line, from run); False means it was in that state already.
     if not run(go()):
-        raise fail(f"no scheduled job {job_id!r}")
+        state = "paused" if action == "pause" else "active"
+        raise fail(f"scheduled job {job_id!r} is {state} already; nothing to {action}")
     done = {"cancel": "cancelled", "pause": "paused", "resume": "resumed"}
     console.print(f"Scheduled job {job_id} {done.get(action, 'rescheduled')}.")
 
@@ -785,8 +789,7 @@ def failed_action(
         return
     if job_id is None:
         raise fail("give a job id or --all")
-    if not run(one(job_id, settings=settings)):
-        raise fail(f"no failed job {job_id!r}")
+    run(one(job_id, settings=settings))  # an unknown id raises: one line, from run
     console.print(f"{done} failed job {job_id}.")
 
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from naq.broker import Broker
 from naq.dependencies import job_ended
-from naq.errors import JobNotFoundError, NaqConnectionError
+from naq.errors import NaqConnectionError
 from naq.models import JobStatus
 from naq.names import validate_job_id
-from naq.results import resolve_settings
+from naq.results import job_not_found, resolve_settings
 from naq.schedules import ScheduleStore
 from naq.settings import Settings
 from naq.store import JobStore
-from naq.sync import run_sync
+from naq.sync import sync_twin
 
 
 async def cancel_job(
@@ -22,9 +22,10 @@ async def cancel_job(
     A pending (or scheduled, retrying or waiting) job never runs; a running
     async job is cancelled; a running sync job is marked and its result
     discarded when its thread returns. Its status becomes ``cancelled`` and
-    waiters get :class:`~naq.errors.JobExecutionError`. Jobs depending on it fail.
+    ``job.result()`` raises :class:`~naq.errors.JobCancelledError`. Jobs depending
+    on it fail.
 
-    Returns False if the job had already ended.
+    Returns True, or False if the job had already ended (nothing to cancel).
 
     Raises:
         JobNotFoundError: naq has no record of ``job_id``.
@@ -36,7 +37,7 @@ async def cancel_job(
         return False
     status = await broker.read_status(job_id)
     if status is None:
-        raise JobNotFoundError(f"no job {job_id!r} to cancel")
+        raise job_not_found(job_id)
     if status.status in JobStatus.ENDED:
         return False
     # Workers watch this bucket: a pending copy is skipped, a running one interrupted.
@@ -52,9 +53,7 @@ async def cancel_job(
     return True
 
 
-def cancel_job_sync(job_id: str, *, nats_url: str | None = None) -> bool:
-    """Blocking form of :func:`cancel_job`."""
-    return run_sync(cancel_job(job_id, nats_url=nats_url))
+cancel_job_sync = sync_twin(cancel_job)
 
 
 async def stop_worker(
@@ -77,6 +76,4 @@ async def stop_worker(
     return reply.data == b"stopping"
 
 
-def stop_worker_sync(name: str, *, nats_url: str | None = None) -> bool:
-    """Blocking form of :func:`stop_worker`."""
-    return run_sync(stop_worker(name, nats_url=nats_url))
+stop_worker_sync = sync_twin(stop_worker)

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from naq.broker import Broker, decode_or_none
+from naq.connection import APIError, NotFoundError
 from naq.errors import ConfigurationError, JobNotFoundError, SerializationError
 from naq.models import DeadLetter, dead_letter_decoder, decode_envelope
 from naq.names import validate_job_id, validate_queue_name
 from naq.results import resolve_settings
 from naq.settings import Settings
 from naq.store import JobStore
-from naq.sync import run_sync
+from naq.sync import sync_twin
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,11 @@ async def list_failed_jobs(
 
 
 async def _find(broker: Broker, job_id: str) -> FailedJob:
+    """The dead letter of ``job_id``.
+
+    Raises:
+        JobNotFoundError: there is none.
+    """
     validate_job_id(job_id)
     for job in await _failed(broker, None):
         if job.job_id == job_id:
@@ -116,25 +122,45 @@ async def requeue_failed_job(
 async def delete_failed_job(
     job_id: str, *, nats_url: str | None = None, settings: Settings | None = None
 ) -> bool:
-    """Delete a dead letter; False if there is none for ``job_id``."""
+    """Delete the dead letter of ``job_id``; returns True.
+
+    Raises:
+        JobNotFoundError: no dead letter for ``job_id`` (deleted or requeued already).
+    """
     broker = await Broker.connect(resolve_settings(nats_url, settings))
-    try:
-        failed = await _find(broker, job_id)
-    except JobNotFoundError:
-        return False
-    return bool(await broker.connection.js.delete_msg(broker.names.failed_stream, failed.seq))
+    failed = await _find(broker, job_id)
+    return await _delete(broker, failed.seq, job_id)
 
 
 async def delete_failed_seq(
     seq: int, *, nats_url: str | None = None, settings: Settings | None = None
 ) -> bool:
-    """Delete the dead letter at stream sequence ``seq`` (for letters without a job id)."""
+    """Delete the dead letter at stream sequence ``seq`` (for letters without a job id).
+
+    Raises:
+        JobNotFoundError: there is no dead letter at ``seq``.
+    """
     broker = await Broker.connect(resolve_settings(nats_url, settings))
     await broker.ensure_failed_stream()
+    return await _delete(broker, seq, f"#{seq}")
+
+
+#: JetStream's answer to deleting a message that is not there (deleted, or never stored).
+ERR_MSG_DELETE_FAILED = 10057
+
+
+async def _delete(broker: Broker, seq: int, name: str) -> bool:
     try:
-        return bool(await broker.connection.js.delete_msg(broker.names.failed_stream, seq))
-    except Exception:
-        return False
+        deleted = await broker.connection.js.delete_msg(broker.names.failed_stream, seq)
+    except APIError as exc:
+        if not isinstance(exc, NotFoundError) and exc.err_code != ERR_MSG_DELETE_FAILED:
+            raise broker.connection.map_error(exc) from exc
+        deleted = False
+    except Exception as exc:
+        raise broker.connection.map_error(exc) from exc
+    if not deleted:  # gone since it was listed: someone else deleted or requeued it
+        raise JobNotFoundError(f"no failed job {name!r}")
+    return True
 
 
 async def requeue_failed_jobs(
@@ -165,18 +191,8 @@ async def delete_failed_jobs(
     return await broker.purge_subject(broker.names.failed_stream, subject)
 
 
-def list_failed_jobs_sync(
-    queue: str | None = None, *, nats_url: str | None = None
-) -> list[FailedJob]:
-    """Blocking form of :func:`list_failed_jobs`."""
-    return run_sync(list_failed_jobs(queue, nats_url=nats_url))
-
-
-def requeue_failed_job_sync(job_id: str, *, nats_url: str | None = None) -> bool:
-    """Blocking form of :func:`requeue_failed_job`."""
-    return run_sync(requeue_failed_job(job_id, nats_url=nats_url))
-
-
-def delete_failed_job_sync(job_id: str, *, nats_url: str | None = None) -> bool:
-    """Blocking form of :func:`delete_failed_job`."""
-    return run_sync(delete_failed_job(job_id, nats_url=nats_url))
+list_failed_jobs_sync = sync_twin(list_failed_jobs)
+requeue_failed_job_sync = sync_twin(requeue_failed_job)
+requeue_failed_jobs_sync = sync_twin(requeue_failed_jobs)
+delete_failed_job_sync = sync_twin(delete_failed_job)
+delete_failed_jobs_sync = sync_twin(delete_failed_jobs)

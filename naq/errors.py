@@ -40,11 +40,14 @@ class SerializationError(NaqException):
 
 
 class JobNotFoundError(NaqException):
-    """No job, result or schedule exists (yet) for the given id."""
+    """naq has no job, result, schedule or dead letter (yet) for the given id.
+
+    The message names the id.
+    """
 
 
 class JobExecutionError(NaqException):
-    """The job ran and failed.
+    """The job failed: it raised, timed out, or a dependency of it failed.
 
     Carries the remote error text in :attr:`error` and the worker-side
     traceback in :attr:`remote_traceback`.
@@ -64,12 +67,17 @@ class JobExecutionError(NaqException):
         self.remote_traceback = remote_traceback
 
 
+class JobCancelledError(JobExecutionError):
+    """The job was cancelled before it produced a result.
+
+    Raised where a job's value is asked for (``job.result()``,
+    ``fetch_job_result``). A :class:`JobExecutionError` too, so code that
+    catches "the job gave no value" keeps catching it.
+    """
+
+
 class JobTimeoutError(NaqException):
     """Waiting for a job's outcome took longer than the caller allowed."""
-
-
-class JobCancelledError(NaqException):
-    """The job was cancelled before it produced a result."""
 
 
 class SecurityError(NaqException):

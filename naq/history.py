@@ -26,7 +26,7 @@ from naq.names import validate_queue_name
 from naq.outcome_log import newest_ended
 from naq.results import JobInfo, info_from_status, resolve_settings
 from naq.settings import Settings
-from naq.sync import run_sync
+from naq.sync import sync_twin
 
 STATUSES = (
     JobStatus.PENDING,
@@ -191,16 +191,7 @@ async def _newest_ended(
         asked *= 2
 
 
-def list_jobs_sync(
-    queue: str | None = None,
-    status: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
-    *,
-    nats_url: str | None = None,
-) -> list[JobInfo]:
-    """Blocking form of :func:`list_jobs`."""
-    return run_sync(list_jobs(queue, status, limit, offset, nats_url=nats_url))
+list_jobs_sync = sync_twin(list_jobs)
 
 
 async def watch_jobs(

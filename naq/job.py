@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 import os
 import time
-import traceback as tb
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from naq.errors import ConfigurationError, JobExecutionError, SerializationError
+from naq.errors import ConfigurationError, SerializationError
 from naq.models import JobEnvelope, decode_envelope, envelope_encoder
 from naq.names import validate_job_id, validate_queue_name
 from naq.results import fetch_job_result, get_job, job_outcome, wait_for_job
@@ -20,10 +17,9 @@ from naq.serialization import (
     function_reference,
     pickle_dumps,
     pickle_loads,
-    resolve_function,
 )
 from naq.settings import MAX_TTL_SECONDS, Settings, get_settings
-from naq.sync import run_sync
+from naq.sync import sync_twin
 
 RetryDelayType = float | int | Sequence[float | int]
 
@@ -126,10 +122,10 @@ class Job:
             check_encodable(self.args, self.kwargs)
             if self.meta:
                 check_encodable((), self.meta)
-        # Set on the worker side, as in RQ: the outcome of an execute() call.
+        # The seeds' outcome fields, kept for code that reads them: naq keeps a job's
+        # outcome in the results bucket, read with result(), info() or wait().
         self.error: str | None = None
         self.traceback: str | None = None
-        self.return_value: Any = None
 
     def __repr__(self) -> str:
         return f"Job({self.job_id!r}, function={self.function_ref!r}, queue={self.queue_name!r})"
@@ -200,7 +196,6 @@ class Job:
         )
         job.dependency_ids, job.meta = list(envelope.depends_on), dict(envelope.meta)
         job.error = job.traceback = None
-        job.return_value = None
         return job
 
     @classmethod
@@ -218,32 +213,6 @@ class Job:
         """Seconds to wait before retrying after attempt ``attempt`` (1-based) failed."""
         return retry_delay(attempt, self.retry_delay, self.retry_strategy, self.retry_jitter)
 
-    # -- running in-process (as RQ's Job.perform) -----------------------------
-
-    def execute(self) -> Any:
-        """Run the function here, synchronously, and return its value.
-
-        Raises:
-            JobExecutionError: the function raised (``error``/``traceback`` are set).
-        """
-        func = (
-            self.function
-            if callable(self.function)
-            else resolve_function(self.function_ref, self.module, self._settings.allowed_modules)
-        )
-        try:
-            value = func(*self.args, **self.kwargs)
-            if inspect.isawaitable(value):
-                value = asyncio.run(_await(value))
-        except Exception as exc:
-            self.error = f"{type(exc).__name__}: {exc}"
-            self.traceback = tb.format_exc()
-            raise JobExecutionError(
-                self.error, job_id=self.job_id, error=self.error, remote_traceback=self.traceback
-            ) from exc
-        self.return_value = value
-        return value
-
     # -- outcome -------------------------------------------------------------
 
     async def result(self, timeout: float | None = None) -> Any:
@@ -255,28 +224,23 @@ class Job:
         """
         return await job_outcome(self.job_id, timeout, self._settings)
 
-    def result_sync(self, timeout: float | None = None) -> Any:
-        """Blocking form of :meth:`result`."""
-        return run_sync(self.result(timeout))
+    result_sync = sync_twin(result)
 
     async def wait(self, timeout: float | None = None) -> Any:
         """Wait until the job ends; returns its :class:`~naq.results.JobInfo`."""
         return await wait_for_job(self.job_id, timeout, settings=self._settings)
 
+    wait_sync = sync_twin(wait)
+
     async def info(self) -> Any:
         """The job's current :class:`~naq.results.JobInfo`."""
         return await get_job(self.job_id, settings=self._settings)
+
+    info_sync = sync_twin(info)
 
     @staticmethod
     async def fetch_result(job_id: str, nats_url: str | None = None) -> Any:
         """The value of finished job ``job_id`` (see :func:`naq.fetch_job_result`)."""
         return await fetch_job_result(job_id, nats_url=nats_url)
 
-    @staticmethod
-    def fetch_result_sync(job_id: str, nats_url: str | None = None) -> Any:
-        """Blocking form of :meth:`fetch_result`."""
-        return run_sync(Job.fetch_result(job_id, nats_url))
-
-
-async def _await(value: Any) -> Any:
-    return await value
+    fetch_result_sync = staticmethod(sync_twin(fetch_result))

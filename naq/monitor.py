@@ -13,7 +13,7 @@ from naq.outcome_log import OutcomeCounts, outcome_counts
 from naq.results import resolve_settings
 from naq.schedules import ScheduleStore
 from naq.settings import Settings
-from naq.sync import run_sync
+from naq.sync import sync_twin
 
 
 @dataclass(frozen=True)
@@ -80,9 +80,7 @@ async def list_workers(
     return sorted(workers, key=lambda w: w.name)
 
 
-def list_workers_sync(*, nats_url: str | None = None) -> list[WorkerInfo]:
-    """Blocking form of :func:`list_workers`."""
-    return run_sync(list_workers(nats_url=nats_url))
+list_workers_sync = sync_twin(list_workers)
 
 
 @dataclass(frozen=True)
@@ -187,3 +185,6 @@ async def all_queue_stats(
         found.update(broker.names.queue_from_subject(s) for s in stream.state.subjects or {})
         names = sorted(found)
     return [await queue_stats(broker, name) for name in names]
+
+
+all_queue_stats_sync = sync_twin(all_queue_stats)

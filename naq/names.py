@@ -154,8 +154,3 @@ class Names:
     def worker_control_subject(self, worker: str) -> str:
         """Core-NATS subject of commands to one worker (e.g. stop)."""
         return f"{self.prefix}.control.worker.{worker}"
-
-    @cached_property
-    def control_subject_prefix(self) -> str:
-        """Core-NATS subjects for commands to workers (``naq.control.<worker>``)."""
-        return f"{self.prefix}.control"

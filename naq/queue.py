@@ -22,6 +22,7 @@ from naq.names import Names, validate_job_id, validate_queue_name
 from naq.schedules import (
     ScheduleStore,
     next_cron,
+    schedule_not_found,
     to_seconds,
     to_timestamp,
     validate_cron,
@@ -31,7 +32,7 @@ from naq.security import job_headers
 from naq.serialization import task_info
 from naq.settings import Settings, get_settings
 from naq.store import JobStore
-from naq.sync import run_sync
+from naq.sync import sync_twin
 
 log = logging.getLogger("naq.queue")
 #: A batch enqueue lets the loop write what it has queued every this many messages, so the
@@ -429,16 +430,30 @@ class Queue:
         return await self._add_schedule(job, now, next_interval=next_interval, repeat=repeat)
 
     async def cancel_scheduled_job(self, job_id: str) -> bool:
-        """Delete a schedule; ``False`` if there is none with this id."""
-        return await (await self._store()).cancel(validate_job_id(job_id))
+        """Delete a schedule; returns True.
+
+        Raises:
+            JobNotFoundError: no schedule has this id (cancelled already, or never made).
+        """
+        if not await (await self._store()).cancel(validate_job_id(job_id)):
+            raise schedule_not_found(job_id)
+        return True
 
     async def pause_scheduled_job(self, job_id: str) -> bool:
-        """Pause a schedule; ``False`` if there is none with this id."""
+        """Pause a schedule; ``False`` if it is paused already.
+
+        Raises:
+            JobNotFoundError: no schedule has this id.
+        """
         store = await self._store()
         return await store.set_status(validate_job_id(job_id), ScheduleStatus.PAUSED)
 
     async def resume_scheduled_job(self, job_id: str) -> bool:
-        """Resume a paused (or failed) schedule; ``False`` if there is none with this id."""
+        """Resume a paused (or failed) schedule; ``False`` if it is active already.
+
+        Raises:
+            JobNotFoundError: no schedule has this id.
+        """
         store = await self._store()
         return await store.set_status(validate_job_id(job_id), ScheduleStatus.ACTIVE)
 
@@ -483,6 +498,8 @@ class Queue:
     async def stats(self) -> QueueStats:
         """Pending, running, scheduled, completed, failed, paused and recent rate."""
         return await queue_stats(await self._broker(), self.name)
+
+    stats_sync = sync_twin(stats)
 
     # -- maintenance -------------------------------------------------------
 
@@ -532,29 +549,7 @@ async def enqueue(
     )
 
 
-def enqueue_sync(
-    func: Callable[..., Any] | str,
-    *args: Any,
-    queue_name: str | None = None,
-    nats_url: str | None = None,
-    max_retries: int | None = None,
-    retry_delay: float | Sequence[float] | None = None,
-    depends_on: Any = None,
-    **kwargs: Any,
-) -> Job:
-    """Blocking form of :func:`enqueue`."""
-    return run_sync(
-        enqueue(
-            func,
-            *args,
-            queue_name=queue_name,
-            nats_url=nats_url,
-            max_retries=max_retries,
-            retry_delay=retry_delay,
-            depends_on=depends_on,
-            **kwargs,
-        )
-    )
+enqueue_sync = sync_twin(enqueue)
 
 
 async def enqueue_many(
@@ -564,11 +559,7 @@ async def enqueue_many(
     return await _queue(queue_name, nats_url).enqueue_many(calls)
 
 
-def enqueue_many_sync(
-    calls: Iterable[Sequence[Any]], *, queue_name: str | None = None, nats_url: str | None = None
-) -> list[Job]:
-    """Blocking form of :func:`enqueue_many`."""
-    return run_sync(enqueue_many(list(calls), queue_name=queue_name, nats_url=nats_url))
+enqueue_many_sync = sync_twin(enqueue_many)
 
 
 async def purge_queue(queue_name: str | None = None, nats_url: str | None = None) -> int:
@@ -576,9 +567,7 @@ async def purge_queue(queue_name: str | None = None, nats_url: str | None = None
     return await _queue(queue_name, nats_url).purge()
 
 
-def purge_queue_sync(queue_name: str | None = None, nats_url: str | None = None) -> int:
-    """Blocking form of :func:`purge_queue`."""
-    return run_sync(purge_queue(queue_name, nats_url))
+purge_queue_sync = sync_twin(purge_queue)
 
 
 async def enqueue_at(
@@ -593,16 +582,7 @@ async def enqueue_at(
     return await _queue(queue_name, nats_url).enqueue_at(dt, func, *args, **kwargs)
 
 
-def enqueue_at_sync(
-    dt: datetime | float,
-    func: Callable[..., Any] | str,
-    *args: Any,
-    queue_name: str | None = None,
-    nats_url: str | None = None,
-    **kwargs: Any,
-) -> Job:
-    """Blocking form of :func:`enqueue_at`."""
-    return run_sync(enqueue_at(dt, func, *args, queue_name=queue_name, nats_url=nats_url, **kwargs))
+enqueue_at_sync = sync_twin(enqueue_at)
 
 
 async def enqueue_in(
@@ -617,18 +597,7 @@ async def enqueue_in(
     return await _queue(queue_name, nats_url).enqueue_in(delta, func, *args, **kwargs)
 
 
-def enqueue_in_sync(
-    delta: timedelta | float,
-    func: Callable[..., Any] | str,
-    *args: Any,
-    queue_name: str | None = None,
-    nats_url: str | None = None,
-    **kwargs: Any,
-) -> Job:
-    """Blocking form of :func:`enqueue_in`."""
-    return run_sync(
-        enqueue_in(delta, func, *args, queue_name=queue_name, nats_url=nats_url, **kwargs)
-    )
+enqueue_in_sync = sync_twin(enqueue_in)
 
 
 async def schedule(
@@ -642,45 +611,31 @@ async def schedule(
     return await _queue(queue_name, nats_url).schedule(func, *args, **kwargs)
 
 
-def schedule_sync(
-    func: Callable[..., Any] | str,
-    *args: Any,
-    queue_name: str | None = None,
-    nats_url: str | None = None,
-    **kwargs: Any,
-) -> Job:
-    """Blocking form of :func:`schedule`."""
-    return run_sync(schedule(func, *args, queue_name=queue_name, nats_url=nats_url, **kwargs))
+schedule_sync = sync_twin(schedule)
 
 
 async def cancel_scheduled_job(job_id: str, nats_url: str | None = None) -> bool:
-    """Delete a schedule; ``False`` if there is none with this id."""
+    """Delete a schedule (see :meth:`Queue.cancel_scheduled_job`)."""
     return await _queue(None, nats_url).cancel_scheduled_job(job_id)
 
 
-def cancel_scheduled_job_sync(job_id: str, nats_url: str | None = None) -> bool:
-    """Blocking form of :func:`cancel_scheduled_job`."""
-    return run_sync(cancel_scheduled_job(job_id, nats_url))
+cancel_scheduled_job_sync = sync_twin(cancel_scheduled_job)
 
 
 async def pause_scheduled_job(job_id: str, nats_url: str | None = None) -> bool:
-    """Pause a schedule; ``False`` if there is none with this id."""
+    """Pause a schedule (see :meth:`Queue.pause_scheduled_job`)."""
     return await _queue(None, nats_url).pause_scheduled_job(job_id)
 
 
-def pause_scheduled_job_sync(job_id: str, nats_url: str | None = None) -> bool:
-    """Blocking form of :func:`pause_scheduled_job`."""
-    return run_sync(pause_scheduled_job(job_id, nats_url))
+pause_scheduled_job_sync = sync_twin(pause_scheduled_job)
 
 
 async def resume_scheduled_job(job_id: str, nats_url: str | None = None) -> bool:
-    """Resume a schedule; ``False`` if there is none with this id."""
+    """Resume a schedule (see :meth:`Queue.resume_scheduled_job`)."""
     return await _queue(None, nats_url).resume_scheduled_job(job_id)
 
 
-def resume_scheduled_job_sync(job_id: str, nats_url: str | None = None) -> bool:
-    """Blocking form of :func:`resume_scheduled_job`."""
-    return run_sync(resume_scheduled_job(job_id, nats_url))
+resume_scheduled_job_sync = sync_twin(resume_scheduled_job)
 
 
 async def modify_scheduled_job(job_id: str, nats_url: str | None = None, **updates: Any) -> bool:
@@ -688,6 +643,4 @@ async def modify_scheduled_job(job_id: str, nats_url: str | None = None, **updat
     return await _queue(None, nats_url).modify_scheduled_job(job_id, **updates)
 
 
-def modify_scheduled_job_sync(job_id: str, nats_url: str | None = None, **updates: Any) -> bool:
-    """Blocking form of :func:`modify_scheduled_job`."""
-    return run_sync(modify_scheduled_job(job_id, nats_url, **updates))
+modify_scheduled_job_sync = sync_twin(modify_scheduled_job)

@@ -16,6 +16,7 @@ import msgspec
 
 from naq.broker import Broker, decode_or_none
 from naq.errors import (
+    JobCancelledError,
     JobExecutionError,
     JobNotFoundError,
     JobTimeoutError,
@@ -32,10 +33,11 @@ from naq.models import (
     sealed_decoder,
 )
 from naq.names import validate_job_id
+from naq.schedules import ScheduleStore
 from naq.security import seal, unseal
 from naq.serialization import pickle_loads
 from naq.settings import Settings, get_settings
-from naq.sync import run_sync
+from naq.sync import sync_twin
 
 
 @dataclass(frozen=True)
@@ -157,11 +159,13 @@ def raise_for_outcome(record: ResultRecord, settings: Settings) -> Any:
     """Return the job's value, or raise the error its record describes.
 
     Raises:
-        JobExecutionError: the job failed or was cancelled.
+        JobCancelledError: the job was cancelled (a :class:`JobExecutionError` too).
+        JobExecutionError: the job failed.
     """
     if record.status == JobStatus.COMPLETED:
         return result_value(record, settings)
-    raise JobExecutionError(
+    error = JobCancelledError if record.status == JobStatus.CANCELLED else JobExecutionError
+    raise error(
         f"job {record.job_id} {record.status}: {record.error}",
         job_id=record.job_id,
         error=record.error,
@@ -180,8 +184,10 @@ async def fetch_job_result(
     """The return value of a finished job.
 
     Raises:
-        JobNotFoundError: there is no outcome (yet) for ``job_id``.
+        JobNotFoundError: there is no outcome (yet) for ``job_id``; the message says
+            whether naq knows the job at all.
         JobExecutionError: the job failed (carries the remote error and traceback).
+        JobCancelledError: the job was cancelled.
         NaqConnectionError: NATS can't be reached.
     """
     settings = resolve_settings(nats_url, settings)
@@ -189,8 +195,57 @@ async def fetch_job_result(
     broker = await Broker.connect(settings)
     record = await _result_record(broker, job_id)
     if record is None:
-        raise JobNotFoundError(f"no result for job {job_id!r} (not finished, unknown or expired)")
+        status = await broker.read_status(job_id)
+        if status is None:
+            raise job_not_found(job_id)
+        raise JobNotFoundError(f"job {job_id!r} has no result yet (it is {status.status})")
     return raise_for_outcome(record, settings)
+
+
+async def _is_known(broker: Broker, job_id: str, grace: float) -> bool:
+    """Whether naq has a record of ``job_id``: its status or result, or a schedule that
+    runs it (a recurring schedule's later runs have no record until they are enqueued).
+    Without one, its status is watched for up to ``grace`` seconds."""
+    if await broker.read_status(job_id) is not None:
+        return True
+    if await _result_record(broker, job_id) is not None:
+        return True
+    if await ScheduleStore(broker).runs_job(job_id):
+        return True
+    return await _status_appears(broker, job_id, grace)
+
+
+#: Seconds (at most the caller's timeout) an id with no record is watched for its status
+#: before it is called unknown. Enqueue writes the pending status without waiting for its
+#: ack, so a read just after ``enqueue`` returned can come before the server stored it
+#: (measured: about 1 read in 100); the write lands within milliseconds.
+STATUS_GRACE = 1.0
+
+
+async def _status_appears(broker: Broker, job_id: str, within: float) -> bool:
+    """Whether ``job_id`` gets a status record within ``within`` seconds (watched)."""
+    watcher = await (await broker.status_kv()).watch(job_id)
+    try:
+
+        async def first_status() -> None:
+            while True:
+                entry = await watcher.updates(timeout=None)  # type: ignore[arg-type]
+                if entry is not None and entry.value:
+                    return
+
+        try:
+            await asyncio.wait_for(first_status(), within)
+        except asyncio.TimeoutError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(Exception):
+            await watcher.stop()
+
+
+def job_not_found(job_id: str) -> JobNotFoundError:
+    """The error for an operation on a job id naq has no record of."""
+    return JobNotFoundError(f"no job {job_id!r} (never enqueued, or its record expired)")
 
 
 async def wait_for_result(broker: Broker, job_id: str, timeout: float | None) -> ResultRecord:
@@ -236,7 +291,7 @@ async def get_job(
         broker.read_status(job_id), _result_record(broker, job_id)
     )
     if status is None and result is None:
-        raise JobNotFoundError(f"no job {job_id!r} (never enqueued, or its record expired)")
+        raise job_not_found(job_id)
     if status is not None:
         info = info_from_status(status)
     else:
@@ -299,14 +354,21 @@ async def wait_for_job(
 ) -> JobInfo:
     """Wait until a job has ended (completed, failed for good or cancelled).
 
-    Returns its :class:`JobInfo`; does not raise for a failed job.
+    Returns its :class:`JobInfo`; does not raise for a failed or cancelled job.
+
+    An id naq has no record of is refused, except the id of a later run of a
+    schedule that exists (``<schedule id>_<k>``): that is waited for.
 
     Raises:
+        JobNotFoundError: naq has no record of ``job_id`` (never enqueued, or expired).
         JobTimeoutError: it did not end within ``timeout`` seconds.
     """
     settings = resolve_settings(nats_url, settings)
     validate_job_id(job_id)
     broker = await Broker.connect(settings)
+    grace = STATUS_GRACE if timeout is None else min(STATUS_GRACE, timeout)
+    if not await _is_known(broker, job_id, grace):
+        raise job_not_found(job_id)
     await wait_for_result(broker, job_id, timeout)
     return await get_job(job_id, settings=settings)
 
@@ -316,25 +378,14 @@ async def job_outcome(job_id: str, timeout: float | None, settings: Settings) ->
 
     Raises:
         JobTimeoutError: no outcome within ``timeout``.
-        JobExecutionError: the job failed or was cancelled.
+        JobExecutionError: the job failed.
+        JobCancelledError: the job was cancelled.
     """
     broker = await Broker.connect(settings)
     record = await wait_for_result(broker, job_id, timeout)
     return raise_for_outcome(record, settings)
 
 
-def fetch_job_result_sync(job_id: str, *, nats_url: str | None = None) -> Any:
-    """Blocking form of :func:`fetch_job_result`."""
-    return run_sync(fetch_job_result(job_id, nats_url=nats_url))
-
-
-def wait_for_job_sync(
-    job_id: str, timeout: float | None = None, *, nats_url: str | None = None
-) -> JobInfo:
-    """Blocking form of :func:`wait_for_job`."""
-    return run_sync(wait_for_job(job_id, timeout, nats_url=nats_url))
-
-
-def get_job_sync(job_id: str, *, nats_url: str | None = None) -> JobInfo:
-    """Blocking form of :func:`get_job`."""
-    return run_sync(get_job(job_id, nats_url=nats_url))
+fetch_job_result_sync = sync_twin(fetch_job_result)
+wait_for_job_sync = sync_twin(wait_for_job)
+get_job_sync = sync_twin(get_job)

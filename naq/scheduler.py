@@ -43,7 +43,7 @@ from naq.models import (
     status_of,
 )
 from naq.names import SCHEDULER_LOCK_KEY
-from naq.schedules import ScheduleStore, following_run
+from naq.schedules import ScheduleStore, following_run, run_job_id
 from naq.security import job_headers
 from naq.settings import Settings, get_settings
 from naq.store import JobStore
@@ -55,11 +55,6 @@ log = logging.getLogger("naq.scheduler")
 FIRE_BATCH = 200
 #: Safety margin: a leader stops acting this long before its lease could expire.
 LEASE_MARGIN = 1.0
-
-
-def run_job_id(schedule_id: str, run_number: int) -> str:
-    """Job id of a schedule's ``run_number``-th run (the first run keeps the schedule's id)."""
-    return schedule_id if run_number <= 1 else f"{schedule_id}_{run_number}"
 
 
 def tick_id(schedule_id: str, due: float) -> str:

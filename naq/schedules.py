@@ -29,7 +29,7 @@ from naq.models import (
 )
 from naq.settings import Settings, get_settings
 from naq.store import JobStore
-from naq.sync import run_sync
+from naq.sync import sync_twin
 
 SCHEDULE_STATUSES = (ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED, ScheduleStatus.FAILED)
 #: Fields ``modify_scheduled_job`` accepts.
@@ -157,6 +157,26 @@ def following_run(record: ScheduleRecord, due: float, now: float) -> float | Non
     return max(to_timestamp(value, "next_interval result"), now)
 
 
+def run_job_id(schedule_id: str, run_number: int) -> str:
+    """Job id of a schedule's ``run_number``-th run (the first run keeps the schedule's id)."""
+    return schedule_id if run_number <= 1 else f"{schedule_id}_{run_number}"
+
+
+def schedule_ids_of_run(job_id: str) -> list[str]:
+    """The ids of the schedules whose run ``job_id`` could be (the inverse of
+    :func:`run_job_id`): ``job_id`` itself, and ``s`` when it reads ``s_<k>``."""
+    ids = [job_id]
+    base, _, number = job_id.rpartition("_")
+    if base and number.isascii() and number.isdigit() and run_job_id(base, int(number)) == job_id:
+        ids.append(base)
+    return ids
+
+
+def schedule_not_found(schedule_id: str) -> JobNotFoundError:
+    """The error for an operation on a schedule id naq has no record of."""
+    return JobNotFoundError(f"no scheduled job {schedule_id!r}")
+
+
 class ScheduleStore:
     """Reads and compare-and-set writes of schedule records."""
 
@@ -230,6 +250,13 @@ class ScheduleStore:
             return False
         return True
 
+    async def runs_job(self, job_id: str) -> bool:
+        """Whether a schedule that exists runs (or ran) a job with id ``job_id``."""
+        for schedule_id in schedule_ids_of_run(job_id):
+            if await self.get(schedule_id) is not None:
+                return True
+        return False
+
     async def all(self) -> list[tuple[ScheduleRecord, int]]:
         """Every schedule with its revision."""
         records = []
@@ -243,7 +270,8 @@ class ScheduleStore:
     # -- the operations users call -----------------------------------------
 
     async def cancel(self, schedule_id: str) -> bool:
-        """Delete a schedule; False if there is none.
+        """Delete a schedule; False if there is none (a job's cancellation may find its
+        schedule gone: it fired meanwhile).
 
         Its first run, if it has not run yet, ends as cancelled, so waiters
         and listings don't keep showing it as scheduled.
@@ -256,15 +284,24 @@ class ScheduleStore:
         return True
 
     async def set_status(self, schedule_id: str, status: str) -> bool:
-        """Pause or resume; False if there is no such schedule."""
+        """Pause or resume; False if the schedule has this status already.
+
+        Raises:
+            JobNotFoundError: no schedule has this id.
+        """
+        changed = False
 
         def change(record: ScheduleRecord) -> ScheduleRecord | None:
-            if record.status == status:
+            nonlocal changed
+            changed = record.status != status
+            if not changed:
                 return None
             failures = 0 if status == ScheduleStatus.ACTIVE else record.failures
             return msgspec.structs.replace(record, status=status, failures=failures)
 
-        return await self.update(schedule_id, change) is not None
+        if await self.update(schedule_id, change) is None:
+            raise schedule_not_found(schedule_id)
+        return changed
 
     async def modify(self, schedule_id: str, **updates: Any) -> bool:
         """Change cron, interval, repeat, timezone or the next run time.
@@ -315,7 +352,7 @@ class ScheduleStore:
             return new
 
         if await self.update(schedule_id, change) is None:
-            raise JobNotFoundError(f"no scheduled job {schedule_id!r}")
+            raise schedule_not_found(schedule_id)
         return True
 
 
@@ -398,14 +435,4 @@ async def list_scheduled_jobs(
     return sorted(infos, key=lambda info: info.next_run)
 
 
-def list_scheduled_jobs_sync(
-    *,
-    status: str | None = None,
-    queue: str | None = None,
-    job_id: str | None = None,
-    nats_url: str | None = None,
-) -> list[ScheduleInfo]:
-    """Blocking form of :func:`list_scheduled_jobs`."""
-    return run_sync(
-        list_scheduled_jobs(status=status, queue=queue, job_id=job_id, nats_url=nats_url)
-    )
+list_scheduled_jobs_sync = sync_twin(list_scheduled_jobs)

@@ -232,16 +232,6 @@ def _check_value(value: Any, label: str) -> None:
         ) from None
 
 
-def encode_value(value: Any, label: str = "value") -> bytes:
-    """JSON-encode a user value (a result), raising :class:`SerializationError`."""
-    try:
-        return _json_encoder.encode(value)
-    except (TypeError, NotImplementedError, OverflowError, msgspec.EncodeError) as exc:
-        raise SerializationError(
-            f"{label} of type {type(value).__name__} can't be stored as JSON ({exc})"
-        ) from None
-
-
 def pickle_dumps(value: Any) -> bytes:
     """cloudpickle ``value`` (pickle serializer only)."""
     try:

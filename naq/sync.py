@@ -1,21 +1,24 @@
 """Running naq's async core from synchronous code.
 
-Every ``*_sync`` helper submits its coroutine to one background event loop
-owned by naq, running in a daemon thread. The loop and its shared NATS
-connection live for the whole process, so sync helpers work any number of
-times in a row, from any thread, and from code that runs inside another event
-loop (which they block while they wait, like any sync call).
+Every ``*_sync`` helper is made by :func:`sync_twin` from its async form and
+submits that coroutine to one background event loop owned by naq, running in
+a daemon thread. The loop and its shared NATS connection live for the whole
+process, so sync helpers work any number of times in a row, from any thread,
+and from code that runs inside another event loop (which they block while they
+wait, like any sync call).
 """
 
 from __future__ import annotations
 
 import asyncio
 import atexit
+import functools
 import threading
-from collections.abc import Coroutine
-from typing import Any, TypeVar
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
 
 T = TypeVar("T")
+P = ParamSpec("P")
 
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
@@ -58,6 +61,25 @@ def run_sync(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
     except BaseException:
         future.cancel()
         raise
+
+
+def sync_twin(fn: Callable[P, Coroutine[Any, Any, T]]) -> Callable[P, T]:
+    """The blocking twin of coroutine function ``fn``: same parameters, same result.
+
+    The twin is named ``<name>_sync``, reports ``fn``'s signature to ``inspect``
+    and documents itself as the blocking form of ``fn``. Used as a class attribute
+    (``stats_sync = sync_twin(stats)``) it is a method like ``fn``.
+    """
+
+    @functools.wraps(fn)
+    def twin(*args: P.args, **kwargs: P.kwargs) -> T:
+        return run_sync(fn(*args, **kwargs))
+
+    twin.__name__ = f"{fn.__name__}_sync"
+    twin.__qualname__ = f"{fn.__qualname__}_sync"
+    role = "meth" if "." in fn.__qualname__ else "func"
+    twin.__doc__ = f"Blocking form of :{role}:`{fn.__name__}`."
+    return twin
 
 
 def set_threadsafe(event: asyncio.Event, loop: asyncio.AbstractEventLoop) -> None:

@@ -470,10 +470,11 @@ class NaqApp(App[None]):
         else:
             job_id, what = row.job_id, short_function(row.function)
             call = self.service.pause_schedule if pause else self.service.resume_schedule
+            state = "paused" if pause else "active"
             self._act(
                 "Schedule",
                 lambda: call(job_id),
-                lambda ok: f"{what} {verb}" if ok else f"schedule {job_id} not found",
+                lambda ok: f"{what} {verb}" if ok else f"{what} was {state} already",
             )
 
     def action_reschedule(self) -> None:
@@ -494,7 +495,7 @@ class NaqApp(App[None]):
                     interval=request.interval,
                     next_run=request.next_run,
                 ),
-                lambda ok: f"{what} rescheduled" if ok else f"schedule {job_id} not found",
+                lambda _: f"{what} rescheduled",
             )
 
         self.push_screen(RescheduleScreen(row), chosen)
@@ -523,7 +524,7 @@ class NaqApp(App[None]):
                 lambda: self._act(
                     "Cancel schedule",
                     lambda: self.service.cancel_schedule(job_id),
-                    lambda ok: f"schedule of {what} deleted" if ok else "schedule not found",
+                    lambda _: f"schedule of {what} deleted",
                 ),
                 title="Cancel schedule",
             )

@@ -449,18 +449,18 @@ class FakeService:
     async def pause_schedule(self, job_id: str) -> bool:
         """Pause a schedule."""
         self.calls.append(("pause_schedule", job_id))
-        return self._set_schedule(job_id, status="paused")
+        return self._set_status(job_id, "paused")
 
     async def resume_schedule(self, job_id: str) -> bool:
         """Resume a schedule."""
         self.calls.append(("resume_schedule", job_id))
-        return self._set_schedule(job_id, status="active")
+        return self._set_status(job_id, "active")
 
     async def cancel_schedule(self, job_id: str) -> bool:
         """Delete a schedule."""
         self.calls.append(("cancel_schedule", job_id))
         if self.schedules.pop(job_id, None) is None:
-            return False
+            raise JobNotFoundError(f"no scheduled job {job_id!r}")
         self.emit(Remove("schedule", job_id))
         return True
 
@@ -474,9 +474,8 @@ class FakeService:
     ) -> bool:
         """Change a schedule's cron, interval or next run."""
         self.calls.append(("reschedule", job_id, cron, interval, next_run))
-        row = self.schedules.get(job_id)
-        if row is None:
-            return False
+        if job_id not in self.schedules:
+            raise JobNotFoundError(f"no scheduled job {job_id!r}")
         changes: dict[str, Any] = {}
         if cron is not None:
             changes.update(cron=cron, interval=None)
@@ -540,6 +539,12 @@ class FakeService:
         row = replace(self._queue_row(queue), **changes)
         self.queues[queue] = row
         self.emit(Upsert(row))
+
+    def _set_status(self, job_id: str, status: str) -> bool:
+        row = self.schedules.get(job_id)
+        if row is None:
+            raise JobNotFoundError(f"no scheduled job {job_id!r}")
+        return row.status != status and self._set_schedule(job_id, status=status)
 
     def _set_schedule(self, job_id: str, **changes: Any) -> bool:
         row = self.schedules.get(job_id)

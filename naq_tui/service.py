@@ -195,15 +195,15 @@ class Service(Protocol):
         ...
 
     async def pause_schedule(self, job_id: str) -> bool:
-        """Pause a schedule."""
+        """Pause a schedule; False if it was paused already (an unknown id raises)."""
         ...
 
     async def resume_schedule(self, job_id: str) -> bool:
-        """Resume a schedule."""
+        """Resume a schedule; False if it was active already (an unknown id raises)."""
         ...
 
     async def cancel_schedule(self, job_id: str) -> bool:
-        """Delete a schedule."""
+        """Delete a schedule (an unknown id raises)."""
         ...
 
     async def reschedule(

@@ -17,6 +17,7 @@ from typing import Any
 
 import nats
 import nats.js.errors
+import pytest
 
 import naq
 from naq.models import DeadLetter, dead_letter_decoder
@@ -307,6 +308,19 @@ class StatusWatch:
     async def status(self, job_id: str, status: str, timeout: float = 10.0) -> naq.JobEvent:
         """Wait for ``job_id`` to reach ``status``."""
         return await self.until(lambda e: e.job_id == job_id and e.status == status, timeout)
+
+
+async def assert_never_runs(job_id: str, within: float) -> None:
+    """No status of ``job_id`` appears for ``within`` seconds, and naq, which has no record
+    of it, refuses to wait for it.
+
+    A non-event: only time passing can show it, so this watches for that long.
+    """
+    async with StatusWatch(os.environ["NAQ_NATS_URL"]) as watch:
+        with pytest.raises(AssertionError, match="no matching job event"):
+            await watch.until(lambda event: event.job_id == job_id, timeout=within)
+    with pytest.raises(naq.JobNotFoundError, match=job_id):
+        await naq.wait_for_job(job_id, timeout=within)
 
 
 def stop_processes(procs: list[subprocess.Popen[bytes]]) -> None:

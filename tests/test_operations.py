@@ -254,7 +254,10 @@ async def test_failed_jobs_listed_by_queue_deleted_and_requeued_in_bulk(tmp_path
         assert [f.seq for f in listed_all] == sorted((f.seq for f in listed_all), reverse=True)
 
         assert await naq.delete_failed_job(a_jobs[0].job_id) is True
-        assert await naq.delete_failed_job(a_jobs[0].job_id) is False
+        with pytest.raises(naq.JobNotFoundError, match=a_jobs[0].job_id):
+            await naq.delete_failed_job(a_jobs[0].job_id)
+        with pytest.raises(naq.JobNotFoundError, match=a_jobs[0].job_id):
+            await naq.requeue_failed_job(a_jobs[0].job_id)
         assert {f.job_id for f in await naq.list_failed_jobs("dl-a")} == {
             j.job_id for j in a_jobs[1:]
         }

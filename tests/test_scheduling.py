@@ -24,7 +24,7 @@ import pytest
 import naq
 from naq import Queue
 from tests import jobs
-from tests.helpers import prefix, running_worker, thread_worker, wait_until
+from tests.helpers import assert_never_runs, prefix, running_worker, thread_worker, wait_until
 
 pytestmark = pytest.mark.usefixtures("nats_url")
 
@@ -193,8 +193,7 @@ async def test_interval_with_repeat_runs_exactly_that_many_times(tmp_path: Path)
             # Run k is due k intervals after scheduling (run 1 one interval after); never sooner.
             assert info.enqueued_at is not None and info.enqueued_at >= t0 + 0.5 * k
         # A fourth run would be due 0.5 s after the third: none comes in two intervals and more.
-        with pytest.raises(naq.JobTimeoutError):
-            await naq.wait_for_job(run_id(schedule_id, 4), timeout=1.2)
+        await assert_never_runs(run_id(schedule_id, 4), within=1.2)
         assert await schedule_record(schedule_id) is None
         assert await naq.list_scheduled_jobs(queue=Q) == []
         executed = [line.split()[0] for line in log.read_text().splitlines()]
@@ -295,28 +294,59 @@ async def test_a_cancelled_schedule_never_runs_again() -> None:
     async with running_scheduler(), running_worker(Q), Queue(Q) as queue:
         job = await queue.schedule(jobs.async_sleep, 0, interval=0.5)
         await naq.wait_for_job(job.job_id, timeout=5)
-        assert await naq.cancel_scheduled_job(job.job_id)
+        assert await naq.cancel_scheduled_job(job.job_id) is True
         assert await schedule_record(job.job_id) is None
         # Run 2 may have been on its way as we cancelled; run 3 never comes.
-        with pytest.raises(naq.JobTimeoutError):
-            await naq.wait_for_job(run_id(job.job_id, 3), timeout=1.5)
-        assert await queue.cancel_scheduled_job(job.job_id) is False
+        await assert_never_runs(run_id(job.job_id, 3), within=1.5)
+        with pytest.raises(naq.JobNotFoundError, match=job.job_id):
+            await queue.cancel_scheduled_job(job.job_id)
 
 
-async def test_unknown_schedule_ids() -> None:
+async def test_unknown_schedule_ids_raise_not_found_naming_the_id() -> None:
+    unknown = "no-such-schedule"
     async with Queue(Q) as queue:
-        assert await queue.pause_scheduled_job("no-such-schedule") is False
-        assert await queue.resume_scheduled_job("no-such-schedule") is False
-        assert await naq.pause_scheduled_job("no-such-schedule") is False
-        assert await naq.resume_scheduled_job("no-such-schedule") is False
-        assert await naq.cancel_scheduled_job("no-such-schedule") is False
-        with pytest.raises(naq.JobNotFoundError, match="no-such-schedule"):
-            await queue.modify_scheduled_job("no-such-schedule", interval=5)
-        with pytest.raises(naq.JobNotFoundError, match="no-such-schedule"):
-            await naq.modify_scheduled_job("no-such-schedule", cron="* * * * *")
+        for call in (
+            queue.pause_scheduled_job,
+            queue.resume_scheduled_job,
+            queue.cancel_scheduled_job,
+            naq.pause_scheduled_job,
+            naq.resume_scheduled_job,
+            naq.cancel_scheduled_job,
+        ):
+            with pytest.raises(naq.JobNotFoundError, match=unknown):
+                await call(unknown)
+        with pytest.raises(naq.JobNotFoundError, match=unknown):
+            await queue.modify_scheduled_job(unknown, interval=5)
+        with pytest.raises(naq.JobNotFoundError, match=unknown):
+            await naq.modify_scheduled_job(unknown, cron="* * * * *")
         with pytest.raises(naq.ConfigurationError, match="sleeping"):
             await naq.list_scheduled_jobs(status="sleeping")
         assert await naq.list_scheduled_jobs() == []
+
+
+async def test_pausing_a_paused_schedule_or_resuming_an_active_one_returns_false() -> None:
+    async with Queue(Q) as queue:
+        job = await queue.schedule(jobs.noop, interval=60)
+        assert await queue.resume_scheduled_job(job.job_id) is False  # active already
+        assert await queue.pause_scheduled_job(job.job_id) is True
+        assert await naq.pause_scheduled_job(job.job_id) is False  # paused already
+        assert (await schedule_record(job.job_id)).status == "paused"  # type: ignore[union-attr]
+        assert await naq.resume_scheduled_job(job.job_id) is True
+        assert await queue.resume_scheduled_job(job.job_id) is False
+        assert (await schedule_record(job.job_id)).status == "active"  # type: ignore[union-attr]
+        assert await naq.cancel_scheduled_job(job.job_id) is True
+        with pytest.raises(naq.JobNotFoundError, match=job.job_id):
+            await naq.pause_scheduled_job(job.job_id)
+
+
+async def test_waiting_for_an_unknown_id_is_refused_but_a_later_run_is_waited_for() -> None:
+    with pytest.raises(naq.JobNotFoundError, match="never-made-1"):
+        await naq.wait_for_job("never-made-1")  # no timeout: without the check, it hangs
+    async with running_scheduler(), running_worker(Q), Queue(Q) as queue:
+        job = await queue.schedule(jobs.add, 2, 3, interval=0.3, repeat=2)
+        # Run 2 has no record until it is enqueued, but its schedule exists: it is waited for.
+        info = await naq.wait_for_job(run_id(job.job_id, 2), timeout=5)
+    assert info.status == naq.JobStatus.COMPLETED and info.result == 5
 
 
 async def test_modifying_the_interval_takes_effect() -> None:
@@ -395,10 +425,15 @@ def test_the_sync_twins_work() -> None:
 
         assert naq.resume_scheduled_job_sync(schedule_id)
         assert naq.wait_for_job_sync(schedule_id, timeout=5).result == 3
+        assert naq.resume_scheduled_job_sync(schedule_id) is False  # active already
         assert naq.cancel_scheduled_job_sync(schedule_id)
-        assert naq.cancel_scheduled_job_sync(schedule_id) is False
-        assert naq.pause_scheduled_job_sync(schedule_id) is False
-        assert naq.resume_scheduled_job_sync(schedule_id) is False
+        for call in (
+            naq.cancel_scheduled_job_sync,
+            naq.pause_scheduled_job_sync,
+            naq.resume_scheduled_job_sync,
+        ):
+            with pytest.raises(naq.JobNotFoundError, match=schedule_id):
+                call(schedule_id)
         with pytest.raises(naq.JobNotFoundError):
             naq.modify_scheduled_job_sync(schedule_id, interval=1)
 

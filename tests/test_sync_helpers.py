@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,3 +115,59 @@ def test_result_sync_times_out_without_a_worker() -> None:
     with pytest.raises(naq.JobTimeoutError):
         job.result_sync(timeout=0.3)
     assert naq.purge_queue_sync(Q) == 1
+
+
+# -- every async function has its twin ------------------------------------------------------
+
+
+def public_async_functions() -> dict[str, Any]:
+    return {
+        name: getattr(naq, name)
+        for name in naq.__all__
+        if inspect.iscoroutinefunction(getattr(naq, name))
+    }
+
+
+def test_every_public_async_function_has_a_sync_twin_with_the_same_parameters() -> None:
+    functions = public_async_functions()
+    assert {"requeue_failed_jobs", "delete_failed_jobs", "all_queue_stats"} <= set(functions)
+    for name, function in functions.items():
+        assert f"{name}_sync" in naq.__all__, name
+        twin = getattr(naq, f"{name}_sync")
+        assert not inspect.iscoroutinefunction(twin), name
+        assert inspect.signature(twin).parameters == inspect.signature(function).parameters, name
+        assert twin.__doc__ and "Blocking form of" in twin.__doc__, name
+    # The methods users call from sync code, the settings= argument kept.
+    for owner, method in ((naq.Queue, "stats"), (naq.Job, "result"), (naq.Job, "fetch_result")):
+        twin, function = getattr(owner, f"{method}_sync"), getattr(owner, method)
+        assert inspect.signature(twin).parameters == inspect.signature(function).parameters
+    assert "settings" in inspect.signature(naq.get_job_sync).parameters
+
+
+def test_the_new_twins_from_threads_and_in_a_row(tmp_path: Path) -> None:
+    settings = naq.get_settings()
+    queue = naq.Queue(Q)
+    with thread_worker(Q):
+        for i in range(2):
+            job = naq.enqueue_sync(jobs.flaky, str(tmp_path / f"count{i}"), 1, queue_name=Q)
+            assert naq.wait_for_job_sync(job.job_id, timeout=10).status == naq.JobStatus.FAILED
+            assert naq.requeue_failed_jobs_sync(Q, settings=settings) == 1
+            assert job.result_sync(timeout=10) == 2
+        failing = [naq.enqueue_sync(jobs.fail, "x", queue_name=Q) for _ in range(2)]
+        for job in failing:
+            job.wait_sync(timeout=10)
+    with ThreadPoolExecutor(2) as pool:
+        stats = list(pool.map(lambda _: queue.stats_sync(), range(2)))
+        everything = pool.submit(naq.all_queue_stats_sync, [Q]).result()
+    assert [s.failed for s in stats] == [2, 2]
+    assert [(s.name, s.failed) for s in everything] == [(Q, 2)]
+    assert naq.delete_failed_jobs_sync(Q) == 2
+    assert naq.list_failed_jobs_sync(Q) == []
+
+
+async def test_the_new_twins_inside_a_running_event_loop() -> None:
+    assert asyncio.get_running_loop().is_running()
+    assert naq.delete_failed_jobs_sync(Q) == 0
+    assert naq.requeue_failed_jobs_sync(Q) == 0
+    assert naq.Queue(Q).stats_sync().pending == 0
+    assert [s.name for s in naq.all_queue_stats_sync([Q])] == [Q]

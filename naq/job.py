@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
+
 from naq.errors import ConfigurationError, SerializationError
 from naq.models import JobEnvelope, decode_envelope, envelope_encoder
 from naq.names import validate_job_id, validate_queue_name
@@ -17,6 +19,7 @@ from naq.serialization import (
     function_reference,
     pickle_dumps,
     pickle_loads,
+    registered_task,
 )
 from naq.settings import MAX_TTL_SECONDS, Settings, get_settings
 from naq.sync import sync_twin
@@ -79,8 +82,11 @@ class Job:
         dependency_ids: Sequence[str] | None = None,
         meta: dict[str, Any] | None = None,
         settings: Settings | None = None,
+        options_given: Sequence[str] = (),
     ) -> None:
         self._settings = settings or get_settings()
+        #: Job options the caller set (a task's registered defaults fill the others).
+        self.options_given = tuple(sorted(options_given))
         self.function = function
         self.function_ref, self.module = function_reference(function)
         self.args = tuple(args)
@@ -161,6 +167,8 @@ class Job:
             meta=self.meta,
             serializer=serializer,
             pickled=pickled,
+            # Only a task name needs them: the worker knows its registered defaults.
+            options=list(self.options_given) if ":" not in self.function_ref else [],
         )
 
     def serialize(self) -> bytes:
@@ -244,3 +252,43 @@ class Job:
         return await fetch_job_result(job_id, nats_url=nats_url)
 
     fetch_result_sync = staticmethod(sync_twin(fetch_result))
+
+
+#: Job options a task's registration may default (each is the envelope field of its name).
+_DEFAULTABLE = frozenset(
+    {
+        "max_retries",
+        "retry_delay",
+        "retry_strategy",
+        "retry_jitter",
+        "retry_on",
+        "ignore_on",
+        "timeout",
+        "result_ttl",
+        "meta",
+    }
+)
+#: Task name -> the envelope fields of its registered options, computed once.
+_task_fields: dict[str, dict[str, Any]] = {}
+
+
+def with_task_defaults(envelope: JobEnvelope) -> JobEnvelope:
+    """``envelope`` with its task's registered options for those its producer left
+    unset (a producer may enqueue a task by name without importing it).
+
+    A job that names a function by import path, or a task this process has not
+    registered, is returned as it is.
+    """
+    if ":" in envelope.fn:
+        return envelope
+    fields = _task_fields.get(envelope.fn)
+    if fields is None:
+        info = registered_task(envelope.fn)
+        if info is None:
+            return envelope
+        options = {k: v for k, v in info.options.items() if k in _DEFAULTABLE}
+        # Validated and encoded as a producer importing the task would have done.
+        defaults = Job(envelope.fn, queue_name=envelope.queue, **options).to_envelope()
+        fields = _task_fields[envelope.fn] = {name: getattr(defaults, name) for name in options}
+    changes = {name: value for name, value in fields.items() if name not in envelope.options}
+    return msgspec.structs.replace(envelope, **changes) if changes else envelope

@@ -68,6 +68,9 @@ class JobEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     serializer: str = "json"
     #: cloudpickled ``(func, args, kwargs)`` when ``serializer == "pickle"``.
     pickled: bytes | None = None
+    #: For a task enqueued by name: the job options its producer set. The worker gives
+    #: every other option the task's registered default.
+    options: list[str] = []
     v: int = ENVELOPE_VERSION
 
 

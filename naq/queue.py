@@ -170,9 +170,18 @@ class Queue:
         unknown = set(merged) - JOB_OPTIONS
         if unknown:
             raise ConfigurationError(f"unknown job option(s): {', '.join(sorted(unknown))}")
+        given_options = tuple(merged)
         if self.default_timeout is not None:
             merged.setdefault("timeout", self.default_timeout)
-        return Job(func, args, kwargs, queue_name=self.name, settings=self.settings, **merged)
+        return Job(
+            func,
+            args,
+            kwargs,
+            queue_name=self.name,
+            settings=self.settings,
+            options_given=given_options,
+            **merged,
+        )
 
     async def enqueue(
         self,

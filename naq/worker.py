@@ -33,6 +33,7 @@ from naq.context import JobContext, bind
 from naq.dependencies import job_ended
 from naq.errors import ConfigurationError, NaqException, SecurityError, SerializationError
 from naq.execution import Executor, JobTimeout
+from naq.job import with_task_defaults
 from naq.models import (
     DeadLetter,
     JobEnvelope,
@@ -535,7 +536,7 @@ class Worker:
             await self._dead_letter(msg, running.queue, None, f"refused: {exc}")
             return
         try:
-            envelope = decode_envelope(msg.data)
+            envelope = with_task_defaults(decode_envelope(msg.data))
             if envelope.queue != running.queue:
                 raise SerializationError(
                     f"job names queue {envelope.queue!r} but arrived on {running.queue!r}"

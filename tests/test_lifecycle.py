@@ -16,7 +16,7 @@ from naq.results import encode_result
 from naq.settings import get_settings
 from naq.store import JobStore
 from tests import jobs
-from tests.helpers import running_worker, wait_until
+from tests.helpers import running_worker, start_process, stop_processes, wait_until
 from tests.test_scheduling import running_scheduler
 
 Q = "life"
@@ -243,3 +243,23 @@ async def test_list_jobs_reads_the_newest_page_without_scanning_the_history(
     completed_here = await naq.list_jobs(queue=Q, status="completed", limit=4)
     done_ids = {j.job_id for j in done}
     assert [i.job_id for i in completed_here] == [i for i in ended if i in done_ids][:4]
+
+
+async def test_a_task_enqueued_by_name_gets_its_registered_defaults(
+    nats_url: str, tmp_path: Path
+) -> None:
+    import sys
+
+    assert "tests.named_tasks" not in sys.modules, "the producer must not know the task"
+    queue = naq.Queue(Q)
+    defaulted = await queue.enqueue("tests.flaky_by_name", str(tmp_path / "a"))
+    overridden = await queue.enqueue("tests.flaky_by_name", str(tmp_path / "b"), max_retries=0)
+    worker = start_process(tmp_path, "worker", "worker", Q, "--module", "tests.named_tasks")
+    try:
+        # The registered max_retries=2 applies: two failures, then the third attempt's value.
+        assert await defaulted.result(timeout=30) == 3
+        info = await naq.wait_for_job(overridden.job_id, 30)
+    finally:
+        stop_processes([worker])
+    assert info.status == JobStatus.FAILED  # the producer's own max_retries=0 stands
+    assert (await naq.get_job(defaulted.job_id)).attempt == 3

@@ -49,6 +49,7 @@ import naq  # noqa: E402
 from bench.common import (  # noqa: E402
     REPO_ROOT,
     Row,
+    cpu_seconds,
     embedded_server,
     guarded,
     log_tail,
@@ -129,7 +130,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 async def run(
-    url: str, args: argparse.Namespace, workdir: Path
+    url: str, args: argparse.Namespace, workdir: Path, server_pid: int | None
 ) -> tuple[list[Row], list[str], dict[str, Any]]:
     prefix = "bench" + uuid.uuid4().hex[:8]
     settings = Settings(nats_url=url, prefix=prefix)
@@ -333,6 +334,9 @@ async def run(
         rows.append(await guarded(r5b, b5b))
 
         # 5c. the lean pull loop making naq's per-job writes, on naq's own jobs and buckets
+        def server_cpu_seconds() -> float | None:
+            return cpu_seconds(server_pid) if server_pid is not None else None
+
         r5c = Row(R_LEAN_NAQ, args.n_drain, 0.0, "job/s")
         broker = await Broker.connect(settings)
 
@@ -351,6 +355,7 @@ async def run(
             await broker.status_kv()
             await broker.results_kv()
             await broker.ensure_outcomes_stream()
+            server_cpu, own_cpu = server_cpu_seconds(), time.process_time()
             seconds = await lean_naq_writes_drain(
                 nc,
                 broker.names.jobs_stream,
@@ -358,6 +363,16 @@ async def run(
                 writes,
                 batch=args.fetch_batch,
                 n=args.n_drain,
+            )
+            server_after = server_cpu_seconds()
+            # Which side the loop waits on: nats-server's cores busy, or this process's.
+            info.setdefault("lean_naq_writes_cores", []).append(
+                {
+                    "nats_server": (server_after - server_cpu) / seconds
+                    if server_after is not None and server_cpu is not None
+                    else None,
+                    "client": (time.process_time() - own_cpu) / seconds,
+                }
             )
             left = await wait_consumer_drained(js, broker.names.jobs_stream, consumer)
             if left.num_pending or left.num_ack_pending:
@@ -536,6 +551,13 @@ async def run(
             "outcome-log entry (unacknowledged) and the job's ack: a worker's NATS traffic "
             "for a no-op job without its Python work."
         )
+        cores = info.get("lean_naq_writes_cores", [])
+        if cores and all(c["nats_server"] is not None for c in cores):
+            each = ", ".join(f"{c['nats_server']:.2f}/{c['client']:.2f}" for c in cores)
+            notes.append(
+                "CPU cores busy during each run of that loop, nats-server/this process "
+                f"(table row first, then each paired round): {each}."
+            )
         for row in (r6a, r6b):
             if row.error is None and row.rate:
                 steady = row.extra.get("busy_rate", row.rate)
@@ -577,7 +599,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         print(
             f"nats-server {machine['nats_server']} at {server.url} (pid {server.pid})", flush=True
         )
-        rows, notes, info = asyncio.run(run(server.url, args, Path(tmp)))
+        rows, notes, info = asyncio.run(run(server.url, args, Path(tmp), server.pid))
         failed_logs = [
             f"--- {p.name}\n{log_tail(p)}"
             for p in sorted(Path(tmp).glob("worker-*.log"))

@@ -9,14 +9,15 @@ Rows (see bench/README.md for what each one includes):
 4. naq ``Queue.enqueue_many`` in chunks                                  vs 3 (and 3b, in notes)
 5. raw nats-py pull consumer: ``fetch(100)`` + ``ack`` until drained      (baseline for 6)
    5b. raw lean pull loop: pull requests sent by hand, messages acked in the callback
+   5c. the same loop making a naq worker's per-job writes (result create, status, outcome, ack)
 6. one naq worker process (``--burst -c 100``) draining pre-enqueued no-op jobs, async then
-   sync, timed from process start to exit                       vs 5 (and 5b, in notes)
+   sync, timed from process start to exit                       vs 5 (and 5b, 5c in notes)
    plus the same worker on an empty queue: its start-up + shut-down cost.
 7. the same drains with ``-c 1`` (one job at a time)             vs 5
    plus a raw ``fetch(1)`` + ``ack`` drain, the same pace without naq (in the notes)
-8. ``--rounds`` (3) paired rounds after the table, each raw run straight before naq's: 3 vs 4
-   and 5 vs 6 (async, first start to last end); the notes give each ratio and their median,
-   steadier on a shared machine than one pair's
+8. ``--rounds`` (3) paired rounds after the table, each raw run straight before naq's: 1 vs 2,
+   3 vs 4, and 5 and 5c vs 6 (async, first start to last end); the notes give each ratio and
+   their median, steadier on a shared machine than one pair's
 
 Usage::
 
@@ -28,7 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
+import random
 import statistics
 import sys
 import tempfile
@@ -48,6 +49,7 @@ import naq  # noqa: E402
 from bench.common import (  # noqa: E402
     REPO_ROOT,
     Row,
+    cpu_seconds,
     embedded_server,
     guarded,
     log_tail,
@@ -60,7 +62,9 @@ from bench.common import (  # noqa: E402
     set_ratios,
     wait_consumer_drained,
 )
+from bench.lean_drain import NaqWrites, lean_ack_drain, lean_naq_writes_drain  # noqa: E402
 from bench.tasks import async_noop, noop  # noqa: E402
+from naq.broker import Broker  # noqa: E402
 from naq.settings import Settings  # noqa: E402
 
 RAW_STREAM = "RAWBENCH"
@@ -73,6 +77,7 @@ N_ENQ_MANY = "naq Queue.enqueue_many, {chunk}/call"
 R_LEAN_PUB = "raw lean publish: one reply subject, counting callback"
 R_DRAIN = "raw drain, fetch({batch}) + ack"
 R_LEAN_DRAIN = "raw lean pull loop: hand-sent requests of {batch}, callback + ack"
+R_LEAN_NAQ = "raw lean pull loop making naq's writes: result create, status, outcome, ack"
 N_DRAIN = "naq worker -c {c}, {kind} no-op"
 N_EMPTY = "naq worker -c {c}, empty queue"
 
@@ -125,7 +130,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 async def run(
-    url: str, args: argparse.Namespace, workdir: Path
+    url: str, args: argparse.Namespace, workdir: Path, server_pid: int | None
 ) -> tuple[list[Row], list[str], dict[str, Any]]:
     prefix = "bench" + uuid.uuid4().hex[:8]
     settings = Settings(nats_url=url, prefix=prefix)
@@ -154,26 +159,32 @@ async def run(
         # 1. raw awaited publish
         r1 = Row(R_PUB, args.n_awaited, 0.0, "msg/s")
 
-        async def b1() -> None:
+        async def publish_seconds() -> float:
             for _ in range(args.warmup):
                 await js.publish("rawbench.warmup", payload)
             t0 = time.perf_counter()
             for _ in range(args.n_awaited):
                 await js.publish("rawbench.pub", payload)
-            r1.seconds = time.perf_counter() - t0
+            return time.perf_counter() - t0
+
+        async def b1() -> None:
+            r1.seconds = await publish_seconds()
 
         rows.append(await guarded(r1, b1))
 
         # 2. naq awaited enqueue
         r2 = Row(N_PUB, args.n_awaited, 0.0, "job/s", baseline=R_PUB)
 
-        async def b2() -> None:
+        async def enqueue_seconds() -> float:
             for _ in range(args.warmup):
                 await enqueue_q.enqueue(async_noop)
             t0 = time.perf_counter()
             for _ in range(args.n_awaited):
                 await enqueue_q.enqueue(async_noop)
-            r2.seconds = time.perf_counter() - t0
+            return time.perf_counter() - t0
+
+        async def b2() -> None:
+            r2.seconds = await enqueue_seconds()
 
         rows.append(await guarded(r2, b2))
 
@@ -311,35 +322,9 @@ async def run(
                     ack_wait=30.0,
                 ),
             )
-            inbox = nc.new_inbox()
-            api_subject = f"$JS.API.CONSUMER.MSG.NEXT.{RAW_STREAM}.leandrain"
-            request = json.dumps({"batch": args.fetch_batch, "expires": 5_000_000_000}).encode()
-            drained = asyncio.Event()
-            state = {"received": 0, "owed": 0}
-
-            async def ask() -> None:
-                state["owed"] += args.fetch_batch
-                await nc.publish(api_subject, request, reply=inbox)
-
-            async def on_msg(msg: Any) -> None:
-                if msg.headers and msg.headers.get("Status"):
-                    return  # a request expired; the loop below keeps one in flight anyway
-                await nc.publish(msg.reply, b"")  # the ack
-                state["received"] += 1
-                state["owed"] -= 1
-                if state["received"] >= args.n_drain:
-                    drained.set()
-                elif state["owed"] <= args.fetch_batch:
-                    await ask()  # two requests in flight: the server never waits for us
-
-            sub = await nc.subscribe(inbox, cb=on_msg)
-            t0 = time.perf_counter()
-            await ask()
-            await ask()
-            await asyncio.wait_for(drained.wait(), 60)
-            await nc.flush()
-            r5b.seconds = time.perf_counter() - t0
-            await sub.unsubscribe()
+            r5b.seconds = await lean_ack_drain(
+                nc, RAW_STREAM, "leandrain", batch=args.fetch_batch, n=args.n_drain
+            )
             left = await wait_consumer_drained(js, RAW_STREAM, "leandrain")
             if left.num_pending or left.num_ack_pending:
                 raise RuntimeError(
@@ -347,6 +332,64 @@ async def run(
                 )
 
         rows.append(await guarded(r5b, b5b))
+
+        # 5c. the lean pull loop making naq's per-job writes, on naq's own jobs and buckets
+        def server_cpu_seconds() -> float | None:
+            return cpu_seconds(server_pid) if server_pid is not None else None
+
+        r5c = Row(R_LEAN_NAQ, args.n_drain, 0.0, "job/s")
+        broker = await Broker.connect(settings)
+
+        async def lean_naq_seconds(queue_name: str) -> float:
+            """Enqueue n no-op jobs with naq (untimed), then drain them with the lean loop."""
+            queue = naq.Queue(queue_name, settings=settings)
+            jobs: list[Any] = []
+            for start in range(0, args.n_drain, args.chunk):
+                jobs += await queue.enqueue_many(
+                    [(async_noop, (), {})] * min(args.chunk, args.n_drain - start)
+                )
+            writes = NaqWrites.of(broker, queue.make_job(async_noop).serialize())
+            info["naq_write_bytes"] = writes.sizes()
+            # The consumer naq's workers of this queue would share, created as naq does.
+            consumer = await broker.ensure_consumer(queue_name)
+            await broker.status_kv()
+            await broker.results_kv()
+            await broker.ensure_outcomes_stream()
+            server_cpu, own_cpu = server_cpu_seconds(), time.process_time()
+            seconds = await lean_naq_writes_drain(
+                nc,
+                broker.names.jobs_stream,
+                consumer,
+                writes,
+                batch=args.fetch_batch,
+                n=args.n_drain,
+            )
+            server_after = server_cpu_seconds()
+            # Which side the loop waits on: nats-server's cores busy, or this process's.
+            info.setdefault("lean_naq_writes_cores", []).append(
+                {
+                    "nats_server": (server_after - server_cpu) / seconds
+                    if server_after is not None and server_cpu is not None
+                    else None,
+                    "client": (time.process_time() - own_cpu) / seconds,
+                }
+            )
+            left = await wait_consumer_drained(js, broker.names.jobs_stream, consumer)
+            if left.num_pending or left.num_ack_pending:
+                raise RuntimeError(
+                    f"not drained: {left.num_pending} pending, {left.num_ack_pending} unacked"
+                )
+            for job in random.sample(jobs, min(args.sample, len(jobs))):
+                stored = await naq.get_job(job.job_id, settings=settings)
+                if stored.status != "completed":
+                    raise RuntimeError(f"job {job.job_id}: {stored.status}, expected completed")
+            return seconds
+
+        async def b5c() -> None:
+            # As long a name as the naq drain's queue: the records are as long as its.
+            r5c.seconds = await lean_naq_seconds("drain_lean1")
+
+        rows.append(await guarded(r5c, b5c))
 
         # 6. naq worker process draining pre-enqueued jobs
         mode_used = args.worker
@@ -407,16 +450,35 @@ async def run(
 
         # Paired rounds: each raw run straight before naq's, so both meet the same phase of a
         # shared machine; the median ratio is steadier than one pair's.
-        rounds: dict[str, list[float]] = {"enqueue_many": [], "drain_async": []}
+        # The lean loop with naq's writes joins them when it could run (naq has its writes).
+        rounds: dict[str, list[float]] = {
+            "enqueue": [],
+            "enqueue_many": [],
+            "drain_async": [],
+            "drain_async_lean": [],
+        }
+        rates: list[dict[str, float]] = []
         for index in range(args.rounds):
+            raw_seconds = await publish_seconds()
+            rounds["enqueue"].append(raw_seconds / await enqueue_seconds())
             raw_seconds = await publish_async_seconds()
             rounds["enqueue_many"].append(raw_seconds / await enqueue_many_seconds())
-            raw_rate = args.n_drain / await fetch_drain_seconds(f"_round{index}")
+            rate = {"raw_drain": args.n_drain / await fetch_drain_seconds(f"_round{index}")}
+            if r5c.error is None:
+                # As long a queue name as the naq drain's below.
+                rate["lean_naq_writes"] = args.n_drain / await lean_naq_seconds(f"lean_{index}")
             drained = Row(N_DRAIN.format(c=args.concurrency, kind="async"), args.n_drain, 0.0, "")
             await drain(drained, f"round{index}", async_noop, args.n_drain)
             if "busy_rate" in drained.extra:
-                rounds["drain_async"].append(drained.extra["busy_rate"] / raw_rate)
+                rate["naq_drain_async"] = drained.extra["busy_rate"]
+                rounds["drain_async"].append(rate["naq_drain_async"] / rate["raw_drain"])
+                if "lean_naq_writes" in rate:
+                    rounds["drain_async_lean"].append(
+                        rate["naq_drain_async"] / rate["lean_naq_writes"]
+                    )
+            rates.append(rate)
         info["paired_rounds"] = rounds
+        info["paired_round_rates"] = rates
     finally:
         await naq.disconnect()
         await nc.close()
@@ -433,8 +495,8 @@ async def run(
         "Worker rows are timed from spawning the process to its exit: interpreter start, imports, "
         "connecting, creating the consumer, and burst-mode idle detection are included; each job "
         "costs a result create (acknowledged: it is the first-result-wins fence), a "
-        "completed-status write (unacknowledged) and the job's ack; no-op jobs end before "
-        "their running status is due (NAQ_RUNNING_STATUS_DELAY)."
+        "completed-status write and an outcome-log entry (both unacknowledged) and the job's "
+        "ack; no-op jobs end before their running status is due (NAQ_RUNNING_STATUS_DELAY)."
     )
     if mode_used == "cli":
         notes.append("Worker started as `python -m naq worker QUEUE --burst -c N -u URL`.")
@@ -479,18 +541,42 @@ async def run(
                 f"{row.name}: {row.rate / lean.rate:.2f}× the lean pull loop "
                 f"({steady / lean.rate:.2f}× without the worker's start-up)."
             )
+    if r5c.error is None and r5c.rate:
+        sizes = info["naq_write_bytes"]
+        notes.append(
+            f"{r5c.name}: naq's jobs, enqueued by naq (untimed), pulled from their queue's "
+            f"consumer; per job a {sizes['result']}-byte result create with its TTL and "
+            f"expected-last-sequence headers (acknowledged), then a {sizes['status']}-byte "
+            f"completed status with its TTL (unacknowledged), the {sizes['outcome']}-byte "
+            "outcome-log entry (unacknowledged) and the job's ack: a worker's NATS traffic "
+            "for a no-op job without its Python work."
+        )
+        cores = info.get("lean_naq_writes_cores", [])
+        if cores and all(c["nats_server"] is not None for c in cores):
+            each = ", ".join(f"{c['nats_server']:.2f}/{c['client']:.2f}" for c in cores)
+            notes.append(
+                "CPU cores busy during each run of that loop, nats-server/this process "
+                f"(table row first, then each paired round): {each}."
+            )
+        for row in (r6a, r6b):
+            if row.error is None and row.rate:
+                steady = row.extra.get("busy_rate", row.rate)
+                notes.append(
+                    f"{row.name}: {row.rate / r5c.rate:.2f}× the lean loop making naq's writes "
+                    f"({steady / r5c.rate:.2f}× without the worker's start-up)."
+                )
     notes += paired_notes(info.get("paired_rounds", {}), args)
     return rows, notes, info
 
 
 def paired_notes(rounds: dict[str, list[float]], args: argparse.Namespace) -> list[str]:
     """One note per paired-rounds measure: the median ratio and every round's."""
+    drain = f"naq worker -c {args.concurrency} async drain (first start to last end)"
     labels = {
+        "enqueue": "enqueue, awaited / raw js.publish, awaited",
         "enqueue_many": f"enqueue_many ({args.chunk}/call) / raw publish_async",
-        "drain_async": (
-            f"naq worker -c {args.concurrency} async drain (first start to last end) / "
-            f"raw fetch({args.fetch_batch}) + ack"
-        ),
+        "drain_async": f"{drain} / raw fetch({args.fetch_batch}) + ack",
+        "drain_async_lean": f"{drain} / the lean pull loop making naq's writes",
     }
     notes = []
     for key, ratios in rounds.items():
@@ -513,7 +599,7 @@ def _main(args: argparse.Namespace, argv: list[str]) -> int:
         print(
             f"nats-server {machine['nats_server']} at {server.url} (pid {server.pid})", flush=True
         )
-        rows, notes, info = asyncio.run(run(server.url, args, Path(tmp)))
+        rows, notes, info = asyncio.run(run(server.url, args, Path(tmp), server.pid))
         failed_logs = [
             f"--- {p.name}\n{log_tail(p)}"
             for p in sorted(Path(tmp).glob("worker-*.log"))

@@ -1,15 +1,16 @@
 """TUI at scale: open time, keypress repaint time and memory with a large history.
 
-Seeds a server with 100,000 ended jobs (their status records, as workers write
-them) and 50 live workers, then runs the real app (``NaqApp`` over the live
-service) headless and measures:
+Seeds a server with 100,000 ended jobs (ended through ``JobStore.end``: result,
+status and outcome-log entry each, as naq ends a job) and 50 live workers, then
+runs the real app (``NaqApp`` over the live service) headless and measures:
 
 - open: from app start until the Jobs pane holds its rows and the Workers pane all 50;
 - keypress: pane switches, a re-sort of the Jobs pane and a filter keystroke, each
   from the key press until the screen has repainted (median and max);
 - memory: the process's peak RSS before and after.
 
-Run: ``.venv/bin/python bench/bench_tui.py [--jobs 100000 --workers 50]``.
+Run: ``.venv/bin/python bench/bench_tui.py [--jobs 100000 --workers 50]``;
+``--quick`` seeds 2,000 jobs and 5 workers and writes no result files.
 """
 
 from __future__ import annotations
@@ -23,9 +24,14 @@ import statistics
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-from common import (
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from textual.events import Key  # noqa: E402
+
+from bench.common import (  # noqa: E402
     Row,
     embedded_server,
     install_stop_handlers,
@@ -33,15 +39,15 @@ from common import (
     reproduce_command,
     save_results,
 )
-from textual.events import Key
-
-from naq.broker import Broker
-from naq.models import JobStatus, StatusRecord, WorkerRecord, WorkerStatus
-from naq.settings import Settings
-from naq_tui.app import NaqApp
-from naq_tui.live import LiveService
-from naq_tui.state import MAX_JOBS
-from naq_tui.widgets.filter_input import FilterInput
+from bench.seed_history import end_jobs  # noqa: E402
+from naq.broker import Broker  # noqa: E402
+from naq.connection import close_connections  # noqa: E402
+from naq.models import JobStatus, StatusRecord, WorkerRecord, WorkerStatus  # noqa: E402
+from naq.settings import Settings  # noqa: E402
+from naq_tui.app import NaqApp  # noqa: E402
+from naq_tui.live import LiveService  # noqa: E402
+from naq_tui.state import MAX_JOBS  # noqa: E402
+from naq_tui.widgets.filter_input import FilterInput  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -49,16 +55,13 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def seed(settings: Settings, jobs: int, workers: int) -> None:
-    """Write ``jobs`` ended status records and ``workers`` heartbeats, pipelined."""
-    broker = await Broker.connect(settings)
-    await broker.ensure_jobs_stream()
-    connection = broker.connection
+def history_record(jobs: int) -> Callable[[int], StatusRecord]:
+    """Job ``i`` of a history of ``jobs``: one in ten failed, over five queues."""
     now = time.time()
-    pending = []
-    for i in range(jobs):
+
+    def record(i: int) -> StatusRecord:
         status = JobStatus.FAILED if i % 10 == 0 else JobStatus.COMPLETED
-        record = StatusRecord(
+        return StatusRecord(
             job_id=f"job{i:07d}",
             status=status,
             queue=f"queue{i % 5}",
@@ -66,16 +69,22 @@ async def seed(settings: Settings, jobs: int, workers: int) -> None:
             enqueued_at=now - jobs + i,
             updated_at=now - jobs + i + 0.5,
             started_at=now - jobs + i + 0.1,
-            ended_at=now - jobs + i + 0.5,
             attempt=1,
             args=[i, "customer@example.com"],
             error="ValueError: card declined" if status == JobStatus.FAILED else None,
         )
-        pending.append(await broker.put_status(record, ttl=3600))
-        if len(pending) >= 2000:
-            await connection.wait_acks(pending)
-            pending = []
-    await connection.wait_acks(pending)
+
+    return record
+
+
+async def seed(settings: Settings, jobs: int, workers: int) -> None:
+    """End ``jobs`` jobs as naq ends them (result, status, outcome log), and write
+    ``workers`` heartbeats."""
+    broker = await Broker.connect(settings)
+    await broker.ensure_jobs_stream()
+    connection = broker.connection
+    now = time.time()
+    await end_jobs(broker, history_record(jobs), jobs)
     beats = []
     for w in range(workers):
         beats.append(
@@ -95,6 +104,7 @@ async def seed(settings: Settings, jobs: int, workers: int) -> None:
             )
         )
     await connection.wait_acks(beats)
+    await close_connections()  # this event loop ends here; the app runs on its own
 
 
 def key_script(app: NaqApp) -> list[tuple[str, Callable[[], Callable[[], bool]]]]:
@@ -179,14 +189,15 @@ async def time_key(app: NaqApp, key: str, handled: Callable[[], bool]) -> float:
         app._display = display  # type: ignore[method-assign]
 
 
-async def measure(settings: Settings, workers: int) -> dict[str, float]:
+async def measure(settings: Settings, jobs: int, workers: int) -> dict[str, float]:
     """Open the app on the seeded server and time opening and keypresses."""
     app = NaqApp(LiveService(settings))
+    shown = min(jobs, MAX_JOBS)
     started = time.perf_counter()
     async with app.run_test(size=(120, 36)) as pilot:
         deadline = time.perf_counter() + 60
         while (
-            len(app.state.rows["jobs"]) < MAX_JOBS or len(app.state.rows["workers"]) < workers
+            len(app.state.rows["jobs"]) < shown or len(app.state.rows["workers"]) < workers
         ) and time.perf_counter() < deadline:
             await asyncio.sleep(0.01)
         await pilot.pause()
@@ -211,7 +222,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=50)
+    parser.add_argument("--quick", action="store_true", help="2,000 jobs, 5 workers; no files")
     args = parser.parse_args()
+    if args.quick:
+        args.jobs, args.workers = min(args.jobs, 2_000), min(args.workers, 5)
     install_stop_handlers()
     with embedded_server() as server:
         settings = Settings.from_env().replace(nats_url=server.url, prefix="benchtui")
@@ -219,16 +233,16 @@ def main() -> None:
         asyncio.run(seed(settings, args.jobs, args.workers))
         seeded = time.perf_counter() - t0
         before = rss_mb()
-        figures = asyncio.run(measure(settings, args.workers))
+        figures = asyncio.run(measure(settings, args.jobs, args.workers))
         after = rss_mb()
     rows = [
-        Row("seed: status records written", args.jobs, seeded, unit="rec"),
+        Row("seed: jobs ended (JobStore.end) + heartbeats", args.jobs, seeded, unit="job/s"),
         Row("TUI open (jobs + workers shown)", 1, figures["open"], unit="open"),
         Row("keypress repaint, median", 1, figures["key_median"], unit="key"),
         Row("keypress repaint, p90", 1, figures["key_p90"], unit="key"),
         Row("keypress repaint, max", 1, figures["key_max"], unit="key"),
     ]
-    print_table("TUI at scale", rows)
+    print_table("TUI at scale" + (" (quick)" if args.quick else ""), rows)
     notes = [
         f"{args.jobs:,} ended jobs and {args.workers} workers recorded; the Jobs pane keeps the "
         f"{figures['jobs_rows']:,} most recent (MAX_JOBS), the Workers pane shows "
@@ -245,10 +259,13 @@ def main() -> None:
     ]
     for note in notes:
         print("-", note)
+    if args.quick:
+        print("quick run: no result files written")
+        return
     save_results(
         "tui",
         title="TUI at scale: open time, keypress repaint, memory",
-        command=reproduce_command("bench/bench_tui.py", sys.argv[1:]),
+        command=reproduce_command("bench_tui.py", sys.argv[1:]),
         rows=rows,
         params={"jobs": args.jobs, "workers": args.workers},
         notes=notes,

@@ -374,6 +374,16 @@ def proc_status_kb(pid: int, field_name: str = "VmRSS") -> int | None:
     return None
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds process ``pid`` has used so far (from /proc); None if unknown."""
+    try:
+        # The command name (field 2) may hold spaces: the fields after its ")" are fixed.
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def percentile(sorted_values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0-100) of already sorted values, nearest-rank (no interpolation).
 

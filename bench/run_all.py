@@ -9,11 +9,14 @@ Arguments are passed on to every benchmark script. Exits non-zero if any benchma
 
 Among them (every bench/bench_*.py is picked up by name):
 
-- bench_core.py: naq enqueue/drain against raw nats-py;
+- bench_core.py: naq enqueue/drain against raw nats-py and a lean loop making naq's writes;
+- bench_history.py: list_jobs latency with 1,000 and with 100,000 ended jobs in the history;
 - bench_latency.py: enqueue -> start latency at a steady 20 jobs/s (raw nats-py floor beside it),
   worker RSS idle and under load, drain scaling over 1, 2 and 4 worker processes;
 - bench_peers.py: the same workloads on RQ and arq against a throwaway redis-server; the first run
   installs what it lacks (`apt-get install -y redis-server` as root, `pip install rq arq redis`).
+- bench_scheduler.py: how late the scheduler fires runs after their due time;
+- bench_tui.py: the TUI's open time, key-press repaint and memory over a large history.
 """
 
 from __future__ import annotations

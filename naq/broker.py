@@ -55,6 +55,10 @@ STATUS_HISTORY = 5
 TTL_HEADER = "Nats-TTL"
 #: Header making a publish conditional on the subject's last sequence.
 EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
+#: A stream's tail is first read over this many sequences (or the page wanted times the
+#: growth), then over windows growing by the growth until it holds enough.
+TAIL_MIN = 256
+TAIL_GROWTH = 4
 #: Header making a publish idempotent inside the stream's duplicate window.
 MSG_ID_HEADER = "Nats-Msg-Id"
 
@@ -187,6 +191,58 @@ class Broker:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()
         return messages
+
+    async def read_from(self, stream: str, subject: str, start: int) -> list[Any]:
+        """The messages of ``stream`` on ``subject`` from sequence ``start`` on, oldest
+        first, read in one pass of an ordered consumer (how many to expect is taken
+        from the consumer itself, as in :meth:`read_bucket`)."""
+        try:
+            sub = await self.connection.js.subscribe(
+                subject,
+                stream=stream,
+                ordered_consumer=True,
+                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+                config=api.ConsumerConfig(opt_start_seq=start),
+            )
+        except Exception as exc:
+            raise self.connection.map_error(exc) from exc
+        found: list[Any] = []
+        try:
+            info = await sub.consumer_info()
+            expected = delivered_so_far(info) + (info.num_pending or 0)
+            for _ in range(expected):
+                msg = await sub.next_msg(timeout=10)
+                found.append(msg)
+                if msg.metadata.num_pending == 0:
+                    break
+        except Exception as exc:
+            raise self.connection.map_error(exc) from exc
+        finally:
+            with contextlib.suppress(Exception):
+                await sub.unsubscribe()
+        return found
+
+    async def tail(
+        self, stream: str, subject: str, enough: Callable[[list[Any]], bool], want: int
+    ) -> tuple[list[Any], bool]:
+        """The last messages of ``stream`` on ``subject``, newest first: a window of the
+        stream's end (``want`` times 4, at least 256 sequences) growing fourfold until
+        ``enough(messages)`` or the stream's start. Also says whether the start was reached.
+        """
+        try:
+            info = await self.connection.js.stream_info(stream)
+        except Exception as exc:
+            raise self.connection.map_error(exc) from exc
+        first, last = int(info.state.first_seq or 0), int(info.state.last_seq or 0)
+        if not info.state.messages:
+            return [], True
+        window = max(TAIL_MIN, want * TAIL_GROWTH)
+        while True:
+            start = max(first, last - window + 1)
+            messages = list(reversed(await self.read_from(stream, subject, start)))
+            if start <= first or enough(messages):
+                return messages, start <= first
+            window *= TAIL_GROWTH
 
     async def read_queue(self, subject: str) -> list[tuple[int, bytes]]:
         """Every message on a queue ``subject`` of the jobs stream, as (seq, data).

@@ -146,18 +146,77 @@ async def list_jobs(
     broker = await Broker.connect(resolve_settings(nats_url, settings))
     if status is None or status in JobStatus.ENDED:
         return await _newest_ended(broker, queue, status, offset, limit)
-    # A job in another state is found by its status record: those are read whole.
-    records = []
+    return await _newest_in_state(broker, queue, status, offset, limit)
+
+
+async def _newest_in_state(
+    broker: Broker, queue: str | None, status: str, offset: int, limit: int
+) -> list[JobInfo]:
+    """A page of jobs whose status is now ``status``, newest change first, from the tail
+    of the status history (a key's newest record there is its current one): a page of
+    recent jobs costs the same however long the history is."""
+    want = offset + limit
     await broker.status_kv()
-    for entry in await broker.read_bucket(broker.names.status_bucket):
-        record = decode_or_none(status_decoder, entry.value)
-        if record is None or record.status != status:
-            continue
-        if queue is not None and record.queue != queue:
-            continue
-        records.append(record)
-    records.sort(key=lambda r: (r.updated_at, r.job_id), reverse=True)
-    return [info_from_status(r) for r in records[offset : offset + limit]]
+    bucket = broker.names.status_bucket
+    # Jobs can only be in this state as often as their store holds records: past that,
+    # reading further back finds nothing more.
+    most = await _at_most(broker, queue, status)
+    if most == 0:
+        return []
+    enough = min(want, most) if most is not None else want
+
+    def current(messages: list[Any]) -> list[StatusRecord]:
+        seen: set[str] = set()
+        found = []
+        for msg in messages:  # newest first
+            if msg.subject in seen:
+                continue
+            seen.add(msg.subject)
+            if (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE"):
+                continue
+            record = decode_or_none(status_decoder, msg.data)
+            if (
+                record is not None
+                and record.status == status
+                and (queue is None or record.queue == queue)
+            ):
+                found.append(record)
+        return found
+
+    messages, _ = await broker.tail(
+        f"KV_{bucket}",
+        broker.kv_subject(bucket, ">"),
+        lambda found: len(current(found)) >= enough,
+        want,
+    )
+    return [info_from_status(r) for r in current(messages)[offset:want]]
+
+
+async def _at_most(broker: Broker, queue: str | None, status: str) -> int | None:
+    """How many jobs can be in ``status`` at most (None: no bound is known).
+
+    Pending, running and retrying jobs each have a message in the jobs stream (a parked
+    one, a record in the waiting bucket); a scheduled one has a schedule.
+    """
+    names = broker.names
+    if status in (JobStatus.PENDING, JobStatus.RUNNING, JobStatus.RETRY):
+        await broker.ensure_jobs_stream()
+        counts = await broker.subject_counts(names.jobs_stream, names.queue_subject(queue or "*"))
+        total = sum(counts.values())
+        if status == JobStatus.PENDING:
+            await broker.connection.kv(names.waiting_bucket)
+            parked = await broker.subject_counts(
+                f"KV_{names.waiting_bucket}", broker.kv_subject(names.waiting_bucket, ">")
+            )
+            total += sum(parked.values())
+        return total
+    if status == JobStatus.SCHEDULED:
+        await broker.connection.kv(names.scheduled_bucket)
+        schedules = await broker.subject_counts(
+            f"KV_{names.scheduled_bucket}", broker.kv_subject(names.scheduled_bucket, ">")
+        )
+        return sum(schedules.values())
+    return None
 
 
 async def _newest_ended(

@@ -9,17 +9,12 @@ tail, so the cost of a listing follows the size of the page, not of the history.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
+from typing import Any
 
-from naq.broker import Broker, delivered_so_far
-from naq.connection import api
+from naq.broker import Broker
 from naq.models import JobStatus
 from naq.store import REQUEUED
-
-#: Log entries read from the tail first, per job wanted; the window grows fourfold.
-TAIL_FACTOR = 4
-MIN_TAIL = 256
 
 
 @dataclass(frozen=True)
@@ -60,53 +55,14 @@ async def newest_ended(
     and whether that is the whole log (nothing older is left)."""
     names = broker.names
     await broker.ensure_outcomes_stream()
-    subject = names.outcome_subject(queue or "*", outcome or "*")
-    try:
-        info = await broker.connection.js.stream_info(names.outcomes_stream)
-    except Exception as exc:
-        raise broker.connection.map_error(exc) from exc
-    first, last = int(info.state.first_seq or 0), int(info.state.last_seq or 0)
-    if not info.state.messages:
-        return [], True
-    window = max(MIN_TAIL, want * TAIL_FACTOR)
-    while True:
-        start = max(first, last - window + 1)
-        ids: list[str] = []
-        seen: set[str] = set()
-        for job_id in reversed(await _read_from(broker, subject, start)):
-            if job_id not in seen:
-                seen.add(job_id)
-                ids.append(job_id)
-        if len(ids) >= want or start <= first:
-            return ids, start <= first
-        window *= TAIL_FACTOR
 
+    def distinct(messages: list[Any]) -> list[str]:
+        return list(dict.fromkeys(msg.data.decode() for msg in messages))
 
-async def _read_from(broker: Broker, subject: str, start: int) -> list[str]:
-    """Payloads (job ids) of the log's messages on ``subject`` from sequence ``start``."""
-    connection = broker.connection
-    try:
-        sub = await connection.js.subscribe(
-            subject,
-            stream=broker.names.outcomes_stream,
-            ordered_consumer=True,
-            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-            config=api.ConsumerConfig(opt_start_seq=start),
-        )
-    except Exception as exc:
-        raise connection.map_error(exc) from exc
-    found: list[str] = []
-    try:
-        info = await sub.consumer_info()
-        expected = delivered_so_far(info) + (info.num_pending or 0)
-        for _ in range(expected):
-            msg = await sub.next_msg(timeout=10)
-            found.append(msg.data.decode())
-            if msg.metadata.num_pending == 0:
-                break
-    except Exception as exc:
-        raise connection.map_error(exc) from exc
-    finally:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
-    return found
+    messages, whole = await broker.tail(
+        names.outcomes_stream,
+        names.outcome_subject(queue or "*", outcome or "*"),
+        lambda found: len(distinct(found)) >= want,
+        want,
+    )
+    return distinct(messages), whole

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -243,6 +244,19 @@ async def test_list_jobs_reads_the_newest_page_without_scanning_the_history(
     completed_here = await naq.list_jobs(queue=Q, status="completed", limit=4)
     done_ids = {j.job_id for j in done}
     assert [i.job_id for i in completed_here] == [i for i in ended if i in done_ids][:4]
+    # Jobs in another state come from the status history's tail, newest first.
+    waiting = [await queue.enqueue(jobs.add, 0, i) for i in range(2)]
+
+    async def listed_pending() -> list[str]:
+        return [i.job_id for i in await naq.list_jobs(queue=Q, status="pending")]
+
+    await wait_until(lambda: _has_all(listed_pending(), len(waiting)))
+    assert await listed_pending() == [waiting[1].job_id, waiting[0].job_id]
+    assert await naq.list_jobs(queue="elsewhere", status="running") == []
+
+
+async def _has_all(listing: Any, count: int) -> bool:
+    return len(await listing) >= count
 
 
 async def test_a_task_enqueued_by_name_gets_its_registered_defaults(

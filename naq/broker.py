@@ -165,44 +165,30 @@ class Broker:
     # -- reads ---------------------------------------------------------------
 
     async def read_stream(self, stream: str, subject: str) -> list[tuple[int, bytes]]:
-        """Every message of ``stream`` on ``subject`` (wildcards allowed) as (seq, data).
-
-        Read in one pass of an ordered consumer that starts only when there is
-        something to read.
-        """
-        js = self.connection.js
-        try:
-            info = await js.stream_info(stream, subjects_filter=subject)
-        except Exception as exc:
-            raise self.connection.map_error(exc) from exc
-        if not (info.state.subjects or {}):
-            return []
-        sub = await js.subscribe(subject, stream=stream, ordered_consumer=True)
-        messages: list[tuple[int, bytes]] = []
-        try:
-            while True:
-                msg = await sub.next_msg(timeout=10)
-                messages.append((msg.metadata.sequence.stream, msg.data))
-                if msg.metadata.num_pending == 0:
-                    break
-        except Exception as exc:
-            raise self.connection.map_error(exc) from exc
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-        return messages
+        """Every message of ``stream`` on ``subject`` (wildcards allowed) as (seq, data)."""
+        messages = await self._read_ordered(stream, subject)
+        return [(msg.metadata.sequence.stream, msg.data) for msg in messages]
 
     async def read_from(self, stream: str, subject: str, start: int) -> list[Any]:
-        """The messages of ``stream`` on ``subject`` from sequence ``start`` on, oldest
-        first, read in one pass of an ordered consumer (how many to expect is taken
-        from the consumer itself, as in :meth:`read_bucket`)."""
+        """The messages of ``stream`` on ``subject`` from sequence ``start`` on, oldest first."""
+        return await self._read_ordered(
+            stream,
+            subject,
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            config=api.ConsumerConfig(opt_start_seq=start),
+        )
+
+    async def _read_ordered(self, stream: str, subject: str, **options: Any) -> list[Any]:
+        """Messages of ``stream`` on ``subject`` read in one pass of an ordered consumer
+        (``options``: where it starts).
+
+        How many to expect is taken from the consumer itself (delivered so far + still
+        pending) right after it starts, so a read never stops early on a "caught up"
+        signal that raced the first messages, nor waits for a message that isn't there.
+        """
         try:
             sub = await self.connection.js.subscribe(
-                subject,
-                stream=stream,
-                ordered_consumer=True,
-                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-                config=api.ConsumerConfig(opt_start_seq=start),
+                subject, stream=stream, ordered_consumer=True, **options
             )
         except Exception as exc:
             raise self.connection.map_error(exc) from exc
@@ -289,41 +275,19 @@ class Broker:
         return dict(info.state.subjects or {})
 
     async def read_bucket(self, bucket: str) -> list[KVEntry]:
-        """Every live entry of ``bucket``, read in one pass of an ordered consumer.
-
-        How many entries to expect is taken from the consumer itself (delivered
-        so far + still pending) right after it starts, so a read never stops
-        early on a "caught up" signal that raced the first messages.
-        """
+        """Every live entry of ``bucket``, read in one pass of an ordered consumer."""
         prefix = f"$KV.{bucket}."
-        try:
-            sub = await self.connection.js.subscribe(
-                prefix + ">",
-                stream=f"KV_{bucket}",
-                ordered_consumer=True,
-                deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
-            )
-        except Exception as exc:
-            raise self.connection.map_error(exc) from exc
         entries: dict[str, KVEntry] = {}
-        try:
-            info = await sub.consumer_info()
-            expected = delivered_so_far(info) + (info.num_pending or 0)
-            for _ in range(expected):
-                msg = await sub.next_msg(timeout=10)
-                key = msg.subject[len(prefix) :]
-                operation = (msg.headers or {}).get("KV-Operation")
-                if operation in ("DEL", "PURGE") or not msg.data:
-                    entries.pop(key, None)
-                else:
-                    entries[key] = KVEntry(key, msg.data, msg.metadata.sequence.stream)
-                if msg.metadata.num_pending == 0:
-                    break
-        except Exception as exc:
-            raise self.connection.map_error(exc) from exc
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
+        messages = await self._read_ordered(
+            f"KV_{bucket}", prefix + ">", deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT
+        )
+        for msg in messages:
+            key = msg.subject[len(prefix) :]
+            operation = (msg.headers or {}).get("KV-Operation")
+            if operation in ("DEL", "PURGE") or not msg.data:
+                entries.pop(key, None)
+            else:
+                entries[key] = KVEntry(key, msg.data, msg.metadata.sequence.stream)
         return list(entries.values())
 
     async def mirror(

@@ -50,6 +50,15 @@ async def take_and_store(store: JobStore, queue: str, value: object) -> None:
     assert await store.store_outcome(payload, record, None)
 
 
+async def parent_and_child(monkeypatch: pytest.MonkeyPatch, log: Path) -> tuple[naq.Job, naq.Job]:
+    """A parent job and a child parked on it; jobs come back 1 s after their worker dies."""
+    monkeypatch.setenv("NAQ_DEFAULT_ACK_WAIT", "1")
+    queue = naq.Queue(Q)
+    parent = await queue.enqueue(jobs.add, 1, 2)
+    child = await queue.enqueue(jobs.record_run, str(log), "child", depends_on=parent)
+    return parent, child
+
+
 def runs(log: Path) -> list[str]:
     return [line.split()[0] for line in log.read_text().splitlines()] if log.exists() else []
 
@@ -57,11 +66,8 @@ def runs(log: Path) -> list[str]:
 async def test_a_parent_whose_worker_died_after_storing_its_result_releases_its_dependent(
     monkeypatch: pytest.MonkeyPatch, nats_url: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("NAQ_DEFAULT_ACK_WAIT", "1")
     log = tmp_path / "runs.log"
-    queue = naq.Queue(Q)
-    parent = await queue.enqueue(jobs.add, 1, 2)
-    child = await queue.enqueue(jobs.record_run, str(log), "child", depends_on=parent)
+    parent, child = await parent_and_child(monkeypatch, log)
     store = JobStore(await Broker.connect(get_settings()))
     await take_and_store(store, Q, 3)
     # Delivered again after the ack wait: the worker finds the result and must release.
@@ -76,11 +82,8 @@ async def test_a_parent_whose_worker_died_after_storing_its_result_releases_its_
 async def test_a_release_published_but_never_claimed_runs_the_dependent_once(
     monkeypatch: pytest.MonkeyPatch, nats_url: str, tmp_path: Path
 ) -> None:
-    monkeypatch.setenv("NAQ_DEFAULT_ACK_WAIT", "1")
     log = tmp_path / "runs.log"
-    queue = naq.Queue(Q)
-    parent = await queue.enqueue(jobs.add, 1, 2)
-    child = await queue.enqueue(jobs.record_run, str(log), "child", depends_on=parent)
+    parent, child = await parent_and_child(monkeypatch, log)
     store = JobStore(await Broker.connect(get_settings()))
     await take_and_store(store, Q, 3)
     found = await store.parked(child.job_id)
@@ -104,11 +107,8 @@ async def test_a_settle_that_fails_leaves_the_parent_unacked_to_settle_again(
     monkeypatch: pytest.MonkeyPatch, nats_url: str, tmp_path: Path
 ) -> None:
     """A release whose publish fails must not be lost with the parent's ack."""
-    monkeypatch.setenv("NAQ_DEFAULT_ACK_WAIT", "1")
     log = tmp_path / "runs.log"
-    queue = naq.Queue(Q)
-    parent = await queue.enqueue(jobs.add, 1, 2)
-    child = await queue.enqueue(jobs.record_run, str(log), "child", depends_on=parent)
+    parent, child = await parent_and_child(monkeypatch, log)
     original = JobStore.release
     calls = 0
 

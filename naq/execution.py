@@ -16,6 +16,10 @@ class JobTimeout(Exception):
     """The job ran longer than its ``timeout``."""
 
 
+def _expired(timeout: float) -> JobTimeout:
+    return JobTimeout(f"job exceeded its timeout of {timeout:g}s")
+
+
 class _Completions:
     """Hands sync jobs' outcomes from their threads back to the event loop in batches.
 
@@ -93,7 +97,8 @@ class Executor:
 
         Raises:
             JobTimeout: it did not return within ``timeout`` seconds.
-            Exception: whatever the function raised.
+            Exception: whatever the function raised (a ``TimeoutError`` of its own included:
+                only the expiry of ``timeout`` is a :class:`JobTimeout`).
         """
         if inspect.iscoroutinefunction(func):
             return await self._await(func(*args, **kwargs), timeout)
@@ -103,13 +108,20 @@ class Executor:
         pool = self._pool
         future: asyncio.Future[Any] = loop.create_future()
         pool.submit(self._completions.call, future, contextvars.copy_context(), func, args, kwargs)
-        try:
-            value = await asyncio.wait_for(future, timeout) if timeout else await future
-        except asyncio.TimeoutError:
-            if pool is self._pool:
-                self._pool = self._new_pool()
-                pool.shutdown(wait=False)
-            raise JobTimeout(f"job exceeded its timeout of {timeout:g}s") from None
+        if timeout is None:
+            value = await future
+        else:
+            try:
+                value = await asyncio.wait_for(future, timeout)
+            except asyncio.TimeoutError:
+                # On 3.11+ a function's own TimeoutError is this class too; only an expired
+                # wait cancels the future.
+                if not future.cancelled():
+                    raise
+                if pool is self._pool:
+                    self._pool = self._new_pool()
+                    pool.shutdown(wait=False)
+                raise _expired(timeout) from None
         if inspect.isawaitable(value):
             return await self._await(value, timeout)
         return value
@@ -119,10 +131,15 @@ class Executor:
         if timeout is None:
             # Awaited in place: no timeout to enforce, so no wrapper on every job's path.
             return await awaitable
+        # A task of its own (wait_for would make one anyway), to tell its own TimeoutError
+        # from the expiry of the wait: only the expiry cancels it.
+        task = asyncio.ensure_future(awaitable)
         try:
-            return await asyncio.wait_for(awaitable, timeout)
+            return await asyncio.wait_for(task, timeout)
         except asyncio.TimeoutError:
-            raise JobTimeout(f"job exceeded its timeout of {timeout:g}s") from None
+            if not task.cancelled():
+                raise
+            raise _expired(timeout) from None
 
     def shutdown(self) -> None:
         """Stop taking sync jobs; running threads finish on their own."""

@@ -7,6 +7,12 @@ message under its original subject, so only the subscription tells which
 request it answers), so every message and every terminal status (404/408/409)
 is accounted to its request: the worker always knows how many messages are
 still owed and asks for exactly what its free slots can take.
+
+A request is one of two kinds. An *ask* (``no_wait``) is answered at once with
+what the queue holds, then a 404 if that was less than asked: it tells whether
+the queue has jobs without holding a slot while it has none. A *watch* is a long
+poll, for a queue found empty: it takes the queue's next job the moment it
+comes. A watch can be called off (:meth:`Puller.cancel_watches`).
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import functools
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +33,8 @@ log = logging.getLogger("naq.puller")
 
 #: Status codes that end a pull request (503: no consumer leader, e.g. during an election).
 _TERMINAL = {"404", "408", "409", "503"}
+#: Status codes that say an ask found fewer messages than it asked for.
+_SHORT = {"404", "408"}
 #: Status codes after which the server is asked again only after a pause.
 _BACK_OFF = {"409", "503"}
 #: The server's heartbeat on a waiting request; silence past _SILENCE heartbeats means the
@@ -43,6 +51,8 @@ _GRACE = 5.0
 class _Request:
     remaining: int
     expires_at: float
+    #: An ask (answered at once) rather than a watch (a long poll).
+    ask: bool = False
     sub: Any = None
     #: Whether the server sends idle heartbeats for it, and when it last said anything.
     heartbeats: bool = False
@@ -53,8 +63,9 @@ class Puller:
     """Pulls messages of one durable consumer into ``deliver``.
 
     ``deliver(msg)`` is called synchronously from the subscription callback for
-    every job message; ``on_change()`` when a request ends, so the owner can
-    ask for more.
+    every job message; ``on_change()`` when a request ends short (a final status,
+    lost, reset), so the owner can ask for more, and ``on_filled()``, if given,
+    when one was answered in full.
     """
 
     def __init__(
@@ -65,41 +76,78 @@ class Puller:
         deliver: Callable[[Msg], None],
         on_change: Callable[[], None],
         expires: float = 30.0,
+        on_filled: Callable[[], None] | None = None,
     ) -> None:
         self._connection = connection
         self._api_subject = f"$JS.API.CONSUMER.MSG.NEXT.{stream}.{consumer}"
         self._deliver = deliver
         self._on_change = on_change
+        self._on_filled = on_filled
+        #: How long a watch waits.
         self.expires = expires
         self._requests: dict[str, _Request] = {}
         self._counter = 0
         self._prefix = ""
         #: No new requests before this monotonic time (after the server refused one).
         self.cooldown_until = 0.0
+        #: When the queue last came up short when asked (monotonic), while that is the
+        #: latest word on it: None once asked again, or once a watch of it has ended.
+        self.empty_at: float | None = None
 
     @property
     def outstanding(self) -> int:
         """Messages requested and not yet received."""
         return sum(r.remaining for r in self._requests.values())
 
+    @property
+    def asking(self) -> int:
+        """Messages asked for and not yet received."""
+        return sum(r.remaining for r in self._requests.values() if r.ask)
+
+    @property
+    def watching(self) -> int:
+        """Messages the watches of this queue may still take."""
+        return sum(r.remaining for r in self._requests.values() if not r.ask)
+
     async def start(self) -> None:
         """Get ready to pull (kept for symmetry with :meth:`stop`)."""
         self._prefix = self._connection.nc.new_inbox() + "."
 
-    async def request(self, batch: int) -> None:
-        """Ask the server for up to ``batch`` more messages (a long poll of ``expires`` s)."""
+    async def ask(self, batch: int) -> None:
+        """Ask for up to ``batch`` messages the queue holds now (answered at once)."""
+        if batch > 0:
+            request = _Request(batch, time.monotonic() + _GRACE, ask=True)
+            self.empty_at = None
+            await self._send(request, {"no_wait": True})
+
+    async def watch(self, batch: int, expires: float | None = None) -> None:
+        """Wait up to ``expires`` seconds (default :attr:`expires`) for ``batch`` messages."""
         if batch <= 0:
             return
-        self._counter += 1
-        token = str(self._counter)
-        request = _Request(batch, time.monotonic() + self.expires + _GRACE)
-        self._requests[token] = request
-        nc = self._connection.nc
-        body = {"batch": batch, "expires": int(self.expires * 1e9)}
-        if self.expires >= 2 * IDLE_HEARTBEAT:
+        expires = self.expires if expires is None else expires
+        request = _Request(batch, time.monotonic() + expires + _GRACE)
+        body: dict[str, Any] = {"expires": int(expires * 1e9)}
+        if expires >= 2 * IDLE_HEARTBEAT:
             # The server wants the heartbeat well inside the expiry; short polls go without.
             body["idle_heartbeat"] = int(IDLE_HEARTBEAT * 1e9)
             request.heartbeats = True
+        await self._send(request, body)
+
+    async def kick(self) -> None:
+        """Send a short watch for one message.
+
+        A consumer resumed after a pause does not serve the requests already
+        waiting until something new happens on it; a fresh request is that
+        something, and the server serves the older requests first.
+        """
+        await self.watch(1, _KICK_EXPIRES)
+
+    async def _send(self, request: _Request, body: dict[str, Any]) -> None:
+        self._counter += 1
+        token = str(self._counter)
+        self._requests[token] = request
+        body["batch"] = request.remaining
+        nc = self._connection.nc
         try:
             request.sub = await subscribe_direct(
                 nc, self._prefix + token, functools.partial(self._on_msg, token)
@@ -111,41 +159,30 @@ class Puller:
             self._end(token)
             raise
 
-    async def kick(self) -> None:
-        """Send a short request for one message.
+    def cancel_watches(self) -> None:
+        """Call off every watch.
 
-        A consumer resumed after a pause does not serve the requests already
-        waiting until something new happens on it; a fresh request is that
-        something, and the server serves the older requests first.
+        Its subscription is drained rather than dropped: a message the server sent
+        before it saw the watch go is still delivered, not left unacked until the
+        ack wait runs out.
         """
-        self._counter += 1
-        token = str(self._counter)
-        request = _Request(1, time.monotonic() + _KICK_EXPIRES + _GRACE)
-        self._requests[token] = request
-        nc = self._connection.nc
-        try:
-            request.sub = await subscribe_direct(
-                nc, self._prefix + token, functools.partial(self._on_msg, token)
-            )
-            await nc.publish(
-                self._api_subject,
-                json.dumps({"batch": 1, "expires": int(_KICK_EXPIRES * 1e9)}).encode(),
-                reply=self._prefix + token,
-            )
-        except Exception:
-            self._end(token)
-            raise
+        for token in [t for t, r in self._requests.items() if not r.ask]:
+            request = self._requests.pop(token)
+            if request.sub is not None:
+                asyncio.ensure_future(_close(request.sub.drain()))
+            self.empty_at = None
 
     def _end(self, token: str) -> None:
         request = self._requests.pop(token, None)
         if request is not None and request.sub is not None:
             sub, request.sub = request.sub, None
-            asyncio.ensure_future(_unsubscribe(sub))
+            asyncio.ensure_future(_close(sub.unsubscribe()))
 
     def reset(self) -> None:
         """Forget every request (after a reconnect the server has dropped them)."""
         for token in list(self._requests):
             self._end(token)
+        self.empty_at = None
         self._on_change()
 
     def expire_lost(self) -> None:
@@ -159,6 +196,7 @@ class Puller:
         ]
         for token in lost:
             self._end(token)
+            self.empty_at = None
         if lost:
             self._on_change()
 
@@ -173,10 +211,19 @@ class Puller:
                 request.remaining -= 1
                 if request.remaining <= 0:
                     self._end(token)
+                    if not request.ask:
+                        self.empty_at = None
+                    if self._on_filled is not None:
+                        self._on_filled()
             self._deliver(msg)
             return
         if status in _TERMINAL:
             self._end(token)
+            if request is not None:
+                if not request.ask:
+                    self.empty_at = None
+                elif status in _SHORT:
+                    self.empty_at = time.monotonic()
             if status in _BACK_OFF:
                 # e.g. max ack pending reached or a leader election: ask again a little later.
                 self.cooldown_until = time.monotonic() + 0.5
@@ -190,8 +237,9 @@ class Puller:
             self._end(token)
 
 
-async def _unsubscribe(sub: Any) -> None:
+async def _close(closing: Awaitable[Any]) -> None:
+    """Await a subscription's unsubscribe or drain, which may fail with the connection."""
     try:
-        await sub.unsubscribe()
+        await closing
     except Exception as exc:  # the connection may already be gone
         log.debug("unsubscribe: %r", exc)

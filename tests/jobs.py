@@ -35,6 +35,17 @@ def fail(message: str = "boom") -> None:
     raise ValueError(message)
 
 
+def raise_timeout(message: str = "boom") -> None:
+    """Raise the builtin TimeoutError(message): the job's own, not a job timeout."""
+    raise TimeoutError(message)
+
+
+async def async_raise_timeout(message: str = "boom") -> None:
+    """Raise the builtin TimeoutError(message) after yielding to the loop."""
+    await asyncio.sleep(0)
+    raise TimeoutError(message)
+
+
 def echo_kwargs(*args: object, **kwargs: object) -> dict[str, object]:
     """Return what the function received."""
     return {"args": list(args), "kwargs": kwargs}

@@ -70,3 +70,41 @@ async def test_a_timed_out_sync_call_frees_its_slot_and_its_late_outcome_is_drop
     finally:
         release.set()
         executor.shutdown()
+
+
+def raise_timeout() -> None:
+    raise TimeoutError("boom")
+
+
+async def async_raise_timeout() -> None:
+    await asyncio.sleep(0)
+    raise TimeoutError("boom")
+
+
+def returns_a_failing_awaitable() -> object:
+    return async_raise_timeout()
+
+
+@pytest.mark.parametrize("timeout", [None, 5.0])
+@pytest.mark.parametrize("func", [raise_timeout, async_raise_timeout, returns_a_failing_awaitable])
+async def test_a_functions_own_timeout_error_is_raised_as_it_is(
+    func: object, timeout: float | None
+) -> None:
+    # On 3.11+ asyncio.TimeoutError is the builtin TimeoutError: the function's own must not
+    # pass for the expiry of its timeout (nor break the handling when it has none).
+    executor = Executor(concurrency=1)
+    try:
+        with pytest.raises(TimeoutError, match="^boom$") as caught:
+            await executor.run(func, [], {}, timeout)  # type: ignore[arg-type]
+    finally:
+        executor.shutdown()
+    assert not isinstance(caught.value, JobTimeout)
+
+
+async def test_an_async_call_past_its_timeout_is_a_job_timeout() -> None:
+    executor = Executor(concurrency=1)
+    try:
+        with pytest.raises(JobTimeout, match="0.1s"):
+            await executor.run(asyncio.sleep, [5], {}, 0.1)
+    finally:
+        executor.shutdown()

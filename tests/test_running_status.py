@@ -137,13 +137,15 @@ async def test_no_running_status_is_still_due_when_a_failure_is_recorded(nats_ur
     # history would read running after the retry.
     due_at_failure: list[bool] = []
     async with Queue("failing") as queue, running_worker("failing", concurrency=1) as worker:
-        record_failure = worker._failed_attempt
+        assert worker._outcomes is not None and worker._state is not None
+        outcomes, state = worker._outcomes, worker._state
+        record_failure = outcomes.failed_attempt
 
         async def checked(*args: object, **kwargs: object) -> None:
-            due_at_failure.append(any(r.announcement for r in worker._running.values()))
+            due_at_failure.append(any(job.announcement for job in state.held_jobs()))
             await record_failure(*args, **kwargs)  # type: ignore[arg-type]
 
-        worker._failed_attempt = checked  # type: ignore[method-assign]
+        outcomes.failed_attempt = checked  # type: ignore[method-assign]
         job = await queue.enqueue(jobs.fail, "no", max_retries=2, retry_delay=0)
         with pytest.raises(naq.JobExecutionError):
             await job.result(timeout=10)

@@ -7,6 +7,7 @@ test_cluster.py's start-together test; these check the policy around it without 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 import nats.errors
@@ -14,11 +15,15 @@ import nats.js.errors
 import pytest
 from nats.aio.client import Client as NATS
 
-from naq import worker as worker_module
+from naq.broker import Broker
 from naq.connection import ERR_TEMPORARILY_UNAVAILABLE, Connection, _is_settling
 from naq.errors import NaqConnectionError, NaqException
+from naq.models import status_of
 from naq.settings import Settings
-from naq.worker import Worker
+from naq.store import JobStore
+from naq.worker import liveness as liveness_module
+from naq.worker.liveness import Liveness
+from naq.worker.state import WorkerState
 
 
 def failing_then(failures: list[Exception], value: str) -> tuple[Callable[[], object], list[int]]:
@@ -78,8 +83,20 @@ async def test_an_error_that_is_not_an_election_is_not_retried() -> None:
 async def test_a_missed_heartbeat_is_retried_soon_not_a_whole_interval_later(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(worker_module, "HEARTBEAT_RETRY", 0.01)
-    worker = Worker("q", heartbeat_interval=3600, worker_ttl=7200)
+    monkeypatch.setattr(liveness_module, "HEARTBEAT_RETRY", 0.01)
+    settings = Settings()
+    state = WorkerState(
+        settings=settings,
+        name="w",
+        queues=["q"],
+        concurrency=1,
+        broker=(broker := Broker(Connection(NATS(), settings), settings)),
+        store=JobStore(broker),
+        loop=asyncio.get_running_loop(),
+    )
+    liveness = Liveness(
+        state, status_of, heartbeat_interval=3600, worker_ttl=7200, started_at=time.time()
+    )
     beats: list[bool] = []
     third = asyncio.Event()
 
@@ -90,8 +107,8 @@ async def test_a_missed_heartbeat_is_retried_soon_not_a_whole_interval_later(
         if not beats[-1]:
             raise NaqConnectionError("no leader yet")
 
-    monkeypatch.setattr(worker, "_heartbeat", heartbeat)
-    loop_task = asyncio.create_task(worker._heartbeat_loop(beating=False))
+    monkeypatch.setattr(liveness, "heartbeat", heartbeat)
+    loop_task = asyncio.create_task(liveness.heartbeat_loop(beating=False))
     try:
         # With the interval's 3600 s between tries this would time out.
         await asyncio.wait_for(third.wait(), timeout=10)

@@ -147,6 +147,39 @@ async def test_async_timeout_enforced() -> None:
         assert time.monotonic() - start < 2.5
 
 
+@pytest.mark.parametrize("timeout", [None, 30.0])
+@pytest.mark.parametrize("func", [jobs.raise_timeout, jobs.async_raise_timeout])
+async def test_a_jobs_own_timeout_error_is_an_ordinary_failure(
+    func: object, timeout: float | None
+) -> None:
+    # On 3.11+ asyncio's TimeoutError is the builtin one: a job raising it has not exceeded
+    # its timeout (and with none, the handling of its error must not break); its own error is
+    # retried per its policy like any other.
+    async with Queue(Q) as queue, running_worker(Q):
+        job = await queue.enqueue(
+            func,  # type: ignore[arg-type]
+            "boom",
+            timeout=timeout,
+            max_retries=1,
+            retry_delay=0,
+            retry_on=(TimeoutError,),
+        )
+        with pytest.raises(naq.JobExecutionError) as caught:
+            await job.result(timeout=15)
+        info = await naq.get_job(job.job_id)
+    assert caught.value.error == "TimeoutError: boom"
+    assert (info.status, info.attempt) == (naq.JobStatus.FAILED, 2)
+
+
+@pytest.mark.parametrize("func", [jobs.sleep, jobs.async_sleep])
+async def test_a_job_past_its_timeout_still_reports_the_timeout(func: object) -> None:
+    async with Queue(Q) as queue, running_worker(Q):
+        job = await queue.enqueue(func, 5, timeout=0.2)  # type: ignore[arg-type]
+        with pytest.raises(naq.JobExecutionError) as caught:
+            await job.result(timeout=15)
+    assert caught.value.error == "JobTimeout: job exceeded its timeout of 0.2s"
+
+
 async def test_eight_async_jobs_overlap_with_concurrency_eight() -> None:
     async with Queue(Q) as queue, running_worker(Q, concurrency=8):
         start = time.monotonic()

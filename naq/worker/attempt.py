@@ -1,0 +1,533 @@
+"""One attempt at a job: the delivered message checked, its function run, its outcome stored.
+
+:class:`Attempts` takes a delivered message through the attempt (decode, refuse or skip
+what must not run, run the function); :class:`Outcomes` stores what came of it: the
+result (the first stored wins), the status, a retry, a dead letter, the release of the
+job's dependents.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import traceback
+from typing import Any
+
+from naq.broker import decode_or_none
+from naq.connection import Msg
+from naq.context import JobContext, bind
+from naq.dependencies import job_ended
+from naq.errors import NaqException, SecurityError, SerializationError
+from naq.execution import Executor, JobTimeout
+from naq.job import with_task_defaults
+from naq.models import (
+    DeadLetter,
+    JobEnvelope,
+    JobStatus,
+    ResultRecord,
+    StatusRecord,
+    decode_envelope,
+    status_of,
+    waiting_decoder,
+)
+from naq.results import encode_result
+from naq.retry import retry_delay, should_retry
+from naq.security import check_signature
+from naq.serialization import convert_arguments, pickle_dumps, pickle_loads, resolve_function
+from naq.worker.liveness import Liveness
+from naq.worker.state import RunningJob, WorkerState
+
+log = logging.getLogger("naq.worker")
+
+
+def delivery_count(msg: Msg) -> int:
+    """How many times JetStream has delivered ``msg`` (this delivery included).
+
+    Read straight from the ack subject
+    (``$JS.ACK.<stream>.<consumer>.<delivered>.<stream seq>.<consumer seq>.<time>.<pending>``):
+    the full metadata parse costs more than the rest of a no-op job's bookkeeping.
+    """
+    reply = msg.reply or ""
+    tokens = reply.split(".")
+    if len(tokens) == 9 and tokens[0] == "$JS" and tokens[1] == "ACK":
+        return int(tokens[4])
+    return int(msg.metadata.num_delivered)
+
+
+class Attempts:
+    """Runs each delivered message's job in a slot of the worker.
+
+    The parts of the shared state a job touches are kept here as references, so the
+    per-job path reaches them in one step.
+    """
+
+    def __init__(
+        self, state: WorkerState, executor: Executor, outcomes: Outcomes, liveness: Liveness
+    ) -> None:
+        self._state = state
+        self._settings = state.settings
+        self._broker = state.broker
+        self._store = state.store
+        self._name = state.name
+        self._concurrency = state.concurrency
+        self._many_queues = len(state.queues) > 1
+        self._running = state.running
+        self._recording = state.recording
+        self._backlog = state.backlog
+        self._progress = state.progress
+        self._wake = state.wake
+        self._idle = state.idle
+        self._stopping = state.stopping
+        self._executor = executor
+        self._outcomes = outcomes
+        self._store_outcome = outcomes.store_outcome
+        self._result_payload = outcomes.result_payload
+        self._status = outcomes.status
+        self._announce_delay = state.settings.running_status_delay
+        self._announce = liveness.announce
+        #: Jobs cancelled (as the cancelled bucket says): skipped if delivered.
+        self._cancelled: set[str] = set()
+        self._functions: dict[tuple[str, str | None], Any] = {}
+
+    def start(self, queue: str, msg: Msg) -> None:
+        """Run the job of a message delivered from ``queue`` in a free slot (or, if none
+        is free, in the next one that frees)."""
+        if self._stopping.is_set():
+            # Arrived while stopping: hand it straight back.
+            asyncio.ensure_future(msg.nak())
+            return
+        if len(self._running) >= self._concurrency:
+            # More came than was asked for (several queues watched for one slot).
+            self._backlog.append((queue, msg))
+            return
+        key = msg.reply or str(id(msg))
+        running = RunningJob(msg=msg, job_id="", queue=queue, key=key)
+        self._running[key] = running
+        if self._many_queues and len(self._running) >= self._concurrency:
+            self._wake.set()  # the last free slot is taken: the feeder calls off its watches
+        state = self._state
+        if state.first_started is None:
+            state.first_started = time.monotonic()
+        self._idle.clear()
+        running.task = asyncio.create_task(self._process(key, running))
+
+    def on_cancelled(self, job_id: str, value: bytes | None) -> None:
+        """Follows the cancelled bucket: a running job cancelled there is stopped."""
+        if value is None:
+            self._cancelled.discard(job_id)
+            return
+        self._cancelled.add(job_id)
+        for running in self._running.values():
+            if running.job_id == job_id and running.task is not None:
+                running.cancel_requested = True
+                running.task.cancel()
+
+    async def _process(self, key: str, running: RunningJob) -> None:
+        try:
+            await self._handle(running)
+        except asyncio.CancelledError:
+            if not running.cancel_requested:
+                raise
+            await self._outcomes.finish_cancelled(running)
+        except Exception:
+            # A bug here must not kill the worker; the message is redelivered after the ack wait.
+            log.exception("worker %s: unexpected error handling a message", self._name)
+        finally:
+            # The job and its task refer to each other (and its context to both): cut that
+            # here, so they are freed at once rather than by the garbage collector.
+            running.task = None
+            self._running.pop(key, None)
+            self._recording.pop(key, None)
+            self._progress.pop(running.job_id, None)
+            self._state.last_ended = time.monotonic()
+            if self._backlog and len(self._running) < self._concurrency:
+                self.start(*self._backlog.popleft())
+            if not self._running and not self._recording:
+                self._idle.set()
+            self._wake.set()
+
+    def _function_returned(self, running: RunningJob) -> None:
+        """Free the job's slot: what is left is storing its outcome."""
+        if self._running.pop(running.key, None) is not None:
+            self._recording[running.key] = running
+            if self._backlog:
+                self.start(*self._backlog.popleft())
+            self._wake.set()
+
+    async def _handle(self, running: RunningJob) -> None:
+        store = self._store
+        outcomes = self._outcomes
+        msg = running.msg
+        delivered = delivery_count(msg)
+        try:
+            check_signature(self._settings, msg.data, msg.headers)
+        except SecurityError as exc:
+            await outcomes.dead_letter(msg, running.queue, None, f"refused: {exc}")
+            return
+        try:
+            envelope = with_task_defaults(decode_envelope(msg.data))
+            if envelope.queue != running.queue:
+                raise SerializationError(
+                    f"job names queue {envelope.queue!r} but arrived on {running.queue!r}"
+                )
+        except SerializationError as exc:
+            await outcomes.dead_letter(msg, running.queue, None, f"malformed message: {exc}")
+            return
+        running.job_id = envelope.id
+        if envelope.id in self._cancelled:
+            # Cancelled while pending: whoever cancelled it recorded the outcome; its
+            # dependents are settled (again) before the message goes.
+            await outcomes.job_ended(envelope.id)
+            await msg.ack()
+            return
+        if envelope.serializer == "pickle" and self._settings.job_serializer != "pickle":
+            await outcomes.refuse(
+                msg,
+                envelope,
+                "pickled payload refused: this worker only accepts JSON jobs "
+                "(set NAQ_JOB_SERIALIZER=pickle on trusted deployments)",
+            )
+            return
+        previous: StatusRecord | None = None
+        if delivered > 1:
+            previous, result = await asyncio.gather(
+                self._broker.read_status(envelope.id), store.read_result(envelope.id)
+            )
+            if result is not None:
+                # Delivered again after it ended (its worker died before the ack, or the
+                # ack got lost): never run twice, but finish what its end still owed —
+                # the status, and the release of its dependents.
+                if previous is None or previous.status not in JobStatus.ENDED:
+                    await store.align(envelope.id)
+                await outcomes.job_ended(envelope.id)
+                await msg.ack()
+                return
+        attempt = 1
+        if previous is not None:
+            if previous.status in JobStatus.ENDED:
+                await msg.ack()
+                return
+            attempt = (
+                previous.attempt + 1
+                if previous.status == JobStatus.RETRY
+                else max(1, previous.attempt)
+            )
+        if delivered > envelope.max_retries + 1 + self._settings.max_crash_redeliveries:
+            reason = f"delivered {delivered} times without finishing (worker crashes?)"
+            await outcomes.fail(
+                msg,
+                envelope,
+                attempt,
+                None,
+                reason,
+                "DeliveryLimitExceeded",
+                None,
+                dead_letter_reason=reason,
+            )
+            return
+        try:
+            func = self._function(envelope)
+            if envelope.serializer == "pickle":
+                _, args, kwargs = pickle_loads(envelope.pickled or b"")
+                args = list(args)
+            else:
+                args, kwargs = convert_arguments(func, envelope.args, envelope.kwargs)
+        except (SecurityError, SerializationError) as exc:
+            await outcomes.refuse(msg, envelope, str(exc), type(exc).__name__)
+            return
+        started = time.time()
+        if self._announce_delay > 0:
+            # Written by the liveness sweep if the job is still running by then.
+            self._announce(running, envelope, attempt, started)
+        else:
+            record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
+            # The outcome written later on the same connection follows it in order.
+            await store.running(record)
+        bind(self._context(running, envelope, attempt, started))
+        failure: Exception | None = None
+        try:
+            value = await self._executor.run(func, args, kwargs, envelope.timeout)
+            payload = self._result_payload(envelope, value, attempt, started)
+        except Exception as exc:
+            failure = exc
+        finally:
+            # Before any outcome is written, success or failure: a running status still due
+            # must not land after it. A job ended sooner goes from pending to its outcome.
+            running.announcement = None
+            self._function_returned(running)
+        if failure is not None:
+            await outcomes.failed_attempt(msg, envelope, attempt, started, failure)
+            return
+        await self._store_outcome(msg, envelope, payload, JobStatus.COMPLETED, attempt, started)
+        self._state.processed += 1
+
+    def _function(self, envelope: JobEnvelope) -> Any:
+        """The job's function; resolved (and checked against allowed_modules) once."""
+        key = (envelope.fn, envelope.module)
+        func = self._functions.get(key)
+        if func is None:
+            func = resolve_function(envelope.fn, envelope.module, self._settings.allowed_modules)
+            self._functions[key] = func
+        return func
+
+    def _context(
+        self, running: RunningJob, envelope: JobEnvelope, attempt: int, started: float
+    ) -> JobContext:
+        store = self._store
+        progress = self._progress
+        status = self._status
+
+        async def report(value: float | None, message: str | None, meta: dict[str, Any]) -> None:
+            progress[envelope.id] = (value, message, meta)
+            # This write says it runs: the delayed one is not needed any more.
+            running.announcement = None
+            record = status(envelope, JobStatus.RUNNING, attempt, started_at=started)
+            await store.running(record)
+
+        return JobContext(
+            job_id=envelope.id,
+            queue=envelope.queue,
+            attempt=attempt,
+            worker=self._name,
+            meta=dict(envelope.meta),
+            _report=report,
+            _loop=self._state.loop,
+        )
+
+
+class Outcomes:
+    """Stores what came of an attempt, and releases the dependents of a job that ended.
+
+    Keeps the index of the jobs parked on each dependency (from the waiting bucket), so
+    only an end that has dependents costs a look at them.
+    """
+
+    def __init__(self, state: WorkerState) -> None:
+        self._state = state
+        self._settings = state.settings
+        self._broker = state.broker
+        self._store = state.store
+        self._name = state.name
+        self._progress = state.progress
+        #: dependency id -> parked jobs waiting on it, and the reverse.
+        self._dependents: dict[str, set[str]] = {}
+        self._waiting: dict[str, list[str]] = {}
+
+    def status(
+        self,
+        envelope: JobEnvelope,
+        status: str,
+        attempt: int,
+        *,
+        started_at: float | None = None,
+        ended_at: float | None = None,
+        error: str | None = None,
+        next_retry_at: float | None = None,
+    ) -> StatusRecord:
+        """The job's status record as this worker writes it (with its last progress)."""
+        progress, message, meta = self._progress.get(envelope.id, (None, None, {}))
+        return status_of(
+            envelope,
+            status,
+            updated_at=time.time(),
+            attempt=attempt,
+            started_at=started_at,
+            ended_at=ended_at,
+            next_retry_at=next_retry_at,
+            worker=self._name,
+            error=error,
+            meta={**envelope.meta, **meta},
+            progress=progress,
+            progress_message=message,
+        )
+
+    def result_payload(
+        self, envelope: JobEnvelope, value: Any, attempt: int, started: float
+    ) -> bytes:
+        """The encoded result record of a completed attempt that returned ``value``."""
+        pickled = None
+        if envelope.serializer == "pickle":
+            pickled, value = pickle_dumps(value), None
+        return encode_result(
+            self._settings,
+            ResultRecord(
+                job_id=envelope.id,
+                status=JobStatus.COMPLETED,
+                finished_at=time.time(),
+                result=value,
+                pickled=pickled,
+                worker=self._name,
+                attempt=attempt,
+                started_at=started,
+            ),
+        )
+
+    async def store_outcome(
+        self,
+        msg: Msg,
+        envelope: JobEnvelope,
+        payload: bytes,
+        status: str,
+        attempt: int,
+        started: float | None,
+        error: str | None = None,
+    ) -> None:
+        """Store the job's outcome (unless one was stored first), release its dependents,
+        then ack it."""
+        record = self.status(
+            envelope, status, attempt, started_at=started, ended_at=time.time(), error=error
+        )
+        try:
+            # Lost to an earlier outcome (e.g. a cancellation): that one stands.
+            await self._store.store_outcome(payload, record, envelope.result_ttl)
+            # Dependents before the ack: killed in between, the job is delivered again
+            # and its redelivery releases them.
+            await self.job_ended(envelope.id)
+        except NaqException as exc:
+            # Not done: leave the message unacked so it is delivered again.
+            log.error("worker %s: storing the outcome of %s: %s", self._name, envelope.id, exc)
+            return
+        self._store.connection.ack(msg)
+
+    async def finish_cancelled(self, running: RunningJob) -> None:
+        """Record a job cancelled while it ran (its result, if any, is discarded)."""
+        try:
+            await self._store.end(running.job_id, JobStatus.CANCELLED, error="cancelled")
+            await self.job_ended(running.job_id)
+        except NaqException as exc:
+            # Left unacked: delivered again, it is skipped as cancelled and settled then.
+            log.error("worker %s: cancelling %s: %s", self._name, running.job_id, exc)
+            return
+        with contextlib.suppress(Exception):
+            await running.msg.ack()
+        log.info("job %s cancelled while running", running.job_id)
+
+    async def job_ended(self, job_id: str) -> None:
+        """Settle the jobs parked on ``job_id`` (known from the mirrored waiting bucket,
+        so a job nobody waits on costs nothing here)."""
+        dependents = self._dependents.get(job_id)
+        if dependents:
+            await job_ended(self._store, job_id, sorted(dependents))
+
+    def on_waiting(self, job_id: str, value: bytes | None) -> None:
+        """Follows the waiting bucket: which parked job waits on which dependencies."""
+        for dependency in self._waiting.pop(job_id, ()):
+            dependents = self._dependents.get(dependency)
+            if dependents is not None:
+                dependents.discard(job_id)
+                if not dependents:
+                    del self._dependents[dependency]
+        waiting = decode_or_none(waiting_decoder, value) if value else None
+        if waiting is None:
+            return
+        self._waiting[job_id] = list(waiting.waiting_on)
+        for dependency in waiting.waiting_on:
+            self._dependents.setdefault(dependency, set()).add(job_id)
+
+    async def failed_attempt(
+        self, msg: Msg, envelope: JobEnvelope, attempt: int, started: float, exc: Exception
+    ) -> None:
+        """Retry the job after its policy's delay, or fail it for good."""
+        error = f"{type(exc).__name__}: {exc}"
+        trace = "".join(traceback.format_exception(exc))
+        if isinstance(exc, JobTimeout):
+            trace = error
+        if should_retry(exc, attempt, envelope.max_retries, envelope.retry_on, envelope.ignore_on):
+            delay = retry_delay(
+                attempt, envelope.retry_delay, envelope.retry_strategy, envelope.retry_jitter
+            )
+            record = self.status(
+                envelope,
+                JobStatus.RETRY,
+                attempt,
+                started_at=started,
+                ended_at=time.time(),
+                error=error,
+                next_retry_at=time.time() + delay,
+            )
+            await self._store.retrying(record)
+            await msg.nak(delay=delay if delay > 0 else None)
+            log.info(
+                "job %s attempt %d failed (%s); retry in %.2fs", envelope.id, attempt, error, delay
+            )
+            return
+        await self.fail(msg, envelope, attempt, started, error, type(exc).__name__, trace)
+
+    async def fail(
+        self,
+        msg: Msg,
+        envelope: JobEnvelope,
+        attempt: int,
+        started: float | None,
+        error: str,
+        error_type: str,
+        trace: str | None,
+        *,
+        dead_letter_reason: str | None = None,
+    ) -> None:
+        """Record a job's final failure, dead-letter it and ack it."""
+        self._state.failed += 1
+        await self._broker.dead_letter(
+            DeadLetter(
+                job_id=envelope.id,
+                queue=envelope.queue,
+                reason=dead_letter_reason or f"failed after {attempt} attempt(s)",
+                failed_at=time.time(),
+                function=envelope.fn,
+                error=error,
+                error_type=error_type,
+                traceback=trace,
+                attempt=attempt,
+                worker=self._name,
+                payload=msg.data,
+            )
+        )
+        payload = encode_result(
+            self._settings,
+            ResultRecord(
+                job_id=envelope.id,
+                status=JobStatus.FAILED,
+                finished_at=time.time(),
+                error=error,
+                error_type=error_type,
+                traceback=trace,
+                worker=self._name,
+                attempt=attempt,
+                started_at=started,
+            ),
+        )
+        await self.store_outcome(msg, envelope, payload, JobStatus.FAILED, attempt, started, error)
+        log.info("job %s failed for good: %s", envelope.id, error)
+
+    async def refuse(
+        self, msg: Msg, envelope: JobEnvelope, reason: str, error_type: str = "SecurityError"
+    ) -> None:
+        """Dead-letter a job that must not run (nothing was executed)."""
+        await self.fail(
+            msg,
+            envelope,
+            0,
+            None,
+            reason,
+            error_type,
+            None,
+            dead_letter_reason=f"refused: {reason}",
+        )
+
+    async def dead_letter(self, msg: Msg, queue: str, job_id: str | None, reason: str) -> None:
+        """Move an undecodable message to the failed stream and ack it."""
+        self._state.failed += 1
+        await self._broker.dead_letter(
+            DeadLetter(
+                job_id=job_id,
+                queue=queue,
+                reason=reason,
+                failed_at=time.time(),
+                worker=self._name,
+                payload=msg.data,
+            )
+        )
+        await msg.ack()
+        log.warning("worker %s: dead-lettered a message from %s: %s", self._name, queue, reason)

@@ -1,0 +1,313 @@
+"""The Worker: its options, its run from start to stop, signals and remote control.
+
+A run connects, makes the shared state and the parts that work on it (the feeder
+takes jobs, the attempts run them, the outcomes store what came of them, liveness
+keeps the worker and its jobs alive), and waits for a stop: SIGTERM/SIGINT, a
+remote ``stop``, :meth:`Worker.request_stop` or, in burst mode, empty queues.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from naq.broker import Broker
+from naq.connection import Msg, open_connection
+from naq.errors import ConfigurationError
+from naq.execution import Executor
+from naq.models import WorkerStatus
+from naq.names import validate_queue_name
+from naq.settings import Settings, get_settings
+from naq.store import JobStore
+from naq.sync import set_threadsafe
+from naq.worker.attempt import Attempts, Outcomes
+from naq.worker.feeding import Feeder
+from naq.worker.liveness import Liveness
+from naq.worker.state import WorkerState
+
+log = logging.getLogger("naq.worker")
+
+
+class Worker:
+    """Runs jobs from one or more queues.
+
+    ``Worker(queues, nats_url=None, concurrency=10, worker_name=None,
+    heartbeat_interval=15, worker_ttl=60)`` plus keyword options ``burst``
+    (exit once the queues are empty), ``module_paths`` (modules to import at
+    start, e.g. those registering ``@naq.task`` functions), ``allowed_modules``
+    (module prefixes jobs may import; checked before importing) and
+    ``shutdown_grace`` (seconds running jobs get to finish on SIGTERM).
+
+    Raises:
+        ConfigurationError: a bad queue name or option (named in the message).
+    """
+
+    def __init__(
+        self,
+        queues: str | Sequence[str] | None = None,
+        nats_url: str | None = None,
+        concurrency: int = 10,
+        worker_name: str | None = None,
+        heartbeat_interval: float | None = None,
+        worker_ttl: float | None = None,
+        *,
+        burst: bool = False,
+        module_paths: Sequence[str] = (),
+        allowed_modules: Sequence[str] | None = None,
+        shutdown_grace: float = 30.0,
+        settings: Settings | None = None,
+        install_signal_handlers: bool = True,
+    ) -> None:
+        base = (settings or get_settings()).replace(nats_url=nats_url)
+        if allowed_modules is not None:
+            base = base.replace(allowed_modules=tuple(allowed_modules))
+        self.settings = base
+        if queues is None:
+            queues = [base.default_queue]
+        elif isinstance(queues, str):
+            queues = [queues]
+        self.queues = list(dict.fromkeys(validate_queue_name(q) for q in queues))
+        if not self.queues:
+            raise ConfigurationError("a worker needs at least one queue")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ConfigurationError(f"concurrency={concurrency!r} must be an integer >= 1")
+        self.concurrency = concurrency
+        self.name = worker_name or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        if not all(c.isalnum() or c in "-_" for c in self.name):
+            raise ConfigurationError(
+                f"worker_name={self.name!r} may only hold letters, digits, '-' and '_'"
+            )
+        self.heartbeat_interval = float(heartbeat_interval or base.worker_heartbeat_interval)
+        self.worker_ttl = float(worker_ttl or base.worker_ttl)
+        if self.heartbeat_interval <= 0 or self.worker_ttl < self.heartbeat_interval:
+            raise ConfigurationError(
+                f"heartbeat_interval={self.heartbeat_interval!r} must be > 0 and <= "
+                f"worker_ttl={self.worker_ttl!r}"
+            )
+        self.burst = burst
+        self.module_paths = list(module_paths)
+        self.shutdown_grace = float(shutdown_grace)
+        self.install_signal_handlers = install_signal_handlers
+        self.started_at = time.time()
+        #: The current (or last) run's state; None before the first run.
+        self._state: WorkerState | None = None
+        self._stopping: asyncio.Event | None = None  # made in run(): needs the loop
+        self._event_loop: asyncio.AbstractEventLoop | None = None
+        #: The current (or last) run's parts.
+        self._feeder: Feeder | None = None
+        self._attempts: Attempts | None = None
+        self._outcomes: Outcomes | None = None
+        self._liveness: Liveness | None = None
+        self._signals = 0
+
+    def __repr__(self) -> str:
+        return f"Worker(name={self.name!r}, queues={self.queues!r}, concurrency={self.concurrency})"
+
+    @property
+    def status(self) -> str:
+        """``starting``, ``idle``, ``busy`` or ``stopping`` (as the last heartbeat said)."""
+        return self._state.status if self._state is not None else WorkerStatus.STARTING
+
+    @property
+    def processed(self) -> int:
+        """Jobs this worker completed."""
+        return self._state.processed if self._state is not None else 0
+
+    @property
+    def failed(self) -> int:
+        """Jobs this worker failed for good or dead-lettered."""
+        return self._state.failed if self._state is not None else 0
+
+    # -- lifecycle -----------------------------------------------------------
+
+    def run_sync(self) -> None:
+        """Run the worker in this thread until it stops (blocking form of :meth:`run`)."""
+        asyncio.run(self.run())
+
+    async def run(self) -> None:
+        """Connect, take and run jobs until stopped (or, in burst mode, until idle).
+
+        Raises:
+            NaqConnectionError: NATS can't be reached at start.
+        """
+        self._stopping = stopping = asyncio.Event()
+        self._event_loop = loop = asyncio.get_running_loop()
+        for module in self.module_paths:
+            importlib.import_module(module)
+        connection = await open_connection(
+            self.settings,
+            name=f"naq-worker-{self.name}",
+            on_reconnect=self._on_reconnect,
+        )
+        broker = Broker(connection, self.settings)
+        previous = self._state
+        self._state = state = WorkerState(
+            settings=self.settings,
+            name=self.name,
+            queues=self.queues,
+            concurrency=self.concurrency,
+            broker=broker,
+            store=JobStore(broker),
+            loop=loop,
+            stopping=stopping,
+            processed=previous.processed if previous else 0,
+            failed=previous.failed if previous else 0,
+        )
+        executor = Executor(self.concurrency)
+        self._outcomes = outcomes = Outcomes(state)
+        self._liveness = liveness = Liveness(
+            state,
+            outcomes.status,
+            heartbeat_interval=self.heartbeat_interval,
+            worker_ttl=self.worker_ttl,
+            started_at=self.started_at,
+        )
+        self._attempts = attempts = Attempts(state, executor, outcomes, liveness)
+        self._feeder = feeder = Feeder(state, attempts.start)
+        self._install_signals()
+        loops: list[asyncio.Task[Any]] = []
+        try:
+            await feeder.start()
+            await broker.ensure_failed_stream()
+            await broker.status_kv()
+            await broker.results_kv()
+            # Know every cancellation and parked dependent before taking a job.
+            await broker.cancelled_kv()
+            await state.store.waiting_kv()
+            names = broker.names
+            loops.append(await broker.mirror(names.cancelled_bucket, attempts.on_cancelled))
+            loops.append(await broker.mirror(names.waiting_bucket, outcomes.on_waiting))
+            await connection.nc.subscribe(
+                names.worker_control_subject(self.name), cb=self._on_control
+            )
+            state.status = WorkerStatus.IDLE
+            # Missed e.g. while a cluster elects the workers bucket's leader: the loop retries.
+            beating = await liveness.beat()
+            log.info(
+                "worker %s started on %s (concurrency %d)",
+                self.name,
+                ", ".join(self.queues),
+                self.concurrency,
+            )
+            loops.append(asyncio.create_task(feeder.run()))
+            loops.append(asyncio.create_task(liveness.heartbeat_loop(beating)))
+            loops.append(asyncio.create_task(liveness.keepalive_loop()))
+            if self.burst:
+                loops.append(asyncio.create_task(feeder.burst_watch()))
+            await stopping.wait()
+        finally:
+            await self._shutdown(state, feeder, liveness, executor, loops)
+
+    def request_stop(self) -> None:
+        """Ask the worker to stop gracefully (same as SIGTERM); safe from any thread."""
+        if self._stopping is not None and self._event_loop is not None:
+            set_threadsafe(self._stopping, self._event_loop)
+
+    async def stop(self) -> None:
+        """Ask the worker to stop gracefully."""
+        self.request_stop()
+
+    def _install_signals(self) -> None:
+        if (
+            not self.install_signal_handlers
+            or threading.current_thread() is not threading.main_thread()
+        ):
+            return
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+
+    def _on_signal(self, sig: int) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.info(
+                "worker %s: %s, finishing running jobs (again to stop now)",
+                self.name,
+                signal.Signals(sig).name,
+            )
+            self.request_stop()
+        else:
+            log.warning("worker %s: second signal, stopping now", self.name)
+            os._exit(1)
+
+    async def _shutdown(
+        self,
+        state: WorkerState,
+        feeder: Feeder,
+        liveness: Liveness,
+        executor: Executor,
+        loops: list[asyncio.Task[Any]],
+    ) -> None:
+        state.status = WorkerStatus.STOPPING
+        await feeder.stop()
+        # Jobs that never got a slot go back at once (one arriving later goes back as it comes).
+        while state.backlog:
+            _, msg = state.backlog.popleft()
+            with contextlib.suppress(Exception):
+                await msg.nak()
+        for task in loops:
+            task.cancel()
+        for task in loops:
+            with contextlib.suppress(BaseException):
+                await task
+        with contextlib.suppress(Exception):
+            await liveness.heartbeat()
+        running = [job.task for job in state.held_jobs() if job.task is not None]
+        if running:
+            log.info(
+                "worker %s: waiting up to %gs for %d running job(s)",
+                self.name,
+                self.shutdown_grace,
+                len(running),
+            )
+            done, pending = await asyncio.wait(running, timeout=self.shutdown_grace)
+            for job in state.held_jobs():
+                if job.task in pending:
+                    # Hand the job back now rather than after the ack wait.
+                    with contextlib.suppress(Exception):
+                        await job.msg.nak()
+                    job.task.cancel()  # type: ignore[union-attr]
+        executor.shutdown()
+        with contextlib.suppress(Exception):
+            kv = await state.broker.workers_kv()
+            await kv.delete(self.name)
+        liveness.stop()
+        await state.broker.connection.close()
+        log.info(
+            "worker %s stopped (%d processed, %d failed)%s",
+            self.name,
+            state.processed,
+            state.failed,
+            state.busy_summary(),
+        )
+
+    # -- remote control ----------------------------------------------------------
+
+    async def _on_control(self, msg: Msg) -> None:
+        command = msg.data.decode(errors="replace").strip()
+        if command == "stop":
+            log.info("worker %s: stop requested remotely", self.name)
+            self.request_stop()
+            reply = b"stopping"
+        else:
+            reply = f"unknown command {command!r}".encode()
+        if msg.reply:
+            with contextlib.suppress(Exception):
+                await msg.respond(reply)
+
+    async def _on_reconnect(self) -> None:
+        # Pull requests die with the old connection: ask again from scratch.
+        log.info("worker %s reconnected to NATS", self.name)
+        if self._feeder is not None:
+            self._feeder.reset()

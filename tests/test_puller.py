@@ -1,0 +1,84 @@
+"""The pull consumer's two kinds of request, against a real nats-server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from naq import Queue
+from naq.broker import Broker
+from naq.connection import Msg
+from naq.puller import Puller
+from naq.settings import get_settings
+from tests import jobs
+
+pytestmark = pytest.mark.usefixtures("nats_url")
+
+
+@dataclass
+class Pulled:
+    """A puller on queue ``q`` and what it has seen."""
+
+    puller: Puller
+    queue: Queue
+    delivered: list[Msg] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    filled: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@pytest.fixture
+async def pulled() -> AsyncIterator[Pulled]:
+    broker = await Broker.connect(get_settings())
+    consumer = await broker.ensure_consumer("q")
+    delivered: list[Msg] = []
+    changed, filled = asyncio.Event(), asyncio.Event()
+    puller = Puller(
+        broker.connection,
+        broker.names.jobs_stream,
+        consumer,
+        deliver=delivered.append,
+        on_change=changed.set,
+        on_filled=filled.set,
+    )
+    await puller.start()
+    async with Queue("q") as queue:
+        yield Pulled(puller, queue, delivered, changed, filled)
+        await puller.stop()
+
+
+async def test_an_ask_takes_what_the_queue_holds_and_says_it_came_up_short(
+    pulled: Pulled,
+) -> None:
+    await pulled.queue.enqueue_many([(jobs.noop, (), {}) for _ in range(3)])
+    await pulled.puller.ask(5)
+    await asyncio.wait_for(pulled.changed.wait(), 5)
+    assert len(pulled.delivered) == 3
+    assert pulled.puller.empty_at is not None
+    assert pulled.puller.outstanding == 0
+
+
+async def test_an_ask_answered_in_full_says_so(pulled: Pulled) -> None:
+    await pulled.queue.enqueue_many([(jobs.noop, (), {}) for _ in range(3)])
+    await pulled.puller.ask(2)
+    await asyncio.wait_for(pulled.filled.wait(), 5)
+    assert len(pulled.delivered) == 2
+    assert pulled.puller.empty_at is None
+    assert pulled.puller.outstanding == 0
+
+
+async def test_a_called_off_watch_takes_no_more_jobs(pulled: Pulled) -> None:
+    puller = pulled.puller
+    await puller.watch(5)
+    assert puller.watching == 5
+    puller.cancel_watches()
+    assert puller.watching == 0
+    await asyncio.sleep(0)  # a yield, not a wait: the drain sends its unsubscribe
+    await puller._connection.nc.flush()  # the server has seen it
+    job = await pulled.queue.enqueue(jobs.noop)
+    # A job sent to the called-off watch would be lost to this puller until the ack wait.
+    await puller.ask(1)
+    await asyncio.wait_for(pulled.filled.wait(), 5)
+    assert [msg.data for msg in pulled.delivered] == [job.serialize()]

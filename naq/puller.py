@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from naq.connection import Connection, Msg
-from naq.direct import subscribe_direct
 
 log = logging.getLogger("naq.puller")
 
@@ -101,8 +100,8 @@ class Puller:
             body["idle_heartbeat"] = int(IDLE_HEARTBEAT * 1e9)
             request.heartbeats = True
         try:
-            request.sub = await subscribe_direct(
-                nc, self._prefix + token, functools.partial(self._on_msg, token)
+            request.sub = await self._connection.subscribe_direct(
+                self._prefix + token, functools.partial(self._on_msg, token)
             )
             await nc.publish(
                 self._api_subject, json.dumps(body).encode(), reply=self._prefix + token
@@ -124,8 +123,8 @@ class Puller:
         self._requests[token] = request
         nc = self._connection.nc
         try:
-            request.sub = await subscribe_direct(
-                nc, self._prefix + token, functools.partial(self._on_msg, token)
+            request.sub = await self._connection.subscribe_direct(
+                self._prefix + token, functools.partial(self._on_msg, token)
             )
             await nc.publish(
                 self._api_subject,

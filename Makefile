@@ -1,12 +1,28 @@
 # Bootstrap from a fresh clone with nothing but python3:
-#   make test   -> creates .venv, installs naq[dev], runs the test suite
-#   make demo   -> creates .venv, installs naq[dev], runs `naq demo`
+#   make test        -> creates .venv, installs naq[dev], runs the test suite
+#   make demo        -> creates .venv, installs naq[dev], runs `naq demo`
+#   make lint        -> ruff check, ruff format --check, mypy naq
+#   make test-plain  -> the publish/pull tests with NAQ_PLAIN_CLIENT=1 (nats-py's public API only)
+#   make test-py310  -> the suite less its slow tests on Python 3.10, in .venv-py310
+#   make test-py313  -> the same on Python 3.13, in .venv-py313
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+PYTEST := -m pytest -q -p no:cacheprovider
 
-.PHONY: venv test demo lint bench
+# The other Pythons run the suite less, for CI's time, what a second interpreter adds least to:
+# the slow tests, the fuzzing and the TUI against its fake service (its pixel snapshots, screens
+# and keys; the TUI still runs on them against a live server, in tests/tui/test_app_live.py).
+# Besides, mypy checks naq against Python 3.10's standard library.
+VERSION_SUBSET := -m "not slow" --ignore=tests/test_fuzz.py \
+	--ignore=tests/tui/test_snapshots.py --ignore=tests/tui/test_app_fake.py
+# What publishes, pulls and subscribes, run again through nats-py's public API only.
+PLAIN_SUBSET := tests/test_fast_paths.py tests/test_frames.py tests/test_direct.py \
+	tests/test_enqueue.py tests/test_worker.py tests/test_running_status.py \
+	tests/test_settling.py tests/test_operations.py tests/test_untrusted_payloads.py
+
+.PHONY: venv test demo lint bench test-plain test-py310 test-py313
 
 venv: $(STAMP)
 
@@ -17,7 +33,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 test: venv
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python $(PYTEST)
 
 demo: venv
 	$(BIN)/naq demo
@@ -29,3 +45,20 @@ lint: venv
 
 bench: venv
 	$(BIN)/python bench/run_all.py
+
+test-plain: venv
+	NAQ_PLAIN_CLIENT=1 $(BIN)/python $(PYTEST) -m "not slow" $(PLAIN_SUBSET)
+
+# .venv-py310 from Python 3.10, .venv-py313 from 3.13 (scripts/find_python.sh finds them, or
+# says in one line which one is missing and how to get it).
+.venv-py%/.installed: pyproject.toml
+	@test -x .venv-py$*/bin/python || { \
+		python=$$(scripts/find_python.sh 3.$(patsubst 3%,%,$*)) && $$python -m venv .venv-py$*; }
+	.venv-py$*/bin/python -m pip install --quiet --no-compile -e '.[dev]'
+	@touch $@
+
+test-py310: .venv-py310/.installed
+	.venv-py310/bin/python $(PYTEST) $(VERSION_SUBSET)
+
+test-py313: .venv-py313/.installed
+	.venv-py313/bin/python $(PYTEST) $(VERSION_SUBSET)

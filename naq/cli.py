@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from naq.errors import NaqException
+from naq.log_level import choose_level, configure_logging
 from naq.settings import get_settings
 
 T = TypeVar("T")
@@ -42,7 +43,10 @@ NatsUrl = Annotated[
         "--nats-url", "-u", help="NATS server URL(s), comma separated [env NAQ_NATS_URL]."
     ),
 ]
-LogLevel = Annotated[str, typer.Option("--log-level", "-l", help="Logging level.")]
+LogLevel = Annotated[
+    str | None,
+    typer.Option("--log-level", "-l", help="Logging level, DEBUG to CRITICAL [env NAQ_LOG_LEVEL]."),
+]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
@@ -56,10 +60,21 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    """Run a command's coroutine, turning naq errors into one line."""
+async def _then_close(coro: Coroutine[Any, Any, T]) -> T:
+    # Closed before the event loop is: on Python 3.10 a TLS connection still open when the
+    # loop closes logs a traceback from its transport.
+    from naq.connection import close_connections
+
     try:
-        return asyncio.run(coro)
+        return await coro
+    finally:
+        await close_connections()
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a command's coroutine (closing its connections), turning naq errors into one line."""
+    try:
+        return asyncio.run(_then_close(coro))
     except NaqException as exc:
         raise fail(str(exc)) from None
     except CliError as exc:
@@ -68,16 +83,30 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise typer.Exit(130) from None
 
 
-def setup_logging(level: str) -> None:
-    """Log to stderr at ``level``."""
-    name = level.upper()
-    if name not in logging.getLevelNamesMapping():
-        raise fail(f"unknown log level {level!r}")
-    logging.basicConfig(
-        level=name,
-        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+def setup_logging(flag: str | None, default: str, handler: logging.Handler | None = None) -> None:
+    """Log at the level of ``--log-level``, else ``NAQ_LOG_LEVEL``, else ``default``."""
+    try:
+        level = choose_level(flag, get_settings().log_level, default)
+    except NaqException as exc:
+        raise fail(str(exc)) from None
+    configure_logging(level, handler)
+
+
+def setup_tui_logging() -> None:
+    """Log to the TUI's own log (``textual console``): records would scribble over the screen.
+
+    Unless ``NAQ_LOG_LEVEL`` says otherwise, only critical records.
+    """
+    from textual.logging import TextualHandler
+
+    setup_logging(None, "CRITICAL", TextualHandler())
+
+
+@app.callback()
+def _every_command() -> None:
+    # Every command logs at NAQ_LOG_LEVEL, those without a --log-level flag included;
+    # a command with one sets its level again.
+    setup_logging(None, "WARNING")
 
 
 def to_json(value: Any) -> str:
@@ -125,7 +154,7 @@ def worker(
     nats_url: NatsUrl = None,
     concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Jobs run at once.")] = 10,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Worker name.")] = None,
-    log_level: LogLevel = "INFO",
+    log_level: LogLevel = None,
     burst: Annotated[bool, typer.Option("--burst", help="Exit once the queues are empty.")] = False,
     module: Annotated[
         list[str] | None,
@@ -144,7 +173,7 @@ def worker(
     """Start a worker that runs jobs from QUEUES."""
     from naq.worker import Worker
 
-    setup_logging(log_level)
+    setup_logging(log_level, "INFO")
     # Like rq and celery: jobs' modules are found relative to where the worker starts.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -176,13 +205,13 @@ def worker(
 def purge(
     queues: Annotated[list[str], typer.Argument(help="Queues to empty.")],
     nats_url: NatsUrl = None,
-    log_level: LogLevel = "WARNING",
+    log_level: LogLevel = None,
     json_output: JsonFlag = False,
 ) -> None:
     """Remove every pending job from QUEUES."""
     from naq.queue import Queue
 
-    setup_logging(log_level)
+    setup_logging(log_level, "WARNING")
     targets = [Queue(q, nats_url=nats_url) for q in queues]
 
     async def go() -> dict[str, int]:
@@ -281,12 +310,12 @@ def parse_args(tokens: list[str]) -> list[Any]:
 @app.command("list-workers")
 @guarded
 def list_workers_command(
-    nats_url: NatsUrl = None, log_level: LogLevel = "WARNING", json_output: JsonFlag = False
+    nats_url: NatsUrl = None, log_level: LogLevel = None, json_output: JsonFlag = False
 ) -> None:
     """List live workers with their status, jobs and heartbeat age."""
     from naq.monitor import list_workers
 
-    setup_logging(log_level)
+    setup_logging(log_level, "WARNING")
     workers = run(list_workers(settings=settings_for(nats_url)))
     if json_output:
         print(to_json([w.to_dict() for w in workers]))
@@ -441,11 +470,11 @@ def demo(
     """Run an embedded nats-server, a worker, a scheduler and sample jobs, in the TUI."""
     from naq.demo import run_demo
 
-    logging.basicConfig(level="WARNING" if no_tui else "CRITICAL")
     if no_tui:
         counts = run(run_demo(duration))
         console.print("demo stopped: " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
         return
+    setup_tui_logging()
 
     async def show(settings: Any) -> None:
         from naq_tui.app import NaqApp
@@ -468,8 +497,7 @@ def tui(
     from naq_tui.app import NaqApp
     from naq_tui.live import LiveService
 
-    # Log records would scribble over the screen: keep only errors, and in the app's log.
-    logging.basicConfig(level="CRITICAL")
+    setup_tui_logging()
     NaqApp(LiveService(settings_for(nats_url)), readonly=readonly).run()
 
 
@@ -480,14 +508,14 @@ def dashboard(
     port: Annotated[int, typer.Option("--port", "-p", help="Port to serve on.")] = 8080,
     nats_url: NatsUrl = None,
     readonly: Annotated[bool, typer.Option("--readonly", help="Hide and refuse actions.")] = False,
-    log_level: LogLevel = "INFO",
+    log_level: LogLevel = None,
 ) -> None:
     """Serve the TUI in a web browser (textual-serve)."""
     import shlex
 
     from textual_serve.server import Server
 
-    setup_logging(log_level)
+    setup_logging(log_level, "INFO")
     command = [sys.executable, "-m", "naq", "tui"]
     url = settings_for(nats_url).nats_url
     command += ["--nats-url", url]
@@ -517,12 +545,12 @@ def scheduler(
         list[str] | None,
         typer.Option("--module", "-m", help="Module to import (e.g. next-interval functions)."),
     ] = None,
-    log_level: LogLevel = "INFO",
+    log_level: LogLevel = None,
 ) -> None:
     """Start a scheduler that enqueues delayed and recurring jobs when due."""
     from naq.scheduler import Scheduler
 
-    setup_logging(log_level)
+    setup_logging(log_level, "INFO")
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     s = Scheduler(
@@ -558,13 +586,13 @@ def list_scheduled(
         str | None, typer.Option("--queue", "-q", help="Only this queue (default: all).")
     ] = None,
     detailed: Annotated[bool, typer.Option("--detailed", "-d", help="More columns.")] = False,
-    log_level: LogLevel = "WARNING",
+    log_level: LogLevel = None,
     json_output: JsonFlag = False,
 ) -> None:
     """List scheduled jobs with their status and next run time."""
     from naq.schedules import list_scheduled_jobs
 
-    setup_logging(log_level)
+    setup_logging(log_level, "WARNING")
     infos = run(
         list_scheduled_jobs(
             status=status, queue=queue, job_id=job_id, settings=settings_for(nats_url)
@@ -621,12 +649,12 @@ def job_control(
     next_run: Annotated[
         str | None, typer.Option(help="Next run, ISO time like 2030-01-01T12:00:00Z (reschedule).")
     ] = None,
-    log_level: LogLevel = "INFO",
+    log_level: LogLevel = None,
 ) -> None:
     """Cancel, pause, resume or reschedule a scheduled job."""
     from naq.queue import Queue
 
-    setup_logging(log_level)
+    setup_logging(log_level, "INFO")
     actions = ("cancel", "pause", "resume", "reschedule")
     if action not in actions:
         raise fail(f"unknown action {action!r}; use one of {', '.join(actions)}")

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 import msgspec
 import nats
+import nats.aio.client as nats_client
 import nats.errors
 import nats.js.errors
 from nats.aio.client import Client as NATS
@@ -31,7 +32,7 @@ from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 from nats.js.kv import KeyValue
 
-from naq.direct import subscribe_direct
+from naq.direct import is_direct, subscribe_direct
 from naq.errors import ConfigurationError, NaqConnectionError, NaqException
 from naq.frames import Framer
 from naq.names import Names
@@ -171,6 +172,7 @@ def _connection_key(settings: Settings) -> tuple[Any, ...]:
         settings.nats_tls_ca,
         settings.nats_tls_cert,
         settings.nats_tls_key,
+        settings.plain_client,
     )
 
 
@@ -236,7 +238,10 @@ class Connection:
         self._ack_sweeper: asyncio.Task[None] | None = None
         self._ack_prefix = ""
         self._ack_counter = 0
-        self._framer = Framer(nc)
+        self._framer = Framer(nc, plain=settings.plain_client)
+        #: Whether publishes go out as naq's frames and replies come in through direct
+        #: subscriptions (known once connected; off under ``plain_client``).
+        self.fast_paths = False
 
     @property
     def is_closed(self) -> bool:
@@ -250,9 +255,21 @@ class Connection:
 
     # -- publishing ------------------------------------------------------
 
+    async def subscribe_direct(self, subject: str, handler: Callable[[Msg], None]) -> Any:
+        """Subscribe to ``subject`` with ``handler`` called as each message arrives
+        (:func:`naq.direct.subscribe_direct`; plain nats-py under ``NAQ_PLAIN_CLIENT``)."""
+        return await subscribe_direct(self.nc, subject, handler, plain=self.settings.plain_client)
+
     async def _start_acks(self) -> None:
         self._ack_prefix = self.nc.new_inbox() + "."
-        await subscribe_direct(self.nc, self._ack_prefix + "*", self._on_ack)
+        sub = await self.subscribe_direct(self._ack_prefix + "*", self._on_ack)
+        self.fast_paths = self._framer.lean and is_direct(sub)
+        if not self.settings.plain_client and not self.fast_paths:
+            log.warning(
+                "nats-py %s lacks the client internals naq's fast paths use; "
+                "publishing and receiving through its public API (slower)",
+                getattr(nats_client, "__version__", "?"),
+            )
         self._ack_sweeper = asyncio.ensure_future(self._sweep_acks())
 
     async def _sweep_acks(self) -> None:

@@ -8,8 +8,10 @@ replaces the subscription's queue with a stand-in that calls a plain function as
 each message is parsed. The function must be quick and must not block; what it
 raises is logged, never passed to the connection.
 
-A client without the internals this relies on gets an ordinary callback: same
-messages, nats-py's speed.
+A subscription without the internals this relies on, or one asked to be plain
+(``NAQ_PLAIN_CLIENT=1``), gets an ordinary callback: same messages, same handling of
+what the function raises, nats-py's speed. ``pyproject.toml`` bounds nats-py to the
+releases this was checked on.
 """
 
 from __future__ import annotations
@@ -22,6 +24,13 @@ from typing import Any
 log = logging.getLogger("naq.direct")
 
 
+def _hand_on(handler: Callable[[Any], None], msg: Any) -> None:
+    try:
+        handler(msg)
+    except Exception:
+        log.exception("handling a message on %s failed", msg.subject)
+
+
 class _Handoff:
     """Takes the place of a subscription's message queue; hands each message on at once."""
 
@@ -29,10 +38,7 @@ class _Handoff:
         self._handler = handler
 
     def put_nowait(self, msg: Any) -> None:
-        try:
-            self._handler(msg)
-        except Exception:
-            log.exception("handling a message on %s failed", msg.subject)
+        _hand_on(self._handler, msg)
 
     def qsize(self) -> int:
         return 0
@@ -51,23 +57,38 @@ class _Handoff:
         await asyncio.get_running_loop().create_future()
 
 
-async def subscribe_direct(client: Any, subject: str, handler: Callable[[Any], None]) -> Any:
+def _has_internals(sub: Any) -> bool:
+    """Whether nats-py subscription ``sub`` has the message queue the direct path replaces."""
+    queue = getattr(sub, "_pending_queue", None)
+    return isinstance(queue, asyncio.Queue) and hasattr(sub, "_pending_bytes_limit")
+
+
+def is_direct(sub: Any) -> bool:
+    """Whether ``sub`` hands its messages on directly (rather than through a callback task)."""
+    return isinstance(getattr(sub, "_pending_queue", None), _Handoff)
+
+
+async def subscribe_direct(
+    client: Any, subject: str, handler: Callable[[Any], None], plain: bool = False
+) -> Any:
     """Subscribe ``client`` to ``subject``, calling ``handler(msg)`` as each message arrives.
 
+    ``plain``: keep nats-py's own callback task (the direct path is off).
     Returns the nats-py subscription (unsubscribe it as usual).
     """
 
     async def callback(msg: Any) -> None:
-        handler(msg)
+        _hand_on(handler, msg)
 
     sub = await client.subscribe(subject, cb=callback)
-    queue = getattr(sub, "_pending_queue", None)
-    if isinstance(queue, asyncio.Queue) and hasattr(sub, "_pending_bytes_limit"):
-        # Nothing waits in a queue, so no byte limit applies (the client's count of queued
-        # bytes only grows; 0 turns its slow-consumer check off).
-        sub._pending_bytes_limit = 0
-        sub._pending_queue = _Handoff(handler)
-        # Whatever arrived before the swap is still in the old queue: hand it on too.
-        while not queue.empty():
-            sub._pending_queue.put_nowait(queue.get_nowait())
+    if plain or not _has_internals(sub):
+        return sub
+    queue = sub._pending_queue
+    # Nothing waits in a queue, so no byte limit applies (the client's count of queued
+    # bytes only grows; 0 turns its slow-consumer check off).
+    sub._pending_bytes_limit = 0
+    sub._pending_queue = _Handoff(handler)
+    # Whatever arrived before the swap is still in the old queue: hand it on too.
+    while not queue.empty():
+        sub._pending_queue.put_nowait(queue.get_nowait())
     return sub

@@ -8,8 +8,9 @@ finished frame to the client's outgoing buffer, without a coroutine per publish.
 The client's own rules for a publish (closed, draining, the reconnect buffer, the
 server's maximum payload) are kept as they are in ``Client.publish``.
 
-A client without the internals this relies on gets ``publish`` calls scheduled in
-order: same messages, nats-py's speed.
+A client without the internals this relies on, or a :class:`Framer` told to be plain
+(``NAQ_PLAIN_CLIENT=1``), gets ``publish`` calls scheduled in order: same messages,
+nats-py's speed. ``pyproject.toml`` bounds nats-py to the releases this was checked on.
 """
 
 from __future__ import annotations
@@ -57,12 +58,21 @@ def header_block(headers: dict[str, str]) -> bytes:
     return "".join(lines).encode()
 
 
-class Framer:
-    """Publishes on one nats-py client with naq's cached header encodings."""
+def _has_internals(client: Any) -> bool:
+    """Whether ``client`` has every internal the lean publish path writes to."""
+    return all(hasattr(client, name) for name in _CLIENT_INTERNALS)
 
-    def __init__(self, client: Any) -> None:
+
+class Framer:
+    """Publishes on one nats-py client with naq's cached header encodings.
+
+    ``plain``: always go through ``Client.publish`` (the lean path is off).
+    """
+
+    def __init__(self, client: Any, plain: bool = False) -> None:
         self.client = client
-        self.lean = all(hasattr(client, name) for name in _CLIENT_INTERNALS)
+        #: Whether publishes take the lean path.
+        self.lean = not plain and _has_internals(client)
         self._blocks: dict[tuple[tuple[str, str], ...], bytes] = {}
 
     def _block(self, headers: dict[str, str]) -> bytes:

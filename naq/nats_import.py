@@ -6,6 +6,7 @@ worker, a CLI command run from a script) for a transport few deployments use.
 :func:`import_nats` imports nats-py with a stand-in for aiohttp that imports
 the real package the first time nats-py touches it (a ``ws://`` server URL).
 Everything else that imports aiohttp gets the real package, as usual.
+``NAQ_PLAIN_CLIENT=1`` imports nats-py as it is.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ import importlib.machinery
 import sys
 import types
 from typing import Any
+
+from naq.errors import ConfigurationError
+from naq.settings import get_settings
 
 #: The package deferred.
 DEFERRED = "aiohttp"
@@ -28,9 +32,20 @@ class _Deferred(types.ModuleType):
         return getattr(importlib.import_module(self.__name__), name)
 
 
+def _plain_client() -> bool:
+    try:
+        return get_settings().plain_client
+    except ConfigurationError:
+        return False  # reported to whatever uses the settings first
+
+
 def import_nats() -> None:
-    """Import nats-py (once), deferring aiohttp until a WebSocket transport needs it."""
+    """Import nats-py (once), deferring aiohttp until a WebSocket transport needs it
+    (unless the settings ask for a plain client)."""
     if "nats.aio.client" in sys.modules or DEFERRED in sys.modules:
+        return
+    if _plain_client():
+        importlib.import_module("nats.aio.client")
         return
     stand_in = _Deferred(DEFERRED)
     # The import system reads ``__spec__`` of a module it finds in sys.modules; a spec of

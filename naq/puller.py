@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from naq.connection import Connection, Msg
-from naq.direct import subscribe_direct
 
 log = logging.getLogger("naq.puller")
 
@@ -149,8 +148,8 @@ class Puller:
         body["batch"] = request.remaining
         nc = self._connection.nc
         try:
-            request.sub = await subscribe_direct(
-                nc, self._prefix + token, functools.partial(self._on_msg, token)
+            request.sub = await self._connection.subscribe_direct(
+                self._prefix + token, functools.partial(self._on_msg, token)
             )
             await nc.publish(
                 self._api_subject, json.dumps(body).encode(), reply=self._prefix + token

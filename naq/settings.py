@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from naq.errors import ConfigurationError
+from naq.log_level import parse_level
 
 DEFAULT_NATS_URL = "nats://localhost:4222"
 DEFAULT_QUEUE_NAME = "naq_default_queue"
@@ -35,6 +36,10 @@ DEFAULT_MAX_CRASH_REDELIVERIES = 5
 DEFAULT_RUNNING_STATUS_DELAY_SECONDS = 0.05
 
 SERIALIZERS = ("json", "pickle")
+#: How an on/off variable may be written.
+_FLAGS = dict.fromkeys(("1", "true", "yes", "on"), True) | dict.fromkeys(
+    ("0", "false", "no", "off"), False
+)
 _PREFIX_RE = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -67,7 +72,12 @@ class Settings:
     #: from pending straight to its outcome (one write fewer, a quarter of a short job's
     #: cost); ``watch_jobs`` reports its running state from the outcome record. 0: always.
     running_status_delay: float = DEFAULT_RUNNING_STATUS_DELAY_SECONDS
-    log_level: str = "INFO"
+    #: Log level of every naq process (a command's ``--log-level`` wins); ``None``: each
+    #: command's own default (see naq.log_level).
+    log_level: str | None = None
+    #: Use nats-py through its public API only: naq's publish frames and direct
+    #: subscriptions (which write into the client's internals) are off.
+    plain_client: bool = False
     prefix: str = DEFAULT_PREFIX
     replicas: int = 1
     allowed_modules: tuple[str, ...] = ()
@@ -104,6 +114,8 @@ class Settings:
             )
         if self.default_ack_wait <= 0:
             raise ConfigurationError(f"default_ack_wait={self.default_ack_wait!r} must be positive")
+        if self.log_level is not None:
+            object.__setattr__(self, "log_level", parse_level(self.log_level, "NAQ_LOG_LEVEL"))
 
     @property
     def servers(self) -> tuple[str, ...]:
@@ -148,8 +160,11 @@ def _parse(name: str, raw: str, annotation: Any) -> Any:
         raise ConfigurationError(f"NAQ_{name.upper()}={raw!r} is not a number") from None
     if kind.startswith("tuple"):
         return _split(raw)
-    if name == "log_level":
-        return raw.upper()
+    if kind == "bool":
+        flag = raw.strip().lower()
+        if flag not in _FLAGS:
+            raise ConfigurationError(f"NAQ_{name.upper()}={raw!r} is not 1 or 0 (true or false)")
+        return _FLAGS[flag]
     return raw
 
 

@@ -256,6 +256,10 @@ class Queue:
             if job.dependency_ids
         }
         to_send = jobs
+        # Readers must find a job once enqueue returns (get_job right after): the last
+        # status write is acknowledged with the job messages, and the bucket stores a
+        # connection's writes in order, so every earlier one is stored too.
+        stored: list[asyncio.Future[PubAck]] = []
         if caller_chose_ids:
             # A caller-chosen id that naq already knows is a duplicate: the
             # status create is the fence, so the same id runs once even after
@@ -273,10 +277,12 @@ class Queue:
         else:
             # Not acknowledged: the job message below is what must be stored; its status
             # record only tells readers it waits, and the worker's writes follow it.
-            for index, job in enumerate(jobs, start=1):
+            for index, job in enumerate(jobs[:-1], start=1):
                 await store.post_pending(pending_status(job))
                 if index % SEND_SLICE == 0:
                     await asyncio.sleep(0)
+            if jobs:
+                stored.append(await store.put_pending(pending_status(jobs[-1])))
         ready = []
         held = []
         for job in to_send:
@@ -296,10 +302,13 @@ class Queue:
             job_futures.append(connection.publish_nowait(subject, payload, headers))
             if index % SEND_SLICE == 0:
                 await asyncio.sleep(0)
-        outcomes = await connection.wait_acks(job_futures)
-        for outcome in outcomes:
+        outcomes = await connection.wait_acks(job_futures + stored)
+        for outcome in outcomes[: len(job_futures)]:
             if isinstance(outcome, BaseException):
                 raise self._publish_failure(outcome)
+        for outcome in outcomes[len(job_futures) :]:
+            if isinstance(outcome, BaseException):  # the job stands; its status may lag
+                log.warning("queue %r: a pending status was not stored: %s", self.name, outcome)
         for job in held:
             payload = job.serialize()
             waiting = WaitingJob(

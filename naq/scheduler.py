@@ -300,7 +300,7 @@ class Scheduler:
         connection = self._broker.connection
         try:
             pending = status_of(envelope, JobStatus.PENDING)
-            status = await self._jobs.fired(pending)
+            status = await self._jobs.put_pending(pending)
             payload = envelope_encoder.encode(envelope)
             headers = job_headers(self.settings, tick_id(schedule_id, due), payload)
             if envelope.depends_on:

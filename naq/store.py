@@ -4,8 +4,8 @@
 dependents and cancelled buckets and the outcome log. Each transition is one
 method, with its TTL, its fence and the order of its writes:
 
-- created pending (:meth:`create_pending` is fenced by the job id, :meth:`post_pending`
-  is not), :meth:`scheduled`, :meth:`running`, :meth:`retrying`;
+- created pending (:meth:`create_pending` is fenced by the job id, :meth:`put_pending`
+  and :meth:`post_pending` are not), :meth:`scheduled`, :meth:`running`, :meth:`retrying`;
 - :meth:`store_outcome` (a worker's result: won, or lost to an earlier one) and
   :meth:`end` (from outside: cancelled, dependency failed, purged) — the first stored
   result is the fence, the status and the outcome log follow the winner only;
@@ -106,8 +106,8 @@ class JobStore:
         """A new job's pending status, not acknowledged (its message is what must be stored)."""
         await self._post_status(record)
 
-    async def fired(self, record: StatusRecord) -> asyncio.Future[PubAck]:
-        """A scheduled run's pending status, pipelined beside its message (acknowledged)."""
+    async def put_pending(self, record: StatusRecord) -> asyncio.Future[PubAck]:
+        """A job's pending status, acknowledged, pipelined beside its message."""
         await self.broker.status_kv()
         return self.connection.publish_nowait(*self._status_message(record, None))
 

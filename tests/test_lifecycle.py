@@ -277,3 +277,13 @@ async def test_a_task_enqueued_by_name_gets_its_registered_defaults(
         stop_processes([worker])
     assert info.status == JobStatus.FAILED  # the producer's own max_retries=0 stands
     assert (await naq.get_job(defaulted.job_id)).attempt == 3
+
+
+async def test_a_job_is_found_as_soon_as_enqueue_returns(nats_url: str) -> None:
+    queue = naq.Queue(Q)
+    for i in range(300):
+        job = await queue.enqueue(jobs.add, i, i)
+        assert (await naq.get_job(job.job_id)).status == JobStatus.PENDING
+    batch = await queue.enqueue_many([(jobs.add, (i, i), {}) for i in range(500)])
+    infos = [await naq.get_job(job.job_id) for job in batch]
+    assert {info.status for info in infos} == {JobStatus.PENDING}

@@ -41,9 +41,9 @@ from bench.common import (  # noqa: E402
 )
 from bench.seed_history import end_jobs  # noqa: E402
 from naq.broker import Broker  # noqa: E402
-from naq.connection import close_connections  # noqa: E402
 from naq.models import JobStatus, StatusRecord, WorkerRecord, WorkerStatus  # noqa: E402
 from naq.settings import Settings  # noqa: E402
+from naq.transport import close_connections  # noqa: E402
 from naq_tui.app import NaqApp  # noqa: E402
 from naq_tui.live import LiveService  # noqa: E402
 from naq_tui.state import MAX_JOBS  # noqa: E402

@@ -6,11 +6,6 @@ results. Async first; every async helper has a ``_sync`` twin.
 
 from __future__ import annotations
 
-from naq.nats_import import import_nats
-
-import_nats()  # before anything below imports nats-py
-
-from naq.connection import connect, disconnect
 from naq.context import JobContext, current_job, report_progress, report_progress_sync
 from naq.control import cancel_job, cancel_job_sync, stop_worker, stop_worker_sync
 from naq.dead_letters import (
@@ -91,6 +86,7 @@ from naq.schedules import (
 from naq.serialization import task
 from naq.settings import DEFAULT_NATS_URL, DEFAULT_QUEUE_NAME, Settings, get_settings
 from naq.sync import sync_twin as _sync_twin
+from naq.transport import connect, disconnect
 from naq.worker import Worker
 
 __version__ = "0.1.0"

@@ -1,52 +1,38 @@
 """naq's resources on one connection: queues, dead letters, status, results, workers.
 
-A :class:`Broker` pairs the shared :class:`~naq.connection.Connection` with the
-names of one prefix and the settings in force. Queue, Worker, results and the
+A :class:`Broker` pairs the shared :class:`~naq.transport.connection.Connection` with
+the names of one prefix and the settings in force. Queue, Worker, results and the
 monitor all go through it, so every stream, bucket and consumer is ensured in
-one place and looked up once.
+one place and looked up once; it is what the modules above the transport use of it
+(none of them touches nats-py), and every error it raises is a naq error.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgspec
 
-from naq.connection import (
+from naq.models import DeadLetter, StatusRecord, WorkerRecord, record_encoder, status_decoder
+from naq.names import Names
+from naq.settings import Settings
+from naq.transport import (
     ERR_WRONG_LAST_SEQUENCE,
+    Bucket,
     Connection,
-    KeyNotFoundError,
-    KeyValue,
-    NotFoundError,
+    KVEntry,
+    Msg,
     PubAck,
     PublishError,
-    api,
     consumer_config,
     failed_stream_config,
     get_connection,
     jobs_stream_config,
     outcomes_stream_config,
 )
-from naq.errors import NaqException
-from naq.models import DeadLetter, StatusRecord, WorkerRecord, record_encoder, status_decoder
-from naq.names import Names
-from naq.settings import Settings
-
-
-class _PurgeResponse(msgspec.Struct):
-    success: bool = False
-    purged: int = 0
-    error: dict[str, Any] | None = None
-
-
-_purge_decoder = msgspec.json.Decoder(_PurgeResponse)
-
-log = logging.getLogger("naq.broker")
 
 #: Revisions kept per job in the status bucket.
 STATUS_HISTORY = 5
@@ -55,21 +41,8 @@ STATUS_HISTORY = 5
 TTL_HEADER = "Nats-TTL"
 #: Header making a publish conditional on the subject's last sequence.
 EXPECTED_LAST_SUBJECT_SEQ = "Nats-Expected-Last-Subject-Sequence"
-#: A stream's tail is first read over this many sequences (or the page wanted times the
-#: growth), then over windows growing by the growth until it holds enough.
-TAIL_MIN = 256
-TAIL_GROWTH = 4
 #: Header making a publish idempotent inside the stream's duplicate window.
 MSG_ID_HEADER = "Nats-Msg-Id"
-
-
-@dataclass(frozen=True)
-class KVEntry:
-    """A live key of a bucket as :meth:`Broker.read_bucket` returns it."""
-
-    key: str
-    value: bytes
-    revision: int
 
 
 class Broker:
@@ -112,7 +85,7 @@ class Broker:
 
     # -- buckets -----------------------------------------------------------
 
-    async def status_kv(self) -> KeyValue:
+    async def status_kv(self) -> Bucket:
         """The job-status bucket.
 
         It keeps a few revisions per job so that a watcher sees every change of
@@ -121,23 +94,23 @@ class Broker:
         """
         return await self.connection.kv(self.names.status_bucket, history=STATUS_HISTORY)
 
-    async def results_kv(self) -> KeyValue:
+    async def results_kv(self) -> Bucket:
         """The results bucket."""
         return await self.connection.kv(self.names.results_bucket)
 
-    async def cancelled_kv(self) -> KeyValue:
+    async def cancelled_kv(self) -> Bucket:
         """The cancellation-requests bucket (entries expire with job statuses)."""
         return await self.connection.kv(
             self.names.cancelled_bucket, ttl=float(self.settings.job_status_ttl)
         )
 
-    async def workers_kv(self) -> KeyValue:
+    async def workers_kv(self) -> Bucket:
         """The worker-heartbeat bucket."""
         return await self.connection.kv(self.names.workers_bucket)
 
     async def read_status(self, job_id: str) -> StatusRecord | None:
         """A job's status record; None when it has none (or it can't be read as one)."""
-        entry = await self.get_entry(await self.status_kv(), job_id)
+        entry = await (await self.status_kv()).get(job_id)
         return decode_or_none(status_decoder, entry.value) if entry else None
 
     def kv_subject(self, bucket: str, key: str) -> str:
@@ -166,69 +139,16 @@ class Broker:
 
     async def read_stream(self, stream: str, subject: str) -> list[tuple[int, bytes]]:
         """Every message of ``stream`` on ``subject`` (wildcards allowed) as (seq, data)."""
-        messages = await self._read_ordered(stream, subject)
+        messages = await self.connection.ordered.read(stream, subject)
         return [(msg.metadata.sequence.stream, msg.data) for msg in messages]
 
-    async def read_from(self, stream: str, subject: str, start: int) -> list[Any]:
-        """The messages of ``stream`` on ``subject`` from sequence ``start`` on, oldest first."""
-        return await self._read_ordered(
-            stream,
-            subject,
-            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
-            config=api.ConsumerConfig(opt_start_seq=start),
-        )
-
-    async def _read_ordered(self, stream: str, subject: str, **options: Any) -> list[Any]:
-        """Messages of ``stream`` on ``subject`` read in one pass of an ordered consumer
-        (``options``: where it starts).
-
-        How many to expect is taken from the consumer itself (delivered so far + still
-        pending) right after it starts, so a read never stops early on a "caught up"
-        signal that raced the first messages, nor waits for a message that isn't there.
-        """
-        try:
-            sub = await self.connection.js.subscribe(
-                subject, stream=stream, ordered_consumer=True, **options
-            )
-        except Exception as exc:
-            raise self.connection.map_error(exc) from exc
-        found: list[Any] = []
-        try:
-            info = await sub.consumer_info()
-            expected = delivered_so_far(info) + (info.num_pending or 0)
-            for _ in range(expected):
-                msg = await sub.next_msg(timeout=10)
-                found.append(msg)
-                if msg.metadata.num_pending == 0:
-                    break
-        except Exception as exc:
-            raise self.connection.map_error(exc) from exc
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
-        return found
-
     async def tail(
-        self, stream: str, subject: str, enough: Callable[[list[Any]], bool], want: int
-    ) -> tuple[list[Any], bool]:
-        """The last messages of ``stream`` on ``subject``, newest first: a window of the
-        stream's end (``want`` times 4, at least 256 sequences) growing fourfold until
-        ``enough(messages)`` or the stream's start. Also says whether the start was reached.
-        """
-        try:
-            info = await self.connection.js.stream_info(stream)
-        except Exception as exc:
-            raise self.connection.map_error(exc) from exc
-        first, last = int(info.state.first_seq or 0), int(info.state.last_seq or 0)
-        if not info.state.messages:
-            return [], True
-        window = max(TAIL_MIN, want * TAIL_GROWTH)
-        while True:
-            start = max(first, last - window + 1)
-            messages = list(reversed(await self.read_from(stream, subject, start)))
-            if start <= first or enough(messages):
-                return messages, start <= first
-            window *= TAIL_GROWTH
+        self, stream: str, subject: str, enough: Callable[[list[Msg]], bool], want: int
+    ) -> tuple[list[Msg], bool]:
+        """The last messages of ``stream`` on ``subject``, newest first, until
+        ``enough(messages)``; and whether that reached the stream's start
+        (:meth:`naq.transport.ordered.OrderedReads.tail`)."""
+        return await self.connection.ordered.tail(stream, subject, enough, want)
 
     async def read_queue(self, subject: str) -> list[tuple[int, bytes]]:
         """Every message on a queue ``subject`` of the jobs stream, as (seq, data).
@@ -236,59 +156,20 @@ class Broker:
         A work-queue stream admits no second consumer on a queue's subject: the
         messages are fetched one after another by sequence instead.
         """
-        stream = self.names.jobs_stream
-        messages: list[tuple[int, bytes]] = []
-        seq = 1
-        while True:
-            try:
-                msg = await self.connection.js.get_msg(stream, seq=seq, subject=subject, next=True)
-            except NotFoundError:
-                return messages
-            except Exception as exc:
-                raise self.connection.map_error(exc) from exc
-            messages.append((int(msg.seq or seq), msg.data or b""))
-            seq = int(msg.seq or seq) + 1
+        return await self.connection.streams.read_by_sequence(self.names.jobs_stream, subject)
 
     async def purge_subject(self, stream: str, subject: str, *, before: int | None = None) -> int:
         """Remove every message of ``stream`` on ``subject`` (wildcards allowed), or only
         those with a sequence below ``before``; returns how many."""
-        request: dict[str, Any] = {"filter": subject}
-        if before is not None:
-            request["seq"] = before
-        try:
-            reply = await self.connection.nc.request(
-                f"$JS.API.STREAM.PURGE.{stream}", msgspec.json.encode(request), timeout=10
-            )
-        except Exception as exc:
-            raise self.connection.map_error(exc) from exc
-        response = _purge_decoder.decode(reply.data)
-        if response.error:
-            raise NaqException(f"purge of {subject} failed: {response.error}")
-        return response.purged
+        return await self.connection.streams.purge(stream, subject, before=before)
 
     async def subject_counts(self, stream: str, subject: str) -> dict[str, int]:
         """Messages per subject of ``stream`` matching ``subject`` (server-side filter)."""
-        try:
-            info = await self.connection.js.stream_info(stream, subjects_filter=subject)
-        except Exception as exc:
-            raise self.connection.map_error(exc) from exc
-        return dict(info.state.subjects or {})
+        return await self.connection.streams.subject_counts(stream, subject)
 
     async def read_bucket(self, bucket: str) -> list[KVEntry]:
         """Every live entry of ``bucket``, read in one pass of an ordered consumer."""
-        prefix = f"$KV.{bucket}."
-        entries: dict[str, KVEntry] = {}
-        messages = await self._read_ordered(
-            f"KV_{bucket}", prefix + ">", deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT
-        )
-        for msg in messages:
-            key = msg.subject[len(prefix) :]
-            operation = (msg.headers or {}).get("KV-Operation")
-            if operation in ("DEL", "PURGE") or not msg.data:
-                entries.pop(key, None)
-            else:
-                entries[key] = KVEntry(key, msg.data, msg.metadata.sequence.stream)
-        return list(entries.values())
+        return await self.connection.ordered.read_bucket(bucket)
 
     async def mirror(
         self, bucket: str, on_entry: Callable[[str, bytes | None], None]
@@ -296,64 +177,57 @@ class Broker:
         """Follow ``bucket``: ``on_entry(key, value)`` for each live key now and for
         every change after (``value`` None when a key is deleted).
 
-        Returns once the current contents were delivered (counted as in
-        :meth:`read_bucket`); the returned task keeps following until cancelled.
+        Returns once the current contents were delivered; the returned task keeps
+        following until cancelled.
         """
-        prefix = f"$KV.{bucket}."
-        received = 0
-        expected: int | None = None
-        caught_up = asyncio.Event()
+        return await self.connection.ordered.mirror(bucket, on_entry)
 
-        async def deliver(msg: Any) -> None:
-            nonlocal received
-            received += 1
-            operation = (msg.headers or {}).get("KV-Operation")
-            gone = operation in ("DEL", "PURGE") or not msg.data
-            on_entry(msg.subject[len(prefix) :], None if gone else msg.data)
-            if expected is not None and received >= expected:
-                caught_up.set()
+    @contextlib.asynccontextmanager
+    async def follow_statuses(self, recent: int = 0) -> AsyncIterator[AsyncIterator[Msg]]:
+        """Every status record written while the block runs (after the last ``recent``
+        changes of the history, if asked), in the order they were stored."""
+        await self.status_kv()
+        stream = f"KV_{self.names.status_bucket}"
+        start = None
+        if recent:
+            info = await self.connection.streams.stream_info(stream)
+            start = max(1, (info.state.last_seq or 0) - recent + 1)
+        subject = self.kv_subject(self.names.status_bucket, ">")
+        async with self.connection.ordered.follow(stream, subject, start) as messages:
+            yield messages
 
-        try:
-            sub = await self.connection.js.subscribe(
-                prefix + ">",
-                stream=f"KV_{bucket}",
-                ordered_consumer=True,
-                deliver_policy=api.DeliverPolicy.LAST_PER_SUBJECT,
-                cb=deliver,
-            )
-            info = await sub.consumer_info()
-        except Exception as exc:
-            raise self.connection.map_error(exc) from exc
-        expected = delivered_so_far(info) + (info.num_pending or 0)
-        if received >= expected:
-            caught_up.set()
-        await asyncio.wait_for(caught_up.wait(), timeout=30)
+    # -- queues' consumers -----------------------------------------------------
 
-        async def follow() -> None:
-            try:
-                await asyncio.Event().wait()
-            finally:
-                with contextlib.suppress(Exception):
-                    await sub.unsubscribe()
+    async def queue_consumer(self, queue: str) -> Any:
+        """The state of ``queue``'s shared consumer (pending, delivered, ack floor, paused)."""
+        return await self.connection.streams.consumer_info(
+            self.names.jobs_stream, self.names.consumer(queue)
+        )
 
-        return asyncio.create_task(follow())
+    async def queue_consumers(self) -> dict[str, Any]:
+        """The state of every queue's consumer, by queue name."""
+        prefix = self.names.consumer("")
+        return {
+            (info.name or "")[len(prefix) :]: info
+            for info in await self.connection.streams.consumers_info(self.names.jobs_stream)
+            if (info.name or "").startswith(prefix)
+        }
 
-    async def get_entry(self, kv: KeyValue, key: str) -> Any | None:
-        """The KV entry for ``key`` or None (deleted, expired or never written)."""
-        try:
-            entry = await kv.get(key)
-        except KeyNotFoundError:
-            return None
-        except Exception as exc:
-            raise self.connection.map_error(exc) from exc
-        if entry.value is None or entry.operation in ("DEL", "PURGE"):
-            return None
-        return entry
+    async def pause_queue(self, queue: str, until: str) -> None:
+        """Keep every worker from taking ``queue``'s jobs until ``until`` (RFC 3339)."""
+        consumer = await self.ensure_consumer(queue)
+        await self.connection.streams.pause_consumer(self.names.jobs_stream, consumer, until)
 
+    async def resume_queue(self, queue: str) -> None:
+        """Let workers take ``queue``'s jobs again."""
+        consumer = await self.ensure_consumer(queue)
+        await self.connection.streams.resume_consumer(self.names.jobs_stream, consumer)
+        # Workers' waiting pull requests need a nudge to be served again.
+        await self.connection.send(self.names.queue_resumed_subject(queue))
 
-def delivered_so_far(info: Any) -> int:
-    """Messages a consumer has delivered, from its info."""
-    return int(info.delivered.consumer_seq or 0) if info.delivered else 0
+    async def delete_dead_letter(self, seq: int) -> bool:
+        """Delete the dead letter at ``seq``; False when there is none (anymore)."""
+        return await self.connection.streams.delete_msg(self.names.failed_stream, seq)
 
 
 def is_duplicate_result(exc: BaseException) -> bool:

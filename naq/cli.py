@@ -63,7 +63,7 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 async def _then_close(coro: Coroutine[Any, Any, T]) -> T:
     # Closed before the event loop is: on Python 3.10 a TLS connection still open when the
     # loop closes logs a traceback from its transport.
-    from naq.connection import close_connections
+    from naq.transport import close_connections
 
     try:
         return await coro

@@ -65,14 +65,13 @@ async def stop_worker(
     """
     broker = await Broker.connect(resolve_settings(nats_url, settings))
     try:
-        reply = await broker.connection.nc.request(
+        reply = await broker.connection.request(
             broker.names.worker_control_subject(name), b"stop", timeout=3
         )
-    except Exception as exc:
-        mapped = broker.connection.map_error(exc)
-        if isinstance(mapped, NaqConnectionError) and broker.connection.is_connected:
+    except NaqConnectionError:
+        if broker.connection.is_connected:
             return False  # no responders / no answer: no such worker
-        raise mapped from exc
+        raise
     return reply.data == b"stopping"
 
 

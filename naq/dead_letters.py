@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from naq.broker import Broker, decode_or_none
-from naq.connection import APIError, NotFoundError
 from naq.errors import ConfigurationError, JobNotFoundError, SerializationError
 from naq.models import DeadLetter, dead_letter_decoder, decode_envelope
 from naq.names import validate_job_id, validate_queue_name
@@ -102,7 +101,7 @@ async def _requeue(broker: Broker, failed: FailedJob) -> None:
     await JobStore(broker).requeue(envelope, failed.payload, f"{envelope.id}:requeue:{failed.seq}")
     # The dead letter goes last: a crash before leaves it to requeue again (the message
     # id drops the repeat inside the stream's duplicate window).
-    await broker.connection.js.delete_msg(broker.names.failed_stream, failed.seq)
+    await broker.delete_dead_letter(failed.seq)
 
 
 async def requeue_failed_job(
@@ -145,19 +144,8 @@ async def delete_failed_seq(
     return await _delete(broker, seq, f"#{seq}")
 
 
-#: JetStream's answer to deleting a message that is not there (deleted, or never stored).
-ERR_MSG_DELETE_FAILED = 10057
-
-
 async def _delete(broker: Broker, seq: int, name: str) -> bool:
-    try:
-        deleted = await broker.connection.js.delete_msg(broker.names.failed_stream, seq)
-    except APIError as exc:
-        if not isinstance(exc, NotFoundError) and exc.err_code != ERR_MSG_DELETE_FAILED:
-            raise broker.connection.map_error(exc) from exc
-        deleted = False
-    except Exception as exc:
-        raise broker.connection.map_error(exc) from exc
+    deleted = await broker.delete_dead_letter(seq)
     if not deleted:  # gone since it was listed: someone else deleted or requeued it
         raise JobNotFoundError(f"no failed job {name!r}")
     return True

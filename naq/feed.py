@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from naq.broker import Broker, decode_or_none
-from naq.connection import api, open_connection
 from naq.dead_letters import list_failed_jobs
 from naq.errors import NaqException
 from naq.models import WorkerRecord, schedule_decoder, status_decoder, worker_decoder
@@ -23,6 +22,7 @@ from naq.monitor import QueueStats, WorkerInfo, stats_of
 from naq.outcome_log import outcome_counts
 from naq.schedules import ScheduleInfo
 from naq.settings import Settings
+from naq.transport import open_connection
 
 log = logging.getLogger("naq.feed")
 
@@ -169,26 +169,11 @@ class Feed:
             log.warning("feed: job feed stopped: %r", exc)
 
     async def _follow_jobs_from_recent(self, broker: Broker) -> None:
-        names = broker.names
-        js = broker.connection.js
-        info = await js.stream_info(f"KV_{names.status_bucket}")
-        start = max(1, (info.state.last_seq or 0) - RECENT_STATUS_CHANGES + 1)
-        sub = await js.subscribe(
-            broker.kv_subject(names.status_bucket, ">"),
-            stream=f"KV_{names.status_bucket}",
-            ordered_consumer=True,
-            config=api.ConsumerConfig(
-                deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE, opt_start_seq=start
-            ),
-        )
-        try:
-            async for msg in sub.messages:
+        async with broker.follow_statuses(recent=RECENT_STATUS_CHANGES) as messages:
+            async for msg in messages:
                 record = decode_or_none(status_decoder, msg.data)
                 if record is not None:
                     self._emit("job", record.job_id, record)
-        finally:
-            with contextlib.suppress(Exception):
-                await sub.unsubscribe()
 
     async def _sync_failed(self, broker: Broker) -> None:
         current = {
@@ -204,35 +189,19 @@ class Feed:
 
     async def _poll_counts(self, broker: Broker) -> None:
         names = broker.names
-        js = broker.connection.js
-        prefix = names.consumer("")
         failed_total = -1
         while True:
             try:
-                consumers = await js.consumers_info(names.jobs_stream)
-                pending = await js.stream_info(
-                    names.jobs_stream, subjects_filter=names.queue_subject("*")
-                )
-                failed = await js.stream_info(
-                    names.failed_stream, subjects_filter=names.failed_subject("*")
-                )
+                by_consumer = await broker.queue_consumers()
+                pending = await broker.subject_counts(names.jobs_stream, names.queue_subject("*"))
+                failed = await broker.subject_counts(names.failed_stream, names.failed_subject("*"))
                 counts = await outcome_counts(broker)
             except Exception as exc:
                 log.debug("feed: reading counts failed: %r", exc)
                 await asyncio.sleep(STATS_INTERVAL)
                 continue
-            failed_by_queue = {
-                names.queue_from_failed_subject(s): n
-                for s, n in (failed.state.subjects or {}).items()
-            }
-            waiting = {
-                names.queue_from_subject(s): n for s, n in (pending.state.subjects or {}).items()
-            }
-            by_consumer = {
-                (c.name or "")[len(prefix) :]: c
-                for c in consumers
-                if (c.name or "").startswith(prefix)
-            }
+            failed_by_queue = {names.queue_from_failed_subject(s): n for s, n in failed.items()}
+            waiting = {names.queue_from_subject(s): n for s, n in pending.items()}
             scheduled: dict[str, int] = {}
             for record in self._schedules.values():
                 scheduled[record.queue] = scheduled.get(record.queue, 0) + 1

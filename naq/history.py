@@ -13,13 +13,11 @@ its outcome in the bucket. Its outcome record says when it started and where, so
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from naq.broker import Broker, decode_or_none
-from naq.connection import api
 from naq.errors import ConfigurationError
 from naq.models import JobStatus, StatusRecord, status_decoder
 from naq.names import validate_queue_name
@@ -262,26 +260,15 @@ async def watch_jobs(
     """
     _check_filters(queue, None)
     broker = await Broker.connect(resolve_settings(nats_url, settings))
-    await broker.status_kv()
-    bucket = broker.names.status_bucket
-    sub = await broker.connection.js.subscribe(
-        broker.kv_subject(bucket, ">"),
-        stream=f"KV_{bucket}",
-        ordered_consumer=True,
-        deliver_policy=api.DeliverPolicy.NEW,
-    )
     seen_running = RunningSeen()
-    try:
-        async for msg in sub.messages:
+    async with broker.follow_statuses() as messages:
+        async for msg in messages:
             record = decode_or_none(status_decoder, msg.data)
             if record is None or (queue is not None and record.queue != queue):
                 continue
             if seen_running.missed(record):
                 yield JobEvent.running_from(record)
             yield JobEvent.from_record(record)
-    finally:
-        with contextlib.suppress(Exception):
-            await sub.unsubscribe()
 
 
 def to_dict(info: JobInfo) -> dict[str, Any]:

@@ -7,13 +7,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from naq.broker import Broker, decode_or_none, delivered_so_far
+from naq.broker import Broker, decode_or_none
 from naq.models import WorkerRecord, worker_decoder
 from naq.outcome_log import OutcomeCounts, outcome_counts
 from naq.results import resolve_settings
 from naq.schedules import ScheduleStore
 from naq.settings import Settings
 from naq.sync import sync_twin
+from naq.transport import delivered_so_far
 
 
 @dataclass(frozen=True)
@@ -146,11 +147,8 @@ def stats_of(
 
 async def queue_stats(broker: Broker, queue: str) -> QueueStats:
     """Stats of one queue from its consumer, the outcome log and the schedules."""
-    consumer = await broker.ensure_consumer(queue)
-    try:
-        info = await broker.connection.js.consumer_info(broker.names.jobs_stream, consumer)
-    except Exception as exc:
-        raise broker.connection.map_error(exc) from exc
+    await broker.ensure_consumer(queue)
+    info = await broker.queue_consumer(queue)
     counts = (await outcome_counts(broker, queue)).get(queue)
     schedules = await ScheduleStore(broker).all()
     scheduled = sum(1 for record, _ in schedules if record.queue == queue)
@@ -167,22 +165,12 @@ async def all_queue_stats(
     broker = await Broker.connect(resolve_settings(nats_url, settings))
     if names is None:
         await broker.ensure_jobs_stream()
-        prefix = broker.names.consumer("")
-        js = broker.connection.js
-        try:
-            infos = await js.consumers_info(broker.names.jobs_stream)
-            stream = await js.stream_info(
-                broker.names.jobs_stream, subjects_filter=broker.names.queue_subject("*")
-            )
-        except Exception as exc:
-            raise broker.connection.map_error(exc) from exc
         # Queues with a worker's consumer, and queues with jobs waiting for one.
-        found = {
-            (info.name or "")[len(prefix) :]
-            for info in infos
-            if (info.name or "").startswith(prefix)
-        }
-        found.update(broker.names.queue_from_subject(s) for s in stream.state.subjects or {})
+        found = set(await broker.queue_consumers())
+        waiting = await broker.subject_counts(
+            broker.names.jobs_stream, broker.names.queue_subject("*")
+        )
+        found.update(broker.names.queue_from_subject(s) for s in waiting)
         names = sorted(found)
     return [await queue_stats(broker, name) for name in names]
 

@@ -12,7 +12,6 @@ from typing import Any
 import msgspec
 
 from naq.broker import Broker, is_duplicate_result
-from naq.connection import PubAck, PublishError
 from naq.dependencies import check_dependencies, hold, job_ended
 from naq.errors import ConfigurationError, NaqException
 from naq.job import Job
@@ -33,6 +32,7 @@ from naq.serialization import task_info
 from naq.settings import Settings, get_settings
 from naq.store import JobStore
 from naq.sync import sync_twin
+from naq.transport import PubAck, PublishError
 
 log = logging.getLogger("naq.queue")
 #: A batch enqueue lets the loop write what it has queued every this many messages, so the
@@ -494,24 +494,12 @@ class Queue:
         worker restarts and every worker and the TUI see it.
         """
         broker = await self._broker()
-        consumer = await broker.ensure_consumer(self.name)
-        try:
-            await broker.connection.js.pause_consumer(
-                broker.names.jobs_stream, consumer, PAUSED_UNTIL
-            )
-        except Exception as exc:
-            raise broker.connection.map_error(exc) from exc
+        await broker.pause_queue(self.name, PAUSED_UNTIL)
 
     async def resume(self) -> None:
         """Let workers take this queue's jobs again."""
         broker = await self._broker()
-        consumer = await broker.ensure_consumer(self.name)
-        try:
-            await broker.connection.js.resume_consumer(broker.names.jobs_stream, consumer)
-            # Workers' waiting pull requests need a nudge to be served again.
-            await broker.connection.nc.publish(broker.names.queue_resumed_subject(self.name), b"")
-        except Exception as exc:
-            raise broker.connection.map_error(exc) from exc
+        await broker.resume_queue(self.name)
 
     async def stats(self) -> QueueStats:
         """Pending, running, scheduled, completed, failed, paused and recent rate."""

@@ -8,7 +8,6 @@ an outcome is seen the moment it is stored.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -174,7 +173,7 @@ def raise_for_outcome(record: ResultRecord, settings: Settings) -> Any:
 
 
 async def _result_record(broker: Broker, job_id: str) -> ResultRecord | None:
-    entry = await broker.get_entry(await broker.results_kv(), job_id)
+    entry = await (await broker.results_kv()).get(job_id)
     return decode_result(broker.settings, entry.value) if entry else None
 
 
@@ -224,23 +223,17 @@ STATUS_GRACE = 1.0
 
 async def _status_appears(broker: Broker, job_id: str, within: float) -> bool:
     """Whether ``job_id`` gets a status record within ``within`` seconds (watched)."""
-    watcher = await (await broker.status_kv()).watch(job_id)
-    try:
+    async with (await broker.status_kv()).watch(job_id) as changes:
 
         async def first_status() -> None:
-            while True:
-                entry = await watcher.updates(timeout=None)  # type: ignore[arg-type]
-                if entry is not None and entry.value:
-                    return
+            while (await changes.next()).value is None:
+                pass
 
         try:
             await asyncio.wait_for(first_status(), within)
         except asyncio.TimeoutError:
             return False
         return True
-    finally:
-        with contextlib.suppress(Exception):
-            await watcher.stop()
 
 
 def job_not_found(job_id: str) -> JobNotFoundError:
@@ -254,16 +247,14 @@ async def wait_for_result(broker: Broker, job_id: str, timeout: float | None) ->
     Raises:
         JobTimeoutError: none within ``timeout`` seconds.
     """
-    kv = await broker.results_kv()
-    watcher = await kv.watch(job_id)
-    try:
+    async with (await broker.results_kv()).watch(job_id) as changes:
 
         async def first_result() -> ResultRecord:
             while True:
-                entry = await watcher.updates(timeout=None)  # type: ignore[arg-type]
-                if entry is None or not entry.value:
+                change = await changes.next()
+                if change.value is None:
                     continue
-                record = decode_result(broker.settings, entry.value)
+                record = decode_result(broker.settings, change.value)
                 if record is not None:
                     return record
 
@@ -271,9 +262,6 @@ async def wait_for_result(broker: Broker, job_id: str, timeout: float | None) ->
             return await asyncio.wait_for(first_result(), timeout)
         except asyncio.TimeoutError:
             raise JobTimeoutError(f"job {job_id!r} did not finish within {timeout:g}s") from None
-    finally:
-        with contextlib.suppress(Exception):
-            await watcher.stop()
 
 
 async def get_job(

@@ -22,12 +22,10 @@ import threading
 import time
 import uuid
 from collections.abc import Sequence
-from typing import Any
 
 import msgspec
 
 from naq.broker import Broker, decode_or_none
-from naq.connection import Connection, KeyWrongLastSequenceError, open_connection
 from naq.dependencies import MISSING, hold
 from naq.errors import ConfigurationError
 from naq.models import (
@@ -48,6 +46,7 @@ from naq.security import job_headers
 from naq.settings import Settings, get_settings
 from naq.store import JobStore
 from naq.sync import set_threadsafe
+from naq.transport import Bucket, Connection, RevisionConflict, open_connection
 
 log = logging.getLogger("naq.scheduler")
 
@@ -168,7 +167,7 @@ class Scheduler:
 
     # -- leadership --------------------------------------------------------------
 
-    async def _lock_kv(self) -> Any:
+    async def _lock_kv(self) -> Bucket:
         assert self._connection is not None and self._broker is not None
         return await self._connection.kv(
             self._broker.names.scheduler_lock_bucket, ttl=float(self.settings.scheduler_lock_ttl)
@@ -196,7 +195,7 @@ class Scheduler:
                 assert self._changed is not None
                 self._changed.set()
                 await asyncio.sleep(renew)
-            except KeyWrongLastSequenceError:
+            except RevisionConflict:
                 if self._lease_revision is not None:
                     log.warning("scheduler %s lost the lease", self.instance_id)
                 self._lease_revision = None
@@ -224,29 +223,25 @@ class Scheduler:
         assert self._store is not None and self._changed is not None
         kv = await self._store.kv()
         while True:
-            watcher = await kv.watchall()
             try:
-                while True:
-                    entry = await watcher.updates(timeout=None)  # type: ignore[arg-type]
-                    if entry is None:
-                        continue
-                    if entry.operation in ("DEL", "PURGE") or not entry.value:
-                        self._schedules.pop(entry.key, None)
-                    else:
-                        record = decode_or_none(schedule_decoder, entry.value)
-                        known = self._schedules.get(entry.key)
-                        # Our own writes are applied at once; a lagging watch must not undo them.
-                        if record is not None and (known is None or known[1] < entry.revision):
-                            self._schedules[entry.key] = (record, entry.revision)
-                    self._changed.set()
+                async with kv.watch() as changes:
+                    while True:
+                        change = await changes.next()
+                        if change.value is None:
+                            self._schedules.pop(change.key, None)
+                        else:
+                            record = decode_or_none(schedule_decoder, change.value)
+                            known = self._schedules.get(change.key)
+                            # Our own writes are applied at once; a lagging watch must not
+                            # undo them.
+                            if record is not None and (known is None or known[1] < change.revision):
+                                self._schedules[change.key] = (record, change.revision)
+                        self._changed.set()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 log.warning("scheduler %s: watch failed (%r); restarting", self.instance_id, exc)
                 await asyncio.sleep(1.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await watcher.stop()
 
     async def _loop(self) -> None:
         assert self._changed is not None and self._stopping is not None
@@ -390,7 +385,7 @@ class Scheduler:
                 new_revision = await kv.update(
                     schedule_id, record_encoder.encode(updated), last=revision
                 )
-            except KeyWrongLastSequenceError:
+            except RevisionConflict:
                 continue
             except Exception as exc:
                 log.error("scheduler: cannot advance schedule %s: %r", schedule_id, exc)

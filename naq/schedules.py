@@ -18,7 +18,6 @@ import msgspec
 from croniter import croniter
 
 from naq.broker import Broker, decode_or_none
-from naq.connection import APIError, KeyNotFoundError, KeyValue, KeyWrongLastSequenceError
 from naq.errors import ConfigurationError, JobNotFoundError
 from naq.models import (
     JobStatus,
@@ -30,6 +29,7 @@ from naq.models import (
 from naq.settings import Settings, get_settings
 from naq.store import JobStore
 from naq.sync import sync_twin
+from naq.transport import Bucket, JetStreamError, RevisionConflict
 
 SCHEDULE_STATUSES = (ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED, ScheduleStatus.FAILED)
 #: Fields ``modify_scheduled_job`` accepts.
@@ -183,7 +183,7 @@ class ScheduleStore:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
 
-    async def kv(self) -> KeyValue:
+    async def kv(self) -> Bucket:
         """The scheduled-jobs bucket."""
         return await self.broker.connection.kv(self.broker.names.scheduled_bucket)
 
@@ -192,17 +192,13 @@ class ScheduleStore:
         kv = await self.kv()
         try:
             await kv.create(record.schedule_id, record_encoder.encode(record))
-        except KeyWrongLastSequenceError:
+        except RevisionConflict:
             return False
-        except Exception as exc:
-            if "wrong last sequence" in str(exc):
-                return False
-            raise self.broker.connection.map_error(exc) from exc
         return True
 
     async def get(self, schedule_id: str) -> tuple[ScheduleRecord, int] | None:
         """The schedule and its revision, or None."""
-        entry = await self.broker.get_entry(await self.kv(), schedule_id)
+        entry = await (await self.kv()).get(schedule_id)
         if entry is None:
             return None
         record = decode_or_none(schedule_decoder, entry.value)
@@ -231,7 +227,7 @@ class ScheduleStore:
             try:
                 await kv.update(schedule_id, record_encoder.encode(changed), last=revision)
                 return changed
-            except KeyWrongLastSequenceError:
+            except RevisionConflict:
                 continue
         raise ConfigurationError(f"schedule {schedule_id!r} keeps changing; try again")
 
@@ -246,7 +242,7 @@ class ScheduleStore:
                 await kv.purge(schedule_id)
             else:
                 await kv.delete(schedule_id, last=revision)
-        except (KeyWrongLastSequenceError, KeyNotFoundError, APIError):
+        except JetStreamError:  # not there, or changed since ``revision``
             return False
         return True
 

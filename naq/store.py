@@ -34,8 +34,6 @@ from naq.broker import (
     decode_or_none,
     is_duplicate_result,
 )
-from naq.connection import APIError, KeyValue, KeyWrongLastSequenceError, PubAck
-from naq.errors import NaqException
 from naq.models import (
     JobEnvelope,
     JobStatus,
@@ -49,6 +47,7 @@ from naq.models import (
     waiting_decoder,
 )
 from naq.security import job_headers
+from naq.transport import Bucket, JetStreamError, PubAck
 
 log = logging.getLogger("naq.store")
 
@@ -145,7 +144,7 @@ class JobStore:
         )
         if isinstance(outcome, BaseException):
             if not is_duplicate_result(outcome):
-                raise self.connection.map_error(outcome)
+                raise outcome
             await self.align(record.job_id)
             return False
         await self._post_status(record, ttl=self.settings.history_ttl(ttl))
@@ -189,7 +188,7 @@ class JobStore:
         if isinstance(outcome, BaseException):
             if is_duplicate_result(outcome):
                 return False
-            raise self.connection.map_error(outcome)
+            raise outcome
         base = await self.broker.read_status(job_id) or fallback
         if base is not None:
             now = time.time()
@@ -237,7 +236,7 @@ class JobStore:
 
     async def read_result(self, job_id: str) -> ResultRecord | None:
         """A job's stored result record (its outcome; the value may be sealed), or None."""
-        entry = await self.broker.get_entry(await self.broker.results_kv(), job_id)
+        entry = await (await self.broker.results_kv()).get(job_id)
         return decode_or_none(result_decoder, entry.value) if entry else None
 
     async def outcome_of(self, job_id: str) -> str | None:
@@ -266,10 +265,7 @@ class JobStore:
     async def request_cancel(self, job_id: str) -> None:
         """Tell every worker to skip or interrupt ``job_id`` (they watch this bucket)."""
         kv = await self.broker.cancelled_kv()
-        try:
-            await kv.put(job_id, str(time.time()).encode())
-        except Exception as exc:
-            raise self.connection.map_error(exc) from exc
+        await kv.put(job_id, str(time.time()).encode())
 
     async def purge(self, queue: str) -> tuple[int, list[str]]:
         """Remove every pending job of ``queue``; each ends ``cancelled``, saying it was
@@ -338,30 +334,25 @@ class JobStore:
 
     # -- parked on dependencies -------------------------------------------------------
 
-    async def waiting_kv(self) -> KeyValue:
+    async def waiting_kv(self) -> Bucket:
         """The bucket of parked jobs."""
         return await self.connection.kv(self.names.waiting_bucket)
 
-    async def _dependents_kv(self) -> KeyValue:
+    async def _dependents_kv(self) -> Bucket:
         return await self.connection.kv(self.names.dependents_bucket)
 
     async def park(self, waiting: WaitingJob) -> None:
         """Park a job until its dependencies end: its index entries first (so whoever
         ends a dependency finds it), then its record."""
         index = await self._dependents_kv()
-        try:
-            for dependency in waiting.waiting_on:
-                await index.put(f"{dependency}.{waiting.job_id}", b"")
-            kv = await self.waiting_kv()
-            await kv.put(waiting.job_id, record_encoder.encode(waiting))
-        except NaqException:
-            raise
-        except Exception as exc:
-            raise self.connection.map_error(exc) from exc
+        for dependency in waiting.waiting_on:
+            await index.put(f"{dependency}.{waiting.job_id}", b"")
+        kv = await self.waiting_kv()
+        await kv.put(waiting.job_id, record_encoder.encode(waiting))
 
     async def parked(self, job_id: str) -> tuple[WaitingJob, int] | None:
         """A parked job's record and its revision, or None."""
-        entry = await self.broker.get_entry(await self.waiting_kv(), job_id)
+        entry = await (await self.waiting_kv()).get(job_id)
         if entry is None:
             return None
         waiting = decode_or_none(waiting_decoder, entry.value)
@@ -395,7 +386,7 @@ class JobStore:
         kv = await self.waiting_kv()
         try:
             await kv.delete(job_id, last=revision)
-        except (KeyWrongLastSequenceError, APIError):
+        except JetStreamError:  # changed since (claimed by another), or refused
             return False
         await self.broker.purge_subject(
             f"KV_{self.names.dependents_bucket}",

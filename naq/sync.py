@@ -99,7 +99,7 @@ def _shutdown() -> None:
     loop = _loop
     if loop is None or loop.is_closed() or _thread is None or not _thread.is_alive():
         return
-    from naq.connection import close_connections
+    from naq.transport import close_connections
 
     try:
         asyncio.run_coroutine_threadsafe(close_connections(), loop).result(5)

@@ -27,8 +27,8 @@ import pytest
 
 import naq
 from naq import Queue
-from naq.connection import CONNECT_TIMEOUT
 from naq.server import EmbeddedServer
+from naq.transport.connection import CONNECT_TIMEOUT
 from tests import jobs
 from tests.helpers import naq_cli, running_worker
 from tests.tls_certs import Pki, make_pki

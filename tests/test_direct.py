@@ -8,11 +8,11 @@ import logging
 import nats
 import pytest
 
-import naq.connection
-from naq.connection import get_connection
-from naq.direct import subscribe_direct
+import naq.transport.publisher
 from naq.errors import NaqConnectionError
 from naq.settings import Settings
+from naq.transport.connection import get_connection
+from naq.transport.direct import subscribe_direct
 
 
 async def test_messages_reach_the_handler_in_order(nats_url: str) -> None:
@@ -62,8 +62,8 @@ async def test_a_failing_handler_is_logged_and_the_connection_goes_on(
 async def test_a_publish_never_acknowledged_fails_at_its_deadline(
     nats_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(naq.connection, "ACK_DEADLINE", 0.5)
-    monkeypatch.setattr(naq.connection, "ACK_SWEEP_INTERVAL", 0.1)
+    monkeypatch.setattr(naq.transport.publisher, "ACK_DEADLINE", 0.5)
+    monkeypatch.setattr(naq.transport.publisher, "ACK_SWEEP_INTERVAL", 0.1)
     listener = await nats.connect(nats_url)
     # A plain subscriber takes the message and never answers: no ack will ever come.
     await listener.subscribe("direct.silent")
@@ -73,6 +73,6 @@ async def test_a_publish_never_acknowledged_fails_at_its_deadline(
         future = connection.publish_nowait("direct.silent", b"x")
         with pytest.raises(NaqConnectionError, match="did not acknowledge a publish within 0.5s"):
             await asyncio.wait_for(future, 5)
-        assert not connection._acks
+        assert not connection.publisher._acks
     finally:
         await listener.close()

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from naq.execution import Executor, JobTimeout
+from naq.worker.execution import Executor, JobTimeout
 
 request_id: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 

@@ -1,4 +1,4 @@
-"""naq's fast paths into nats-py (naq.frames, naq.direct, naq.nats_import): on under the
+"""naq's fast paths into nats-py (naq.transport.frames, .direct, .nats_import): on under the
 nats-py releases pyproject.toml admits, off under NAQ_PLAIN_CLIENT=1, the same messages either way.
 
 A nats-py release that moved the internals they rely on fails here, not silently slower.
@@ -16,11 +16,11 @@ import nats
 import pytest
 from packaging.requirements import Requirement
 
-from naq.connection import get_connection
-from naq.direct import is_direct, subscribe_direct
 from naq.errors import ConfigurationError
-from naq.frames import Framer
 from naq.settings import Settings
+from naq.transport.connection import get_connection
+from naq.transport.direct import is_direct, subscribe_direct
+from naq.transport.frames import Framer
 
 
 def nats_py_requirement() -> Requirement:
@@ -41,7 +41,7 @@ def test_nats_py_is_bounded_above_and_the_installed_release_is_admitted() -> Non
 async def test_the_fast_paths_are_taken_under_the_pinned_nats_py(nats_url: str) -> None:
     connection = await get_connection(Settings.from_env({}).replace(nats_url=nats_url))
     assert connection.fast_paths, f"nats-py {importlib.metadata.version('nats-py')}"
-    assert connection._framer.lean
+    assert connection.publisher._framer.lean
     nc = await nats.connect(nats_url)
     try:
         assert Framer(nc).lean
@@ -56,7 +56,7 @@ async def test_a_plain_client_takes_none_of_them(nats_url: str, naq_env: str) ->
     settings = Settings.from_env({}).replace(nats_url=nats_url, plain_client=True)
     connection = await get_connection(settings)
     assert not connection.fast_paths
-    assert not connection._framer.lean
+    assert not connection.publisher._framer.lean
     # The plain connection is its own, not the fast one of the same server.
     fast = await get_connection(settings.replace(plain_client=False))
     assert fast is not connection and fast.fast_paths

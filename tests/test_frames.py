@@ -5,7 +5,7 @@ from __future__ import annotations
 import nats
 import pytest
 
-from naq.frames import Framer, header_block
+from naq.transport.frames import Framer, header_block
 
 HEADERS: list[dict[str, str] | None] = [
     None,

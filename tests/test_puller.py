@@ -10,9 +10,9 @@ import pytest
 
 from naq import Queue
 from naq.broker import Broker
-from naq.connection import Msg
-from naq.puller import Puller
 from naq.settings import get_settings
+from naq.transport import Msg
+from naq.transport.puller import Puller
 from tests import jobs
 
 pytestmark = pytest.mark.usefixtures("nats_url")

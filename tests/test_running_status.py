@@ -28,7 +28,7 @@ def watched(watch: StatusWatch, job_id: str) -> list[str]:
 async def written(job_id: str) -> list[str]:
     """The statuses the bucket holds for ``job_id``, oldest first."""
     broker = await Broker.connect(get_settings())
-    kv = await broker.status_kv()
+    kv = await broker.connection.js.key_value(broker.names.status_bucket)
     return [status_decoder.decode(entry.value).status for entry in await kv.history(job_id)]
 
 

@@ -16,11 +16,12 @@ import pytest
 from nats.aio.client import Client as NATS
 
 from naq.broker import Broker
-from naq.connection import ERR_TEMPORARILY_UNAVAILABLE, Connection, _is_settling
 from naq.errors import NaqConnectionError, NaqException
 from naq.models import status_of
 from naq.settings import Settings
 from naq.store import JobStore
+from naq.transport.connection import Connection
+from naq.transport.errors import ERR_TEMPORARILY_UNAVAILABLE, is_settling
 from naq.worker import liveness as liveness_module
 from naq.worker.liveness import Liveness
 from naq.worker.state import WorkerState
@@ -40,14 +41,14 @@ def failing_then(failures: list[Exception], value: str) -> tuple[Callable[[], ob
 
 
 def test_timeouts_and_elections_are_settling_other_errors_are_not() -> None:
-    assert _is_settling(nats.errors.TimeoutError())
-    assert _is_settling(asyncio.TimeoutError())
-    assert _is_settling(
+    assert is_settling(nats.errors.TimeoutError())
+    assert is_settling(asyncio.TimeoutError())
+    assert is_settling(
         nats.js.errors.ServiceUnavailableError(code=503, err_code=ERR_TEMPORARILY_UNAVAILABLE)
     )
-    assert not _is_settling(nats.js.errors.ServiceUnavailableError(code=503, err_code=10039))
-    assert not _is_settling(nats.js.errors.NotFoundError(code=404, err_code=10059))
-    assert not _is_settling(nats.errors.NoRespondersError())
+    assert not is_settling(nats.js.errors.ServiceUnavailableError(code=503, err_code=10039))
+    assert not is_settling(nats.js.errors.NotFoundError(code=404, err_code=10059))
+    assert not is_settling(nats.errors.NoRespondersError())
 
 
 async def test_a_replicated_setup_retries_while_the_cluster_settles() -> None:
@@ -59,7 +60,7 @@ async def test_a_replicated_setup_retries_while_the_cluster_settles() -> None:
         ],
         "ready",
     )
-    assert await connection._settled("stream s", attempt) == "ready"  # type: ignore[arg-type]
+    assert await connection.resources._settled("stream s", attempt) == "ready"  # type: ignore[arg-type]
     assert calls == [3]
 
 
@@ -67,7 +68,7 @@ async def test_a_single_server_reports_a_timeout_at_once() -> None:
     connection = Connection(NATS(), Settings(replicas=1))
     attempt, calls = failing_then([nats.errors.TimeoutError()], "ready")
     with pytest.raises(NaqConnectionError, match="did not answer in time"):
-        await connection._settled("stream s", attempt)  # type: ignore[arg-type]
+        await connection.resources._settled("stream s", attempt)  # type: ignore[arg-type]
     assert calls == [1]
 
 
@@ -76,7 +77,7 @@ async def test_an_error_that_is_not_an_election_is_not_retried() -> None:
     refused = nats.js.errors.BadRequestError(code=400, err_code=10058, description="bad config")
     attempt, calls = failing_then([refused], "ready")
     with pytest.raises(NaqException, match="bad config"):
-        await connection._settled("stream s", attempt)  # type: ignore[arg-type]
+        await connection.resources._settled("stream s", attempt)  # type: ignore[arg-type]
     assert calls == [1]
 
 

@@ -16,11 +16,9 @@ import traceback
 from typing import Any
 
 from naq.broker import decode_or_none
-from naq.connection import Msg
 from naq.context import JobContext, bind
 from naq.dependencies import job_ended
 from naq.errors import NaqException, SecurityError, SerializationError
-from naq.execution import Executor, JobTimeout
 from naq.job import with_task_defaults
 from naq.models import (
     DeadLetter,
@@ -36,6 +34,8 @@ from naq.results import encode_result
 from naq.retry import retry_delay, should_retry
 from naq.security import check_signature
 from naq.serialization import convert_arguments, pickle_dumps, pickle_loads, resolve_function
+from naq.transport import Msg
+from naq.worker.execution import Executor, JobTimeout
 from naq.worker.liveness import Liveness
 from naq.worker.state import RunningJob, WorkerState
 

@@ -21,8 +21,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 
-from naq.connection import Msg
-from naq.puller import Puller
+from naq.transport import Msg, Puller
 from naq.worker.state import WorkerState
 
 log = logging.getLogger("naq.worker")
@@ -80,9 +79,9 @@ class Feeder:
             await puller.start()
             self._pullers.append(puller)
         for queue, puller in zip(self._state.queues, self._pullers, strict=True):
-            await connection.nc.subscribe(
+            await connection.subscribe(
                 broker.names.queue_resumed_subject(queue),
-                cb=functools.partial(self._on_resumed, puller),
+                functools.partial(self._on_resumed, puller),
             )
 
     async def run(self) -> None:
@@ -168,15 +167,12 @@ class Feeder:
         """Burst mode: stop once no queue has pending or unacked jobs and nothing runs here."""
         state = self._state
         broker = state.broker
-        stream = broker.names.jobs_stream
         pause = BURST_RECHECK
         while True:
             await state.idle.wait()
             idle = True
             for queue in state.queues:
-                info = await broker.connection.js.consumer_info(
-                    stream, broker.names.consumer(queue)
-                )
+                info = await broker.queue_consumer(queue)
                 if info.num_pending or info.num_ack_pending:
                     idle = False
                     break

@@ -16,8 +16,8 @@ import socket
 import time
 from collections.abc import Callable
 
-from naq.connection import forget
 from naq.models import JobEnvelope, JobStatus, StatusRecord, WorkerRecord, WorkerStatus
+from naq.transport import forget
 from naq.worker.state import RunningJob, WorkerState
 
 log = logging.getLogger("naq.worker")

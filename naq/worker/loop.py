@@ -22,15 +22,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from naq.broker import Broker
-from naq.connection import Msg, open_connection
 from naq.errors import ConfigurationError
-from naq.execution import Executor
 from naq.models import WorkerStatus
 from naq.names import validate_queue_name
 from naq.settings import Settings, get_settings
 from naq.store import JobStore
 from naq.sync import set_threadsafe
+from naq.transport import Msg, open_connection
 from naq.worker.attempt import Attempts, Outcomes
+from naq.worker.execution import Executor
 from naq.worker.feeding import Feeder
 from naq.worker.liveness import Liveness
 from naq.worker.state import WorkerState
@@ -187,9 +187,7 @@ class Worker:
             names = broker.names
             loops.append(await broker.mirror(names.cancelled_bucket, attempts.on_cancelled))
             loops.append(await broker.mirror(names.waiting_bucket, outcomes.on_waiting))
-            await connection.nc.subscribe(
-                names.worker_control_subject(self.name), cb=self._on_control
-            )
+            await connection.subscribe(names.worker_control_subject(self.name), self._on_control)
             state.status = WorkerStatus.IDLE
             # Missed e.g. while a cluster elects the workers bucket's leader: the loop retries.
             beating = await liveness.beat()

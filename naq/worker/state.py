@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from naq.broker import Broker
-from naq.connection import Msg
 from naq.models import JobEnvelope, WorkerStatus
 from naq.settings import Settings
 from naq.store import JobStore
+from naq.transport import Msg
 
 #: What a running job last reported: (progress, message, meta).
 Progress = tuple[float | None, str | None, dict[str, Any]]

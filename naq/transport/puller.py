@@ -26,7 +26,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from naq.connection import Connection, Msg
+from nats.aio.msg import Msg
+
+from naq.transport.connection import Connection
+from naq.transport.errors import map_error
 
 log = logging.getLogger("naq.puller")
 
@@ -146,17 +149,17 @@ class Puller:
         token = str(self._counter)
         self._requests[token] = request
         body["batch"] = request.remaining
-        nc = self._connection.nc
+        connection = self._connection
         try:
-            request.sub = await self._connection.subscribe_direct(
+            request.sub = await connection.subscribe_direct(
                 self._prefix + token, functools.partial(self._on_msg, token)
             )
-            await nc.publish(
+            await connection.nc.publish(
                 self._api_subject, json.dumps(body).encode(), reply=self._prefix + token
             )
-        except Exception:
+        except Exception as exc:
             self._end(token)
-            raise
+            raise map_error(exc, connection.settings) from exc
 
     def cancel_watches(self) -> None:
         """Call off every watch.

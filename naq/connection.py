@@ -48,6 +48,9 @@ LEADER_POLL = 0.1
 SETTLE_TIMEOUT = 30.0
 #: JetStream API error code: "JetStream system temporarily unavailable" (an election).
 ERR_TEMPORARILY_UNAVAILABLE = 10008
+#: "stream not found": while a cluster settles, also the answer about a stream another
+#: process has just created, from a server that learns of it a moment later.
+ERR_STREAM_NOT_FOUND = 10059
 
 Msg = Msg
 KeyValue = KeyValue
@@ -204,7 +207,10 @@ def _is_settling(exc: BaseException) -> bool:
     """Whether a JetStream API failure is what a cluster electing leaders answers."""
     if isinstance(exc, (asyncio.TimeoutError, nats.errors.TimeoutError)):
         return True
-    return isinstance(exc, nats.js.errors.APIError) and exc.err_code == ERR_TEMPORARILY_UNAVAILABLE
+    return isinstance(exc, nats.js.errors.APIError) and exc.err_code in (
+        ERR_TEMPORARILY_UNAVAILABLE,
+        ERR_STREAM_NOT_FOUND,
+    )
 
 
 def forget(future: asyncio.Future[Any]) -> None:

@@ -47,7 +47,10 @@ def test_timeouts_and_elections_are_settling_other_errors_are_not() -> None:
         nats.js.errors.ServiceUnavailableError(code=503, err_code=ERR_TEMPORARILY_UNAVAILABLE)
     )
     assert not is_settling(nats.js.errors.ServiceUnavailableError(code=503, err_code=10039))
-    assert not is_settling(nats.js.errors.NotFoundError(code=404, err_code=10059))
+    # Only ever asked while ensuring a stream, consumer or bucket exists (which the
+    # caller then creates): "not found" there is a stream another process just made.
+    assert is_settling(nats.js.errors.NotFoundError(code=404, err_code=10059))
+    assert not is_settling(nats.js.errors.NotFoundError(code=404, err_code=10014))
     assert not is_settling(nats.errors.NoRespondersError())
 
 

@@ -20,6 +20,9 @@ from naq.settings import Settings
 
 #: JetStream API error code: "JetStream system temporarily unavailable" (an election).
 ERR_TEMPORARILY_UNAVAILABLE = 10008
+#: "stream not found": while a cluster settles, also the answer about a stream another
+#: process has just created, from a server that learns of it a moment later.
+ERR_STREAM_NOT_FOUND = 10059
 #: JetStream API error codes: wrong last sequence (compare-and-set lost), as a value and
 #: as the constant of a KV create.
 ERR_WRONG_LAST_SEQUENCE = 10071
@@ -114,10 +117,14 @@ def map_error(exc: BaseException, settings: Settings) -> NaqException:
 
 
 def is_settling(exc: BaseException) -> bool:
-    """Whether a JetStream API failure is what a cluster electing leaders answers."""
+    """Whether a JetStream API failure is what a cluster electing leaders answers (asked
+    only while ensuring a stream, consumer or bucket exists)."""
     if isinstance(exc, (asyncio.TimeoutError, nats.errors.TimeoutError)):
         return True
-    return isinstance(exc, nats.js.errors.APIError) and exc.err_code == ERR_TEMPORARILY_UNAVAILABLE
+    return isinstance(exc, nats.js.errors.APIError) and getattr(exc, "err_code", None) in (
+        ERR_TEMPORARILY_UNAVAILABLE,
+        ERR_STREAM_NOT_FOUND,
+    )
 
 
 class Mapped:

@@ -7,7 +7,7 @@ results. Async first; every async helper has a ``_sync`` twin.
 from __future__ import annotations
 
 from naq.context import JobContext, current_job, report_progress, report_progress_sync
-from naq.control import cancel_job, cancel_job_sync, stop_worker, stop_worker_sync
+from naq.control import stop_worker, stop_worker_sync
 from naq.dead_letters import (
     FailedJob,
     delete_failed_job,
@@ -33,8 +33,21 @@ from naq.errors import (
     SecurityError,
     SerializationError,
 )
-from naq.history import JobEvent, list_jobs, list_jobs_sync, watch_jobs
+from naq.history import JobEvent
 from naq.job import Job
+from naq.jobs import (
+    cancel_job,
+    cancel_job_sync,
+    fetch_job_result,
+    fetch_job_result_sync,
+    get_job,
+    get_job_sync,
+    list_jobs,
+    list_jobs_sync,
+    wait_for_job,
+    wait_for_job_sync,
+    watch_jobs,
+)
 from naq.models import JobStatus, WorkerStatus
 from naq.monitor import (
     QueueStats,
@@ -67,15 +80,7 @@ from naq.queue import (
     schedule,
     schedule_sync,
 )
-from naq.results import (
-    JobInfo,
-    fetch_job_result,
-    fetch_job_result_sync,
-    get_job,
-    get_job_sync,
-    wait_for_job,
-    wait_for_job_sync,
-)
+from naq.results import JobInfo
 from naq.scheduler import Scheduler
 from naq.schedules import (
     ScheduleInfo,

@@ -275,7 +275,7 @@ def enqueue_command(
         job = await q.enqueue_call(function, call_args, call_kwargs, **options)
         outcome = None
         if wait is not None:
-            from naq.results import wait_for_job
+            from naq.jobs import wait_for_job
 
             outcome = await wait_for_job(job.job_id, wait, settings=q.settings)
         return job, outcome
@@ -393,7 +393,7 @@ def print_job(info: Any, json_output: bool) -> None:
 @guarded
 def job_show(job_id: str, nats_url: NatsUrl = None, json_output: JsonFlag = False) -> None:
     """Show a job's status, attempts, timings and outcome."""
-    from naq.results import get_job
+    from naq.jobs import get_job
 
     info = run(get_job(job_id, settings=settings_for(nats_url)))
     print_job(info, json_output)
@@ -405,7 +405,7 @@ def job_result(job_id: str, nats_url: NatsUrl = None, json_output: JsonFlag = Fa
     """Print a finished job's return value as JSON (exit 1 if it failed, was cancelled or
     has not finished)."""
     from naq.errors import JobCancelledError, JobExecutionError
-    from naq.results import fetch_job_result
+    from naq.jobs import fetch_job_result
 
     try:
         value = asyncio.run(fetch_job_result(job_id, settings=settings_for(nats_url)))
@@ -429,7 +429,7 @@ def job_wait(
     json_output: JsonFlag = False,
 ) -> None:
     """Wait until a job ends, then show it (exit 1 unless it completed)."""
-    from naq.results import wait_for_job
+    from naq.jobs import wait_for_job
 
     info = run(wait_for_job(job_id, timeout, settings=settings_for(nats_url)))
     print_job(info, json_output)
@@ -857,7 +857,7 @@ def failed_delete(
 @guarded
 def job_cancel(job_id: str, nats_url: NatsUrl = None) -> None:
     """Cancel a job: pending ones never run, running ones are interrupted."""
-    from naq.control import cancel_job
+    from naq.jobs import cancel_job
 
     if not run(cancel_job(job_id, settings=settings_for(nats_url))):
         raise fail(f"job {job_id} has already ended; nothing to cancel")
@@ -878,7 +878,8 @@ def jobs_command(
     json_output: JsonFlag = False,
 ) -> None:
     """List jobs, newest first: the history of ended jobs, or any status."""
-    from naq.history import list_jobs, to_dict
+    from naq.jobs import list_jobs
+    from naq.results import to_dict
 
     infos = run(list_jobs(queue, status, limit, offset, settings=settings_for(nats_url)))
     if json_output:

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from naq.context import report_progress
-from naq.history import watch_jobs
+from naq.jobs import watch_jobs
 from naq.queue import Queue
 from naq.scheduler import Scheduler
 from naq.server import EmbeddedServer

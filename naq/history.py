@@ -1,8 +1,9 @@
-"""Job history and live changes, from the job-status bucket.
+"""The job history read back: pages of the newest jobs, and the events of status changes.
 
-``list_jobs`` pages through jobs newest first (ended jobs by default, kept as
-long as their results); ``watch_jobs`` yields every status change as it
-happens (pending -> running -> completed / failed / retry / cancelled).
+:func:`naq.jobs.list_jobs` pages through jobs newest first (ended jobs by default,
+from the outcome log, kept as long as their results; jobs in another state from the
+tail of the status history); :func:`naq.jobs.watch_jobs` yields every status change as
+it happens (pending -> running -> completed / failed / retry / cancelled).
 
 A worker writes a job's "running" status only once the job has run
 ``NAQ_RUNNING_STATUS_DELAY`` seconds; a quicker job goes from pending straight to
@@ -13,18 +14,13 @@ its outcome in the bucket. Its outcome record says when it started and where, so
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 from naq.broker import Broker, decode_or_none
-from naq.errors import ConfigurationError
 from naq.models import JobStatus, StatusRecord, status_decoder
-from naq.names import validate_queue_name
 from naq.outcome_log import newest_ended
-from naq.results import JobInfo, info_from_status, resolve_settings
-from naq.settings import Settings
-from naq.sync import sync_twin
+from naq.results import JobInfo, info_from_status
 
 STATUSES = (
     JobStatus.PENDING,
@@ -114,40 +110,7 @@ class RunningSeen:
         )
 
 
-def _check_filters(queue: str | None, status: str | None) -> None:
-    if queue is not None:
-        validate_queue_name(queue)
-    if status is not None and status not in STATUSES:
-        raise ConfigurationError(f"unknown job status {status!r}; use {', '.join(STATUSES)}")
-
-
-async def list_jobs(
-    queue: str | None = None,
-    status: str | None = None,
-    limit: int = 50,
-    offset: int = 0,
-    *,
-    nats_url: str | None = None,
-    settings: Settings | None = None,
-) -> list[JobInfo]:
-    """Jobs newest first: ended ones (completed, failed, cancelled) unless ``status``
-    asks for another state; ``offset`` and ``limit`` page through them.
-
-    Raises:
-        ConfigurationError: a bad queue name, status, limit or offset (named).
-    """
-    _check_filters(queue, status)
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ConfigurationError(f"limit={limit!r} must be an integer >= 1")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ConfigurationError(f"offset={offset!r} must be an integer >= 0")
-    broker = await Broker.connect(resolve_settings(nats_url, settings))
-    if status is None or status in JobStatus.ENDED:
-        return await _newest_ended(broker, queue, status, offset, limit)
-    return await _newest_in_state(broker, queue, status, offset, limit)
-
-
-async def _newest_in_state(
+async def newest_in_state(
     broker: Broker, queue: str | None, status: str, offset: int, limit: int
 ) -> list[JobInfo]:
     """A page of jobs whose status is now ``status``, newest change first, from the tail
@@ -217,7 +180,7 @@ async def _at_most(broker: Broker, queue: str | None, status: str) -> int | None
     return None
 
 
-async def _newest_ended(
+async def newest_ended_jobs(
     broker: Broker, queue: str | None, status: str | None, offset: int, limit: int
 ) -> list[JobInfo]:
     """A page of ended jobs, newest first, from the outcome log's tail.
@@ -246,33 +209,3 @@ async def _newest_ended(
         if len(ended) >= want or whole:
             return [info_from_status(r) for r in ended[offset:want]]
         asked *= 2
-
-
-list_jobs_sync = sync_twin(list_jobs)
-
-
-async def watch_jobs(
-    queue: str | None = None, *, nats_url: str | None = None, settings: Settings | None = None
-) -> AsyncIterator[JobEvent]:
-    """Yield every job status change from now on, optionally for one queue.
-
-    ``async for event in naq.watch_jobs("emails"): ...``; break out to stop.
-    """
-    _check_filters(queue, None)
-    broker = await Broker.connect(resolve_settings(nats_url, settings))
-    seen_running = RunningSeen()
-    async with broker.follow_statuses() as messages:
-        async for msg in messages:
-            record = decode_or_none(status_decoder, msg.data)
-            if record is None or (queue is not None and record.queue != queue):
-                continue
-            if seen_running.missed(record):
-                yield JobEvent.running_from(record)
-            yield JobEvent.from_record(record)
-
-
-def to_dict(info: JobInfo) -> dict[str, Any]:
-    """A JobInfo as a plain dict, with its duration (for ``--json``)."""
-    data = dict(info.__dict__)
-    data["duration"] = info.duration
-    return data

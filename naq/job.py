@@ -10,9 +10,9 @@ from typing import Any
 import msgspec
 
 from naq.errors import ConfigurationError, SerializationError
+from naq.jobs import fetch_job_result, get_job, job_outcome, wait_for_job
 from naq.models import JobEnvelope, decode_envelope, envelope_encoder
 from naq.names import validate_job_id, validate_queue_name
-from naq.results import fetch_job_result, get_job, job_outcome, wait_for_job
 from naq.retry import exception_paths, retry_delay, validate_policy
 from naq.serialization import (
     check_encodable,

@@ -1,24 +1,22 @@
-"""Job outcomes and state over KV: fetch, wait (by watching, never polling), inspect.
+"""A job's outcome as naq stores and shows it: the result record's codec (sealed when a
+result key is set), the value or error it stands for, and :class:`JobInfo`, the
+view of a job that :mod:`naq.jobs` returns.
 
 Results live in the results bucket (first result wins), the current state of
-every job in the job-status bucket. Waiting watches the job's result key, so
-an outcome is seen the moment it is stored.
+every job in the job-status bucket.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
 
-from naq.broker import Broker, decode_or_none
+from naq.broker import decode_or_none
 from naq.errors import (
     JobCancelledError,
     JobExecutionError,
-    JobNotFoundError,
-    JobTimeoutError,
     SecurityError,
     SerializationError,
 )
@@ -31,12 +29,9 @@ from naq.models import (
     result_decoder,
     sealed_decoder,
 )
-from naq.names import validate_job_id
-from naq.schedules import ScheduleStore
 from naq.security import seal, unseal
 from naq.serialization import pickle_loads
 from naq.settings import Settings, get_settings
-from naq.sync import sync_twin
 
 
 @dataclass(frozen=True)
@@ -172,123 +167,6 @@ def raise_for_outcome(record: ResultRecord, settings: Settings) -> Any:
     )
 
 
-async def _result_record(broker: Broker, job_id: str) -> ResultRecord | None:
-    entry = await (await broker.results_kv()).get(job_id)
-    return decode_result(broker.settings, entry.value) if entry else None
-
-
-async def fetch_job_result(
-    job_id: str, *, nats_url: str | None = None, settings: Settings | None = None
-) -> Any:
-    """The return value of a finished job.
-
-    Raises:
-        JobNotFoundError: there is no outcome (yet) for ``job_id``; the message says
-            whether naq knows the job at all.
-        JobExecutionError: the job failed (carries the remote error and traceback).
-        JobCancelledError: the job was cancelled.
-        NaqConnectionError: NATS can't be reached.
-    """
-    settings = resolve_settings(nats_url, settings)
-    validate_job_id(job_id)
-    broker = await Broker.connect(settings)
-    record = await _result_record(broker, job_id)
-    if record is None:
-        status = await broker.read_status(job_id)
-        if status is None:
-            raise job_not_found(job_id)
-        raise JobNotFoundError(f"job {job_id!r} has no result yet (it is {status.status})")
-    return raise_for_outcome(record, settings)
-
-
-async def _is_known(broker: Broker, job_id: str, grace: float) -> bool:
-    """Whether naq has a record of ``job_id``: its status or result, or a schedule that
-    runs it (a recurring schedule's later runs have no record until they are enqueued).
-    Without one, its status is watched for up to ``grace`` seconds."""
-    if await broker.read_status(job_id) is not None:
-        return True
-    if await _result_record(broker, job_id) is not None:
-        return True
-    if await ScheduleStore(broker).runs_job(job_id):
-        return True
-    return await _status_appears(broker, job_id, grace)
-
-
-#: Seconds (at most the caller's timeout) an id with no record is watched for its status
-#: before it is called unknown. Enqueue writes the pending status without waiting for its
-#: ack, so a read just after ``enqueue`` returned can come before the server stored it
-#: (measured: about 1 read in 100); the write lands within milliseconds.
-STATUS_GRACE = 1.0
-
-
-async def _status_appears(broker: Broker, job_id: str, within: float) -> bool:
-    """Whether ``job_id`` gets a status record within ``within`` seconds (watched)."""
-    async with (await broker.status_kv()).watch(job_id) as changes:
-
-        async def first_status() -> None:
-            while (await changes.next()).value is None:
-                pass
-
-        try:
-            await asyncio.wait_for(first_status(), within)
-        except asyncio.TimeoutError:
-            return False
-        return True
-
-
-def job_not_found(job_id: str) -> JobNotFoundError:
-    """The error for an operation on a job id naq has no record of."""
-    return JobNotFoundError(f"no job {job_id!r} (never enqueued, or its record expired)")
-
-
-async def wait_for_result(broker: Broker, job_id: str, timeout: float | None) -> ResultRecord:
-    """Wait until ``job_id`` has a result record, watching its key.
-
-    Raises:
-        JobTimeoutError: none within ``timeout`` seconds.
-    """
-    async with (await broker.results_kv()).watch(job_id) as changes:
-
-        async def first_result() -> ResultRecord:
-            while True:
-                change = await changes.next()
-                if change.value is None:
-                    continue
-                record = decode_result(broker.settings, change.value)
-                if record is not None:
-                    return record
-
-        try:
-            return await asyncio.wait_for(first_result(), timeout)
-        except asyncio.TimeoutError:
-            raise JobTimeoutError(f"job {job_id!r} did not finish within {timeout:g}s") from None
-
-
-async def get_job(
-    job_id: str, *, nats_url: str | None = None, settings: Settings | None = None
-) -> JobInfo:
-    """Status, timestamps, attempts, worker and outcome of a job.
-
-    Raises:
-        JobNotFoundError: naq has no record of ``job_id`` (never enqueued, or expired).
-    """
-    settings = resolve_settings(nats_url, settings)
-    validate_job_id(job_id)
-    broker = await Broker.connect(settings)
-    status, result = await asyncio.gather(
-        broker.read_status(job_id), _result_record(broker, job_id)
-    )
-    if status is None and result is None:
-        raise job_not_found(job_id)
-    if status is not None:
-        info = info_from_status(status)
-    else:
-        info = JobInfo(job_id=job_id, status=JobStatus.PENDING)
-    if result is not None:
-        info = _with_result(info, result, settings)
-    return info
-
-
 def info_from_status(record: StatusRecord) -> JobInfo:
     """A :class:`JobInfo` from a status record alone (no result lookup)."""
     return JobInfo(
@@ -313,67 +191,8 @@ def info_from_status(record: StatusRecord) -> JobInfo:
     )
 
 
-def _with_result(info: JobInfo, result: ResultRecord, settings: Settings) -> JobInfo:
-    from dataclasses import replace
-
-    # The result record is written before the final status: trust it for the outcome.
-    # A result still sealed (no key, or another key) leaves the value out.
-    readable = result.status == JobStatus.COMPLETED and result.sealed is None
-    return replace(
-        info,
-        status=result.status,
-        result=result_value(result, settings) if readable else None,
-        error=result.error,
-        error_type=result.error_type,
-        traceback=result.traceback,
-        ended_at=info.ended_at or result.finished_at,
-        started_at=info.started_at or result.started_at,
-        worker=info.worker or result.worker,
-        attempt=max(info.attempt, result.attempt),
-    )
-
-
-async def wait_for_job(
-    job_id: str,
-    timeout: float | None = None,
-    *,
-    nats_url: str | None = None,
-    settings: Settings | None = None,
-) -> JobInfo:
-    """Wait until a job has ended (completed, failed for good or cancelled).
-
-    Returns its :class:`JobInfo`; does not raise for a failed or cancelled job.
-
-    An id naq has no record of is refused, except the id of a later run of a
-    schedule that exists (``<schedule id>_<k>``): that is waited for.
-
-    Raises:
-        JobNotFoundError: naq has no record of ``job_id`` (never enqueued, or expired).
-        JobTimeoutError: it did not end within ``timeout`` seconds.
-    """
-    settings = resolve_settings(nats_url, settings)
-    validate_job_id(job_id)
-    broker = await Broker.connect(settings)
-    grace = STATUS_GRACE if timeout is None else min(STATUS_GRACE, timeout)
-    if not await _is_known(broker, job_id, grace):
-        raise job_not_found(job_id)
-    await wait_for_result(broker, job_id, timeout)
-    return await get_job(job_id, settings=settings)
-
-
-async def job_outcome(job_id: str, timeout: float | None, settings: Settings) -> Any:
-    """Wait for a job and return its value or raise its error (``Job.result``).
-
-    Raises:
-        JobTimeoutError: no outcome within ``timeout``.
-        JobExecutionError: the job failed.
-        JobCancelledError: the job was cancelled.
-    """
-    broker = await Broker.connect(settings)
-    record = await wait_for_result(broker, job_id, timeout)
-    return raise_for_outcome(record, settings)
-
-
-fetch_job_result_sync = sync_twin(fetch_job_result)
-wait_for_job_sync = sync_twin(wait_for_job)
-get_job_sync = sync_twin(get_job)
+def to_dict(info: JobInfo) -> dict[str, Any]:
+    """A JobInfo as a plain dict, with its duration (for ``--json``)."""
+    data = dict(info.__dict__)
+    data["duration"] = info.duration
+    return data

@@ -138,6 +138,8 @@ class JobStore:
             NaqException: the result could not be stored (leave the job unacked).
         """
         ttl = result_ttl or self.settings.default_result_ttl
+        if not self._outcome_log_ready:
+            await self.prepare()
         await self.broker.results_kv()
         (outcome,) = await self.connection.wait_acks(
             [self.connection.publish_nowait(*self._result_message(record.job_id, payload, ttl))]
@@ -148,7 +150,7 @@ class JobStore:
             await self.align(record.job_id)
             return False
         await self._post_status(record, ttl=self.settings.history_ttl(ttl))
-        await self._log_outcome(record.queue, record.status, record.job_id)
+        self._log_outcome(record.queue, record.status, record.job_id)
         return True
 
     def _result_message(
@@ -174,6 +176,8 @@ class JobStore:
 
         ``fallback`` describes the job when it has no status record.
         """
+        if not self._outcome_log_ready:
+            await self.prepare()
         future = await self._create_result(
             job_id,
             ResultRecord(
@@ -196,7 +200,7 @@ class JobStore:
                 base, status=status, updated_at=now, ended_at=now, error=error
             )
             await self._put_status(record, ttl=self.settings.history_ttl())
-            await self._log_outcome(record.queue, status, job_id)
+            self._log_outcome(record.queue, status, job_id)
         return True
 
     async def _create_result(self, job_id: str, result: ResultRecord) -> asyncio.Future[PubAck]:
@@ -248,13 +252,16 @@ class JobStore:
         status = await self.broker.read_status(job_id)
         return str(status.status) if status is not None else None
 
-    async def _log_outcome(self, queue: str, outcome: str, job_id: str) -> None:
+    async def prepare(self) -> None:
+        """Make sure the outcome log exists. Done before an outcome's first write, not
+        between its writes: the log's order is the order results were stored in."""
+        await self.broker.ensure_outcomes_stream()
+        self._outcome_log_ready = True
+
+    def _log_outcome(self, queue: str, outcome: str, job_id: str) -> None:
         """One small message per ended job (counts and newest-first listings read it)."""
         subject = self._outcome_subjects.get((queue, outcome))
         if subject is None:
-            if not self._outcome_log_ready:
-                await self.broker.ensure_outcomes_stream()
-                self._outcome_log_ready = True
             subject = self._outcome_subjects[(queue, outcome)] = self.names.outcome_subject(
                 queue, outcome
             )
@@ -330,7 +337,9 @@ class JobStore:
             payload,
             job_headers(self.settings, message_id, payload),
         )
-        await self._log_outcome(envelope.queue, REQUEUED, envelope.id)
+        if not self._outcome_log_ready:
+            await self.prepare()
+        self._log_outcome(envelope.queue, REQUEUED, envelope.id)
 
     # -- parked on dependencies -------------------------------------------------------
 

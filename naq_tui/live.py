@@ -8,12 +8,11 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
-from naq.control import cancel_job
 from naq.dead_letters import delete_failed_job, delete_failed_seq, requeue_failed_job
 from naq.errors import JobNotFoundError
 from naq.feed import Feed, FeedEvent
+from naq.jobs import cancel_job, get_job
 from naq.queue import Queue
-from naq.results import get_job
 from naq.settings import Settings, get_settings
 from naq_tui.service import (
     Change,

@@ -184,6 +184,7 @@ class Worker:
             # Know every cancellation and parked dependent before taking a job.
             await broker.cancelled_kv()
             await state.store.waiting_kv()
+            await state.store.prepare()
             names = broker.names
             loops.append(await broker.mirror(names.cancelled_bucket, attempts.on_cancelled))
             loops.append(await broker.mirror(names.waiting_bucket, outcomes.on_waiting))

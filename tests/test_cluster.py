@@ -174,7 +174,8 @@ async def test_killing_a_node_mid_run_loses_no_job_and_stores_each_result_once(
             names.scheduled_bucket,
             names.scheduler_lock_bucket,
         )
-        expected = {jobs_stream, names.failed_stream} | {f"KV_{b}" for b in buckets}
+        streams = {jobs_stream, names.failed_stream, names.outcomes_stream}
+        expected = streams | {f"KV_{b}" for b in buckets}
         replicas = {
             info.config.name: info.config.num_replicas
             for info in await js.streams_info()

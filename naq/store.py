@@ -67,7 +67,9 @@ class JobStore:
         self.names = broker.names
         #: (queue, outcome) -> outcome-log subject, made once.
         self._outcome_subjects: dict[tuple[str, str], str] = {}
-        self._outcome_log_ready = False
+        #: Set once the status and results buckets and the outcome log are known to exist:
+        #: a worker's per-job writes then go out without a look at them.
+        self._ready = False
 
     # -- status writes -------------------------------------------------------
 
@@ -83,7 +85,8 @@ class JobStore:
     async def _post_status(self, record: StatusRecord, ttl: int | None = None) -> None:
         # Not acknowledged: the result record is a job's outcome of record, and readers
         # (get_job, align) trust it over the status.
-        await self.broker.status_kv()
+        if not self._ready:
+            await self.prepare()
         self.connection.post(*self._status_message(record, ttl))
 
     async def _put_status(self, record: StatusRecord, ttl: int | None = None) -> None:
@@ -138,9 +141,8 @@ class JobStore:
             NaqException: the result could not be stored (leave the job unacked).
         """
         ttl = result_ttl or self.settings.default_result_ttl
-        if not self._outcome_log_ready:
+        if not self._ready:
             await self.prepare()
-        await self.broker.results_kv()
         (outcome,) = await self.connection.wait_acks(
             [self.connection.publish_nowait(*self._result_message(record.job_id, payload, ttl))]
         )
@@ -176,7 +178,7 @@ class JobStore:
 
         ``fallback`` describes the job when it has no status record.
         """
-        if not self._outcome_log_ready:
+        if not self._ready:
             await self.prepare()
         future = await self._create_result(
             job_id,
@@ -253,10 +255,13 @@ class JobStore:
         return str(status.status) if status is not None else None
 
     async def prepare(self) -> None:
-        """Make sure the outcome log exists. Done before an outcome's first write, not
-        between its writes: the log's order is the order results were stored in."""
+        """Make sure the status and results buckets and the outcome log exist. Done before
+        an outcome's first write, not between its writes: the log's order is the order
+        results were stored in."""
+        await self.broker.status_kv()
+        await self.broker.results_kv()
         await self.broker.ensure_outcomes_stream()
-        self._outcome_log_ready = True
+        self._ready = True
 
     def _log_outcome(self, queue: str, outcome: str, job_id: str) -> None:
         """One small message per ended job (counts and newest-first listings read it)."""
@@ -337,7 +342,7 @@ class JobStore:
             payload,
             job_headers(self.settings, message_id, payload),
         )
-        if not self._outcome_log_ready:
+        if not self._ready:
             await self.prepare()
         self._log_outcome(envelope.queue, REQUEUED, envelope.id)
 

@@ -384,7 +384,8 @@ class Outcomes:
             await self._store.store_outcome(payload, record, envelope.result_ttl)
             # Dependents before the ack: killed in between, the job is delivered again
             # and its redelivery releases them.
-            await self.job_ended(envelope.id)
+            if envelope.id in self._dependents:
+                await self.job_ended(envelope.id)
         except NaqException as exc:
             # Not done: leave the message unacked so it is delivered again.
             log.error("worker %s: storing the outcome of %s: %s", self._name, envelope.id, exc)

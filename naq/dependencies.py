@@ -64,7 +64,7 @@ async def hold(
         )
         await job_ended(store, waiting.job_id)
         return
-    await store.park(waiting)
+    await store.parking.park(waiting)
     # A dependency may have ended while this job was being parked, before its ender
     # could find it: settle the race here.
     await settle(store, waiting.job_id)
@@ -73,7 +73,7 @@ async def hold(
 async def settle(store: JobStore, job_id: str) -> None:
     """Release a parked job whose dependencies all completed, or fail one whose
     dependency failed; leave it parked otherwise."""
-    found = await store.parked(job_id)
+    found = await store.parking.parked(job_id)
     if found is None:
         return
     waiting, revision = found
@@ -89,9 +89,9 @@ async def settle(store: JobStore, job_id: str) -> None:
     elif await store.outcome_of(job_id) in (JobStatus.PENDING, None):
         # Published before the parked record goes: a crash in between leaves the record,
         # and settling it again publishes the same message id, which the stream drops.
-        await store.release(waiting)
+        await store.parking.release(waiting)
         log.debug("released %s", job_id)
-    await store.claim(job_id, revision)
+    await store.parking.claim(job_id, revision)
 
 
 async def job_ended(store: JobStore, job_id: str, dependents: list[str] | None = None) -> None:
@@ -106,7 +106,7 @@ async def job_ended(store: JobStore, job_id: str, dependents: list[str] | None =
     """
     failure: Exception | None = None
     if dependents is None:
-        dependents = (await store.dependents_of(job_id)).get(job_id, [])
+        dependents = (await store.parking.dependents_of(job_id)).get(job_id, [])
     for dependent in dependents:
         try:
             await settle(store, dependent)

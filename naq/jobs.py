@@ -310,7 +310,7 @@ async def cancel_job(
         # job whose settling finds it ended.
         if await store.end(job_id, JobStatus.CANCELLED, error="cancelled"):
             await job_ended(store, job_id)
-        await store.unpark(job_id)
+        await store.parking.unpark(job_id)
     return True
 
 

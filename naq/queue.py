@@ -520,7 +520,7 @@ class Queue:
         """
         store = JobStore(await self._broker())
         removed, ended = await store.purge(self.name)
-        parked = await store.dependents_of() if ended else {}
+        parked = await store.parking.dependents_of() if ended else {}
         for job_id in ended:
             if job_id in parked:
                 await job_ended(store, job_id, parked[job_id])

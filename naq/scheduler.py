@@ -351,7 +351,7 @@ class Scheduler:
         if status is None or status.status == JobStatus.SCHEDULED or status.enqueued_at < due:
             return False
         if waits and status.status == JobStatus.PENDING:
-            return await self._jobs.parked(job_id) is not None
+            return await self._jobs.parking.parked(job_id) is not None
         return True
 
     async def _advance(self, schedule_id: str, due: float) -> None:

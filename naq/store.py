@@ -1,16 +1,17 @@
 """Every transition of a job's state, in one place.
 
-:class:`JobStore` is the only code that writes the status, results, waiting,
-dependents and cancelled buckets and the outcome log. Each transition is one
-method, with its TTL, its fence and the order of its writes:
+:class:`JobStore` (with its :class:`Parking`) is the only code that writes the status,
+results, waiting, dependents and cancelled buckets and the outcome log. Each transition
+is one method, with its TTL, its fence and the order of its writes:
 
 - created pending (:meth:`create_pending` is fenced by the job id, :meth:`put_pending`
   and :meth:`post_pending` are not), :meth:`scheduled`, :meth:`running`, :meth:`retrying`;
 - :meth:`store_outcome` (a worker's result: won, or lost to an earlier one) and
   :meth:`end` (from outside: cancelled, dependency failed, purged) — the first stored
   result is the fence, the status and the outcome log follow the winner only;
-- :meth:`park`, :meth:`claim` (waiting on dependencies, then released or failed),
-  :meth:`requeue` (from the dead letters), :meth:`purge`, :meth:`request_cancel`.
+- parked on dependencies, then released or failed (:class:`Parking`, as
+  ``store.parking``: ``park``, ``release``, ``claim``);
+- :meth:`requeue` (from the dead letters), :meth:`purge`, :meth:`request_cancel`.
 
 Writes are ordered so that a crash between any two leaves a state that recovers:
 the record that stands for a job goes only after what replaces it is stored
@@ -70,6 +71,8 @@ class JobStore:
         #: Set once the status and results buckets and the outcome log are known to exist:
         #: a worker's per-job writes then go out without a look at them.
         self._ready = False
+        #: The waiting and dependents buckets: jobs parked on their dependencies.
+        self.parking = Parking(broker)
 
     # -- status writes -------------------------------------------------------
 
@@ -346,7 +349,15 @@ class JobStore:
             await self.prepare()
         self._log_outcome(envelope.queue, REQUEUED, envelope.id)
 
-    # -- parked on dependencies -------------------------------------------------------
+
+class Parking:
+    """Jobs parked on their dependencies: the only writer of the waiting bucket (a parked
+    job's record) and the dependents bucket (its index, ``<dependency>.<job>`` keys)."""
+
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+        self.connection = broker.connection
+        self.names = broker.names
 
     async def waiting_kv(self) -> Bucket:
         """The bucket of parked jobs."""

@@ -15,7 +15,7 @@ from naq.broker import Broker
 from naq.models import JobStatus, ResultRecord, decode_envelope, status_of
 from naq.results import encode_result
 from naq.settings import get_settings
-from naq.store import JobStore
+from naq.store import JobStore, Parking
 from tests import jobs
 from tests.helpers import running_worker, start_process, stop_processes, wait_until
 from tests.test_scheduling import running_scheduler
@@ -75,8 +75,8 @@ async def test_a_parent_whose_worker_died_after_storing_its_result_releases_its_
         assert await child.result(timeout=20) == "child"
     assert await parent.result(timeout=1) == 3
     assert runs(log) == ["child"]
-    assert await store.parked(child.job_id) is None
-    assert await store.dependents_of(parent.job_id) == {}
+    assert await store.parking.parked(child.job_id) is None
+    assert await store.parking.dependents_of(parent.job_id) == {}
 
 
 async def test_a_release_published_but_never_claimed_runs_the_dependent_once(
@@ -86,17 +86,17 @@ async def test_a_release_published_but_never_claimed_runs_the_dependent_once(
     parent, child = await parent_and_child(monkeypatch, log)
     store = JobStore(await Broker.connect(get_settings()))
     await take_and_store(store, Q, 3)
-    found = await store.parked(child.job_id)
+    found = await store.parking.parked(child.job_id)
     assert found is not None
     # Killed between the publish of the released job and the removal of its record.
-    await store.release(found[0])
+    await store.parking.release(found[0])
     async with running_worker(Q):
         assert await child.result(timeout=20) == "child"
 
         # The parent's redelivery settles the child again (it already ran: nothing is
         # published) and removes its record.
         async def settled() -> bool:
-            return await store.parked(child.job_id) is None
+            return await store.parking.parked(child.job_id) is None
 
         await wait_until(settled, timeout=15)
     assert (await naq.get_job(child.job_id)).status == JobStatus.COMPLETED
@@ -109,17 +109,17 @@ async def test_a_settle_that_fails_leaves_the_parent_unacked_to_settle_again(
     """A release whose publish fails must not be lost with the parent's ack."""
     log = tmp_path / "runs.log"
     parent, child = await parent_and_child(monkeypatch, log)
-    original = JobStore.release
+    original = Parking.release
     calls = 0
 
-    async def flaky_release(self: JobStore, waiting: object) -> None:
+    async def flaky_release(self: Parking, waiting: object) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
             raise naq.NaqException("publish refused")
         await original(self, waiting)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(JobStore, "release", flaky_release)
+    monkeypatch.setattr(Parking, "release", flaky_release)
     async with running_worker(Q):
         assert await child.result(timeout=20) == "child"
     assert calls >= 2

@@ -183,7 +183,7 @@ class Worker:
             await broker.results_kv()
             # Know every cancellation and parked dependent before taking a job.
             await broker.cancelled_kv()
-            await state.store.waiting_kv()
+            await state.store.parking.waiting_kv()
             await state.store.prepare()
             names = broker.names
             loops.append(await broker.mirror(names.cancelled_bucket, attempts.on_cancelled))

@@ -51,6 +51,8 @@ def test_timeouts_and_elections_are_settling_other_errors_are_not() -> None:
     # caller then creates): "not found" there is a stream another process just made.
     assert is_settling(nats.js.errors.NotFoundError(code=404, err_code=10059))
     assert not is_settling(nats.js.errors.NotFoundError(code=404, err_code=10014))
+    # A forming cluster whose servers have not all joined yet.
+    assert is_settling(nats.js.errors.BadRequestError(code=400, err_code=10005))
     assert not is_settling(nats.errors.NoRespondersError())
 
 

@@ -23,6 +23,9 @@ ERR_TEMPORARILY_UNAVAILABLE = 10008
 #: "stream not found": while a cluster settles, also the answer about a stream another
 #: process has just created, from a server that learns of it a moment later.
 ERR_STREAM_NOT_FOUND = 10059
+#: "no suitable peers for placement": a replicated stream asked for before every server of
+#: a forming cluster has joined.
+ERR_NO_SUITABLE_PEERS = 10005
 #: JetStream API error codes: wrong last sequence (compare-and-set lost), as a value and
 #: as the constant of a KV create.
 ERR_WRONG_LAST_SEQUENCE = 10071
@@ -124,6 +127,7 @@ def is_settling(exc: BaseException) -> bool:
     return isinstance(exc, nats.js.errors.APIError) and getattr(exc, "err_code", None) in (
         ERR_TEMPORARILY_UNAVAILABLE,
         ERR_STREAM_NOT_FOUND,
+        ERR_NO_SUITABLE_PEERS,
     )
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from naq.broker import Broker, decode_or_none
-from naq.models import JobStatus, StatusRecord, status_decoder
+from naq.models import JobStatus, StatusRecord, envelope_decoder, status_decoder
 from naq.outcome_log import newest_ended
 from naq.results import JobInfo, info_from_status
 
@@ -124,6 +124,8 @@ async def newest_in_state(
     most = await _at_most(broker, queue, status)
     if most == 0:
         return []
+    if most is not None and most <= LIVE_READ_MAX and status in _LIVE:
+        return await _from_live_jobs(broker, queue, status, offset, want)
     enough = min(want, most) if most is not None else want
 
     def current(messages: list[Any]) -> list[StatusRecord]:
@@ -151,6 +153,47 @@ async def newest_in_state(
         want,
     )
     return [info_from_status(r) for r in current(messages)[offset:want]]
+
+
+#: States whose every job has a message in the jobs stream (or, pending, a parked record).
+_LIVE = frozenset({JobStatus.PENDING, JobStatus.RUNNING, JobStatus.RETRY})
+#: Up to this many live jobs, a listing of such a state reads them (one request each)
+#: rather than the status history's tail, which may reach far back for an old backlog.
+LIVE_READ_MAX = 5_000
+#: Status records read at once.
+READ_BATCH = 256
+
+
+async def _from_live_jobs(
+    broker: Broker, queue: str | None, status: str, offset: int, want: int
+) -> list[JobInfo]:
+    """A page of the jobs in ``status`` among those still to run: the jobs stream's
+    messages and the parked records, newest change first (cost: the live jobs)."""
+    names = broker.names
+    ids: list[str] = []
+    for _, data in await broker.read_queue(names.queue_subject(queue or "*")):
+        envelope = decode_or_none(envelope_decoder, data)
+        if envelope is not None:
+            ids.append(envelope.id)
+    if status == JobStatus.PENDING:
+        # Parked jobs are keys of the waiting bucket: its subjects name them.
+        await broker.connection.kv(names.waiting_bucket)
+        prefix = broker.kv_subject(names.waiting_bucket, "")
+        parked = await broker.subject_counts(f"KV_{names.waiting_bucket}", prefix + ">")
+        ids.extend(subject[len(prefix) :] for subject in parked)
+    records: list[StatusRecord] = []
+    unique = list(dict.fromkeys(ids))
+    for start in range(0, len(unique), READ_BATCH):
+        batch = unique[start : start + READ_BATCH]
+        for record in await asyncio.gather(*(broker.read_status(i) for i in batch)):
+            if (
+                record is not None
+                and record.status == status
+                and (queue is None or record.queue == queue)
+            ):
+                records.append(record)
+    records.sort(key=lambda r: (r.updated_at, r.job_id), reverse=True)
+    return [info_from_status(r) for r in records[offset:want]]
 
 
 async def _at_most(broker: Broker, queue: str | None, status: str) -> int | None:

@@ -252,6 +252,8 @@ async def test_list_jobs_reads_the_newest_page_without_scanning_the_history(
 
     await wait_until(lambda: _has_all(listed_pending(), len(waiting)))
     assert await listed_pending() == [waiting[1].job_id, waiting[0].job_id]
+    everywhere = [i.job_id for i in await naq.list_jobs(status="pending", limit=1)]
+    assert everywhere == [waiting[1].job_id]
     assert await naq.list_jobs(queue="elsewhere", status="running") == []
 
 

@@ -77,9 +77,8 @@ async def _is_known(broker: Broker, job_id: str, grace: float) -> bool:
 
 
 #: Seconds (at most the caller's timeout) an id with no record is watched for its status
-#: before it is called unknown. Enqueue writes the pending status without waiting for its
-#: ack, so a read just after ``enqueue`` returned can come before the server stored it
-#: (measured: about 1 read in 100); the write lands within milliseconds.
+#: before it is called unknown: an id handed over by another process (or a scheduler's run
+#: being enqueued) may be asked about a moment before its status is stored.
 STATUS_GRACE = 1.0
 
 

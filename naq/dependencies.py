@@ -55,14 +55,7 @@ async def hold(
     failed already (``record`` describes it should it have no status record yet)."""
     culprit = blocking_failure(outcomes)
     if culprit is not None:
-        await store.end(
-            waiting.job_id,
-            JobStatus.FAILED,
-            error=f"dependency {culprit} {outcomes[culprit]}",
-            error_type="DependencyFailed",
-            fallback=record,
-        )
-        await job_ended(store, waiting.job_id)
+        await _fail(store, waiting.job_id, culprit, outcomes[culprit], record)
         return
     await store.parking.park(waiting)
     # A dependency may have ended while this job was being parked, before its ender
@@ -82,16 +75,33 @@ async def settle(store: JobStore, job_id: str) -> None:
     if culprit is None and any(o != JobStatus.COMPLETED for o in outcomes.values()):
         return
     if culprit is not None:
-        reason = f"dependency {culprit} {outcomes[culprit]}"
         # Fenced by the result: done twice (after a crash) it is stored once.
-        await store.end(job_id, JobStatus.FAILED, error=reason, error_type="DependencyFailed")
-        await job_ended(store, job_id)
+        await _fail(store, job_id, culprit, outcomes[culprit])
     elif await store.outcome_of(job_id) in (JobStatus.PENDING, None):
         # Published before the parked record goes: a crash in between leaves the record,
         # and settling it again publishes the same message id, which the stream drops.
         await store.parking.release(waiting)
         log.debug("released %s", job_id)
     await store.parking.claim(job_id, revision)
+
+
+async def _fail(
+    store: JobStore,
+    job_id: str,
+    culprit: str,
+    outcome: str,
+    record: StatusRecord | None = None,
+) -> None:
+    """End ``job_id`` failed because its dependency ``culprit`` ended ``outcome``, and
+    settle the jobs parked on it in turn."""
+    await store.end(
+        job_id,
+        JobStatus.FAILED,
+        error=f"dependency {culprit} {outcome}",
+        error_type="DependencyFailed",
+        fallback=record,
+    )
+    await job_ended(store, job_id)
 
 
 async def job_ended(store: JobStore, job_id: str, dependents: list[str] | None = None) -> None:

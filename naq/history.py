@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from naq.broker import Broker, decode_or_none
 from naq.models import JobStatus, StatusRecord, envelope_decoder, status_decoder
@@ -138,11 +138,7 @@ async def newest_in_state(
             if (msg.headers or {}).get("KV-Operation") in ("DEL", "PURGE"):
                 continue
             record = decode_or_none(status_decoder, msg.data)
-            if (
-                record is not None
-                and record.status == status
-                and (queue is None or record.queue == queue)
-            ):
+            if _is(record, queue, {status}):
                 found.append(record)
         return found
 
@@ -164,6 +160,26 @@ LIVE_READ_MAX = 5_000
 READ_BATCH = 256
 
 
+def _is(
+    record: StatusRecord | None, queue: str | None, statuses: frozenset[str] | set[str]
+) -> TypeGuard[StatusRecord]:
+    """Whether ``record`` is of a job of ``queue`` (any, if None) in one of ``statuses``."""
+    return (
+        record is not None
+        and record.status in statuses
+        and (queue is None or record.queue == queue)
+    )
+
+
+async def _read_statuses(broker: Broker, ids: list[str]) -> list[StatusRecord | None]:
+    """The status records of ``ids`` (None where there is none), read READ_BATCH at once."""
+    records: list[StatusRecord | None] = []
+    for start in range(0, len(ids), READ_BATCH):
+        batch = ids[start : start + READ_BATCH]
+        records += await asyncio.gather(*(broker.read_status(i) for i in batch))
+    return records
+
+
 async def _from_live_jobs(
     broker: Broker, queue: str | None, status: str, offset: int, want: int
 ) -> list[JobInfo]:
@@ -181,17 +197,8 @@ async def _from_live_jobs(
         prefix = broker.kv_subject(names.waiting_bucket, "")
         parked = await broker.subject_counts(f"KV_{names.waiting_bucket}", prefix + ">")
         ids.extend(subject[len(prefix) :] for subject in parked)
-    records: list[StatusRecord] = []
-    unique = list(dict.fromkeys(ids))
-    for start in range(0, len(unique), READ_BATCH):
-        batch = unique[start : start + READ_BATCH]
-        for record in await asyncio.gather(*(broker.read_status(i) for i in batch)):
-            if (
-                record is not None
-                and record.status == status
-                and (queue is None or record.queue == queue)
-            ):
-                records.append(record)
+    found = await _read_statuses(broker, list(dict.fromkeys(ids)))
+    records = [r for r in found if _is(r, queue, {status})]
     records.sort(key=lambda r: (r.updated_at, r.job_id), reverse=True)
     return [info_from_status(r) for r in records[offset:want]]
 
@@ -241,14 +248,8 @@ async def newest_ended_jobs(
         while len(ended) < want and unchecked:
             chunk, unchecked = unchecked[: want - len(ended)], unchecked[want - len(ended) :]
             checked.update(chunk)
-            for record in await asyncio.gather(*(broker.read_status(i) for i in chunk)):
-                if (
-                    record is not None
-                    and record.status in JobStatus.ENDED
-                    and (status is None or record.status == status)
-                    and (queue is None or record.queue == queue)
-                ):
-                    ended.append(record)
+            statuses = JobStatus.ENDED if status is None else {status}
+            ended += [r for r in await _read_statuses(broker, chunk) if _is(r, queue, statuses)]
         if len(ended) >= want or whole:
             return [info_from_status(r) for r in ended[offset:want]]
         asked *= 2

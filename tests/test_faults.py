@@ -48,6 +48,40 @@ async def stored_results(total: int) -> dict[str, str]:
     return results
 
 
+async def kill_while_waiting(
+    job_ids: list[str],
+    tmp_path: Path,
+    *,
+    workers: int,
+    seed: int,
+    pause: tuple[float, float],
+    most: int | None = None,
+    tag: str = "w",
+) -> tuple[list[naq.JobInfo], int]:
+    """Run ``workers`` worker processes until every job of ``job_ids`` has ended, SIGKILLing
+    a random one (and starting a new one in its place) after every pause drawn from
+    ``pause`` seconds, at most ``most`` times. Returns the jobs' infos and the kills."""
+    rng = random.Random(seed)
+    procs = [start_worker(f"{tag}{n}", tmp_path / f"{tag}{n}.log") for n in range(workers)]
+    spawned = workers
+    kills = 0
+    try:
+        waiter = asyncio.gather(*(naq.wait_for_job(job_id, 150) for job_id in job_ids))
+        while not waiter.done():
+            await asyncio.wait({waiter}, timeout=rng.uniform(*pause))
+            if waiter.done() or (most is not None and kills >= most):
+                continue
+            victim = rng.randrange(len(procs))
+            procs[victim].send_signal(signal.SIGKILL)
+            procs[victim].wait(10)
+            kills += 1
+            procs[victim] = start_worker(f"{tag}{spawned}", tmp_path / f"{tag}{spawned}.log")
+            spawned += 1
+        return await waiter, kills
+    finally:
+        stop_processes(procs)
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(180)
 async def test_workers_killed_every_1_5_s_lose_nothing(nats_url: str, tmp_path: Path) -> None:
@@ -58,28 +92,7 @@ async def test_workers_killed_every_1_5_s_lose_nothing(nats_url: str, tmp_path: 
         [(jobs.record_run, (str(run_log), f"job{i}", 0.15), {}) for i in range(total)]
     )
     ids = [job.job_id for job in created]
-    rng = random.Random(7)
-    procs = [start_worker(f"w{n}", tmp_path / f"w{n}.log") for n in range(3)]
-    spawned = 3
-    kills = 0
-    try:
-        waiter = asyncio.gather(*(naq.wait_for_job(job_id, 150) for job_id in ids))
-        while not waiter.done():
-            await asyncio.wait({waiter}, timeout=1.5)
-            if waiter.done():
-                break
-            victim = rng.randrange(len(procs))
-            procs[victim].send_signal(signal.SIGKILL)
-            procs[victim].wait(10)
-            kills += 1
-            procs[victim] = start_worker(f"w{spawned}", tmp_path / f"w{spawned}.log")
-            spawned += 1
-        infos = await waiter
-    finally:
-        for proc in procs:
-            if proc.poll() is None:
-                proc.kill()
-            proc.wait(10)
+    infos, kills = await kill_while_waiting(ids, tmp_path, workers=3, seed=7, pause=(1.5, 1.5))
     assert kills >= 3, "the run ended before the workers were killed often enough"
     assert [info.status for info in infos] == ["completed"] * total
     results = await stored_results(total)
@@ -144,25 +157,15 @@ async def test_workers_killed_while_parents_run_lose_no_dependent(
         await queue.enqueue(jobs.record_run, str(run_log), f"child{i}", depends_on=parent)
         for i, parent in enumerate(parents)
     ]
-    rng = random.Random(11)
-    procs = [start_worker(f"d{n}", tmp_path / f"d{n}.log") for n in range(2)]
-    spawned = len(procs)
-    kills = 0
-    try:
-        waiter = asyncio.gather(*(naq.wait_for_job(job.job_id, 150) for job in children))
-        while not waiter.done():
-            await asyncio.wait({waiter}, timeout=rng.uniform(0.2, 0.6))
-            if waiter.done() or kills >= 12:
-                continue
-            victim = rng.randrange(len(procs))
-            procs[victim].send_signal(signal.SIGKILL)
-            procs[victim].wait(10)
-            kills += 1
-            procs[victim] = start_worker(f"d{spawned}", tmp_path / f"d{spawned}.log")
-            spawned += 1
-        infos = await waiter
-    finally:
-        stop_processes(procs)
+    infos, kills = await kill_while_waiting(
+        [job.job_id for job in children],
+        tmp_path,
+        workers=2,
+        seed=11,
+        pause=(0.2, 0.6),
+        most=12,
+        tag="d",
+    )
     assert kills >= 3, "the run ended before the workers were killed often enough"
     assert [info.status for info in infos] == ["completed"] * total
     ran = {line.split()[0] for line in run_log.read_text().splitlines()}

@@ -59,6 +59,17 @@ async def parent_and_child(monkeypatch: pytest.MonkeyPatch, log: Path) -> tuple[
     return parent, child
 
 
+async def parent_stored_by_a_dead_worker(
+    monkeypatch: pytest.MonkeyPatch, log: Path
+) -> tuple[naq.Job, naq.Job, JobStore]:
+    """A parent and its parked child, the parent's result stored by a worker killed right
+    after (nothing released, nothing acked); and the store."""
+    parent, child = await parent_and_child(monkeypatch, log)
+    store = JobStore(await Broker.connect(get_settings()))
+    await take_and_store(store, Q, 3)
+    return parent, child, store
+
+
 def runs(log: Path) -> list[str]:
     return [line.split()[0] for line in log.read_text().splitlines()] if log.exists() else []
 
@@ -67,9 +78,7 @@ async def test_a_parent_whose_worker_died_after_storing_its_result_releases_its_
     monkeypatch: pytest.MonkeyPatch, nats_url: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "runs.log"
-    parent, child = await parent_and_child(monkeypatch, log)
-    store = JobStore(await Broker.connect(get_settings()))
-    await take_and_store(store, Q, 3)
+    parent, child, store = await parent_stored_by_a_dead_worker(monkeypatch, log)
     # Delivered again after the ack wait: the worker finds the result and must release.
     async with running_worker(Q):
         assert await child.result(timeout=20) == "child"
@@ -83,9 +92,7 @@ async def test_a_release_published_but_never_claimed_runs_the_dependent_once(
     monkeypatch: pytest.MonkeyPatch, nats_url: str, tmp_path: Path
 ) -> None:
     log = tmp_path / "runs.log"
-    parent, child = await parent_and_child(monkeypatch, log)
-    store = JobStore(await Broker.connect(get_settings()))
-    await take_and_store(store, Q, 3)
+    parent, child, store = await parent_stored_by_a_dead_worker(monkeypatch, log)
     found = await store.parking.parked(child.job_id)
     assert found is not None
     # Killed between the publish of the released job and the removal of its record.

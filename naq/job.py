@@ -13,16 +13,28 @@ from naq.errors import ConfigurationError, SerializationError
 from naq.jobs import fetch_job_result, get_job, job_outcome, wait_for_job
 from naq.models import JobEnvelope, decode_envelope, envelope_encoder
 from naq.names import validate_job_id, validate_queue_name
+from naq.pickled_jobs import load_call
 from naq.retry import exception_paths, retry_delay, validate_policy
-from naq.serialization import (
-    check_encodable,
-    function_reference,
-    pickle_dumps,
-    pickle_loads,
-    registered_task,
+from naq.serialization import check_encodable, function_reference, pickle_dumps, registered_task
+from naq.serializers import (
+    JsonSerializer,
+    PickleSerializer,
+    Serializer,
+    get_serializer,
 )
-from naq.settings import MAX_TTL_SECONDS, Settings, get_settings
+from naq.settings import MAX_TTL_SECONDS, SERIALIZERS, Settings, get_settings
 from naq.sync import sync_twin
+
+__all__ = [
+    "Job",
+    "JsonSerializer",
+    "PickleSerializer",
+    "RetryDelayType",
+    "Serializer",
+    "get_serializer",
+    "new_job_id",
+    "with_task_defaults",
+]
 
 RetryDelayType = float | int | Sequence[float | int]
 
@@ -88,7 +100,10 @@ class Job:
         #: Job options the caller set (a task's registered defaults fill the others).
         self.options_given = tuple(sorted(options_given))
         self.function = function
-        self.function_ref, self.module = function_reference(function)
+        # Under pickle the function itself travels: any callable will do.
+        self.function_ref, self.module = function_reference(
+            function, by_value=self._settings.job_serializer == "pickle"
+        )
         self.args = tuple(args)
         self.kwargs = dict(kwargs or {})
         self.job_id = new_job_id() if job_id is None else validate_job_id(job_id)
@@ -138,19 +153,34 @@ class Job:
 
     # -- wire form -------------------------------------------------------
 
-    def to_envelope(self) -> JobEnvelope:
-        """The envelope this job travels in."""
+    def to_envelope(self, serializer: str | None = None) -> JobEnvelope:
+        """The envelope this job travels in, with ``serializer`` (by default its settings').
+
+        Raises:
+            SerializationError: ``serializer`` is unknown, or is JSON for a job made for
+                pickle whose function or arguments JSON can't carry.
+        """
+        serializer = serializer or self._settings.job_serializer
+        if serializer not in SERIALIZERS:
+            raise SerializationError(
+                f"serializer {serializer!r} is not one of {', '.join(SERIALIZERS)}"
+            )
+        reference, module = self.function_ref, self.module
         pickled = None
         args: list[Any] = list(self.args)
         kwargs = self.kwargs
-        serializer = self._settings.job_serializer
         if serializer == "pickle":
             pickled = pickle_dumps((self.function, self.args, self.kwargs))
             args, kwargs = [], {}
+        elif self._settings.job_serializer != serializer:
+            # Made for pickle, sent as JSON: checked as a JSON job is when it is made.
+            reference, module = function_reference(self.function)
+            check_encodable(self.args, self.kwargs)
+            check_encodable((), self.meta)
         return JobEnvelope(
             id=self.job_id,
-            fn=self.function_ref,
-            module=self.module,
+            fn=reference,
+            module=module,
             queue=self.queue_name,
             enqueued_at=self.enqueue_time,
             args=args,
@@ -168,7 +198,7 @@ class Job:
             serializer=serializer,
             pickled=pickled,
             # Only a task name needs them: the worker knows its registered defaults.
-            options=list(self.options_given) if ":" not in self.function_ref else [],
+            options=list(self.options_given) if ":" not in reference else [],
         )
 
     def serialize(self) -> bytes:
@@ -177,7 +207,14 @@ class Job:
 
     @classmethod
     def from_envelope(cls, envelope: JobEnvelope, settings: Settings | None = None) -> Job:
-        """Rebuild a job from its envelope (the function stays a reference until run)."""
+        """Rebuild a job from its envelope (the function stays a reference until run,
+        unless it was pickled).
+
+        Raises:
+            SerializationError: the job is pickled and ``settings`` don't accept pickle,
+                or it can't be unpickled here.
+            SecurityError: it is pickled and needs a module outside ``allowed_modules``.
+        """
         function: Any = envelope.fn
         args: Sequence[Any] = envelope.args
         kwargs: dict[str, Any] = envelope.kwargs
@@ -187,7 +224,9 @@ class Job:
                 raise SerializationError(
                     f"job {envelope.id} is pickled; set NAQ_JOB_SERIALIZER=pickle to accept it"
                 )
-            function, args, kwargs = pickle_loads(envelope.pickled or b"")
+            function, args, kwargs = load_call(
+                envelope.pickled or b"", envelope.module, settings.allowed_modules
+            )
         job = cls.__new__(cls)
         job._settings = settings
         job.function = function
@@ -214,6 +253,32 @@ class Job:
             SerializationError: the bytes are not a naq job.
         """
         return cls.from_envelope(decode_envelope(data), settings)
+
+    def serialize_failed_job(self) -> bytes:
+        """This job's dead letter, with its :attr:`error` and :attr:`traceback`, as naq's
+        failed stream holds it (with this job's serializer)."""
+        return get_serializer(self._settings.job_serializer).serialize_failed_job(self)
+
+    @staticmethod
+    def serialize_result(
+        result: Any,
+        status: str,
+        error: str | None = None,
+        traceback_str: str | None = None,
+        *,
+        job_id: str = "",
+    ) -> bytes:
+        """A job's outcome as the results bucket holds it, with ``NAQ_JOB_SERIALIZER``'s
+        serializer (see :meth:`JsonSerializer.serialize_result`)."""
+        return get_serializer().serialize_result(
+            result, status, error, traceback_str, job_id=job_id
+        )
+
+    @staticmethod
+    def deserialize_result(data: bytes) -> dict[str, Any]:
+        """An outcome read from the results bucket: a dict of ``status``, ``result``,
+        ``error`` and ``traceback`` (see :meth:`JsonSerializer.deserialize_result`)."""
+        return get_serializer().deserialize_result(data)
 
     # -- policy ------------------------------------------------------------
 

@@ -81,15 +81,27 @@ def task_info(func: Any) -> TaskInfo | None:
     return getattr(func, "__naq_task__", None)
 
 
-def function_reference(func: Any) -> tuple[str, str | None]:
+#: What the refusals of a function that can't travel as a name add: the other way to send it.
+_BY_VALUE_HINT = (
+    " (Or, on a trusted deployment, set NAQ_JOB_SERIALIZER=pickle on producer and workers:"
+    " functions then travel by value.)"
+)
+
+
+def function_reference(func: Any, *, by_value: bool = False) -> tuple[str, str | None]:
     """``(reference, module)`` naming ``func`` so a worker can find it again.
 
     ``func`` may be a callable or a string: an import path ``module:qualname``
-    or a registered task name.
+    or a registered task name. With ``by_value`` (the pickle serializer, which
+    sends the function itself) any callable is accepted: the reference is then
+    a label for listings, ``module:qualname`` of where it was defined
+    (``__main__:main.<locals>.<lambda>``), and the module is the one
+    ``allowed_modules`` is checked against.
 
     Raises:
-        SerializationError: lambdas, closures, nested functions, bound methods
-            of instances and callables without an importable name, with what to
+        SerializationError: without ``by_value``: lambdas, closures, nested
+            functions, functions defined in ``__main__``, bound methods of
+            instances and callables without an importable name, with what to
             do instead.
     """
     if isinstance(func, str):
@@ -105,33 +117,40 @@ def function_reference(func: Any) -> tuple[str, str | None]:
         return info.name, info.module
     if not callable(func):
         raise SerializationError(f"{func!r} is not callable and not a function path")
+    qualname = getattr(func, "__qualname__", None)
+    module_name: str | None = getattr(func, "__module__", None)
+    if by_value:
+        # A callable object without a name of its own (a functools.partial, an instance
+        # with __call__) is labelled by its type.
+        named = func if isinstance(qualname, str) and isinstance(module_name, str) else type(func)
+        return f"{named.__module__}:{named.__qualname__}", named.__module__
     if inspect.ismethod(func) and not inspect.isclass(func.__self__):
         raise SerializationError(
             f"{func!r} is a method bound to an instance; the instance can't travel as JSON. "
             "Enqueue a module-level function (or a @staticmethod/@classmethod) and pass "
-            "the data it needs as arguments."
+            "the data it needs as arguments." + _BY_VALUE_HINT
         )
-    qualname = getattr(func, "__qualname__", None)
-    module_name: str | None = getattr(func, "__module__", None)
     if not qualname or not module_name:
         raise SerializationError(
             f"{func!r} has no importable name; enqueue a module-level function "
-            "or register one with @naq.task"
+            "or register one with @naq.task." + _BY_VALUE_HINT
         )
     if qualname == "<lambda>" or "<lambda>" in qualname:
         raise SerializationError(
             "lambdas can't be enqueued: workers import the function by name and a lambda "
             "has none. Define a module-level function (def ...) and enqueue it instead."
+            + _BY_VALUE_HINT
         )
     if "<locals>" in qualname:
         raise SerializationError(
             f"{qualname!r} is defined inside another function (a closure), so workers can't "
             "import it. Move it to module level and pass what it captured as arguments."
+            + _BY_VALUE_HINT
         )
     if module_name == "__main__":
         raise SerializationError(
             f"{qualname!r} is defined in __main__, which workers can't import. Move it to "
-            "an importable module (e.g. tasks.py) and enqueue it from there."
+            "an importable module (e.g. tasks.py) and enqueue it from there." + _BY_VALUE_HINT
         )
     return f"{module_name}:{qualname}", module_name
 
@@ -249,6 +268,17 @@ def pickle_dumps(value: Any) -> bytes:
         return cloudpickle.dumps(value)
     except Exception as exc:
         raise SerializationError(f"cannot pickle {type(value).__name__}: {exc}") from exc
+
+
+def stored_result(serializer: str, value: Any) -> tuple[Any, bytes | None]:
+    """``(result, pickled)``: a job's return value as its result record holds it.
+
+    Under pickle the value travels cloudpickled (any Python object); under JSON as
+    itself (checked when the record is encoded).
+    """
+    if serializer == "pickle":
+        return None, pickle_dumps(value)
+    return value, None
 
 
 def pickle_loads(data: bytes) -> Any:

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import traceback
 from typing import Any
 
 from naq.broker import decode_or_none
@@ -30,14 +29,16 @@ from naq.models import (
     status_of,
     waiting_decoder,
 )
+from naq.pickled_jobs import load_call
 from naq.results import encode_result
 from naq.retry import retry_delay, should_retry
 from naq.security import check_signature
-from naq.serialization import convert_arguments, pickle_dumps, pickle_loads, resolve_function
+from naq.serialization import convert_arguments, resolve_function, stored_result
 from naq.transport import Msg
-from naq.worker.execution import Executor, JobTimeout
+from naq.worker.execution import Executor
 from naq.worker.liveness import Liveness
 from naq.worker.state import RunningJob, WorkerState
+from naq.worker.tracebacks import job_traceback
 
 log = logging.getLogger("naq.worker")
 
@@ -228,11 +229,10 @@ class Attempts:
             )
             return
         try:
-            func = self._function(envelope)
             if envelope.serializer == "pickle":
-                _, args, kwargs = pickle_loads(envelope.pickled or b"")
-                args = list(args)
+                func, args, kwargs = self._unpickled(envelope)
             else:
+                func = self._function(envelope)
                 args, kwargs = convert_arguments(func, envelope.args, envelope.kwargs)
         except (SecurityError, SerializationError) as exc:
             await outcomes.refuse(msg, envelope, str(exc), type(exc).__name__)
@@ -271,6 +271,15 @@ class Attempts:
             func = resolve_function(envelope.fn, envelope.module, self._settings.allowed_modules)
             self._functions[key] = func
         return func
+
+    def _unpickled(self, envelope: JobEnvelope) -> tuple[Any, list[Any], dict[str, Any]]:
+        """A pickled job's function (sent by value, or by the name it resolves) and
+        arguments, with allowed_modules in force."""
+        allowed = self._settings.allowed_modules
+        func, args, kwargs = load_call(envelope.pickled or b"", envelope.module, allowed)
+        if isinstance(func, str):  # enqueued by task name or import path
+            func = resolve_function(func, envelope.module, allowed)
+        return func, list(args), kwargs
 
     def _context(
         self, running: RunningJob, envelope: JobEnvelope, attempt: int, started: float
@@ -347,9 +356,7 @@ class Outcomes:
         self, envelope: JobEnvelope, value: Any, attempt: int, started: float
     ) -> bytes:
         """The encoded result record of a completed attempt that returned ``value``."""
-        pickled = None
-        if envelope.serializer == "pickle":
-            pickled, value = pickle_dumps(value), None
+        value, pickled = stored_result(envelope.serializer, value)
         return encode_result(
             self._settings,
             ResultRecord(
@@ -432,9 +439,7 @@ class Outcomes:
     ) -> None:
         """Retry the job after its policy's delay, or fail it for good."""
         error = f"{type(exc).__name__}: {exc}"
-        trace = "".join(traceback.format_exception(exc))
-        if isinstance(exc, JobTimeout):
-            trace = error
+        trace = job_traceback(exc)
         if should_retry(exc, attempt, envelope.max_retries, envelope.retry_on, envelope.ignore_on):
             delay = retry_delay(
                 attempt, envelope.retry_delay, envelope.retry_strategy, envelope.retry_jitter

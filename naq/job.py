@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
-from collections.abc import Callable, Sequence
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
 
-from naq.errors import ConfigurationError, SerializationError
+from naq.errors import ConfigurationError, JobExecutionError, SerializationError
 from naq.jobs import fetch_job_result, get_job, job_outcome, wait_for_job
 from naq.models import JobEnvelope, decode_envelope, envelope_encoder
 from naq.names import validate_job_id, validate_queue_name
 from naq.pickled_jobs import load_call
 from naq.retry import exception_paths, retry_delay, validate_policy
-from naq.serialization import check_encodable, function_reference, pickle_dumps, registered_task
+from naq.serialization import (
+    check_encodable,
+    function_reference,
+    pickle_dumps,
+    registered_task,
+    resolve_function,
+)
 from naq.serializers import (
     JsonSerializer,
     PickleSerializer,
@@ -23,7 +31,7 @@ from naq.serializers import (
     get_serializer,
 )
 from naq.settings import MAX_TTL_SECONDS, SERIALIZERS, Settings, get_settings
-from naq.sync import sync_twin
+from naq.sync import run_sync, sync_twin
 
 __all__ = [
     "Job",
@@ -49,6 +57,10 @@ def new_job_id() -> str:
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     return raw.hex()
+
+
+async def _awaited(value: Awaitable[Any]) -> Any:
+    return await value
 
 
 def _dependency_ids(depends_on: Any) -> list[str]:
@@ -281,6 +293,34 @@ class Job:
         return get_serializer().deserialize_result(data)
 
     # -- policy ------------------------------------------------------------
+
+    def execute(self) -> Any:
+        """Run the job's function here, in this process, and return its value.
+
+        For a job in hand (a test, a debugger); workers run jobs themselves. An async
+        function is awaited on naq's background loop, so this works inside a running
+        event loop too. Sets :attr:`error` and :attr:`traceback` when it raises.
+
+        Raises:
+            JobExecutionError: the function raised; the error and traceback are attached.
+        """
+        func = self.function
+        if not callable(func):
+            func = resolve_function(self.function_ref, self.module, self._settings.allowed_modules)
+        try:
+            value = func(*self.args, **self.kwargs)
+            if inspect.isawaitable(value):
+                value = run_sync(_awaited(value))
+        except Exception as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+            self.traceback = "".join(traceback.format_exception(exc))
+            raise JobExecutionError(
+                f"job {self.job_id} failed: {self.error}",
+                job_id=self.job_id,
+                error=self.error,
+                remote_traceback=self.traceback,
+            ) from exc
+        return value
 
     def get_retry_delay(self, attempt: int) -> float:
         """Seconds to wait before retrying after attempt ``attempt`` (1-based) failed."""

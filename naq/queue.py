@@ -129,6 +129,11 @@ class Queue:
         return self._names.queue_subject(self.name)
 
     @property
+    def stream_name(self) -> str:
+        """The JetStream stream that holds this queue's jobs (every queue shares it)."""
+        return self._names.jobs_stream
+
+    @property
     def _names(self) -> Names:
         return Names(self.settings.prefix)
 

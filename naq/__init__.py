@@ -89,7 +89,16 @@ from naq.schedules import (
     next_interval,
 )
 from naq.serialization import task
-from naq.settings import DEFAULT_NATS_URL, DEFAULT_QUEUE_NAME, Settings, get_settings
+from naq.settings import (
+    DEFAULT_NATS_URL,
+    DEFAULT_QUEUE_NAME,
+    JOB_STATUS,
+    SCHEDULED_JOB_STATUS,
+    WORKER_STATUS,
+    Settings,
+    get_settings,
+)
+from naq.sync import close_sync_connections
 from naq.sync import sync_twin as _sync_twin
 from naq.transport import connect, disconnect
 from naq.worker import Worker
@@ -149,6 +158,10 @@ __all__ = [
     "ScheduleInfo",
     "DEFAULT_NATS_URL",
     "DEFAULT_QUEUE_NAME",
+    "JOB_STATUS",
+    "SCHEDULED_JOB_STATUS",
+    "WORKER_STATUS",
+    "close_sync_connections",
     "ConfigurationError",
     "InvalidQueueNameError",
     "Job",

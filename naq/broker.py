@@ -52,6 +52,8 @@ class Broker:
         self.connection = connection
         self.settings = settings
         self.names = Names(settings.prefix)
+        # While this broker lives, user code releasing a lease never closes the connection.
+        connection.hold(self)
 
     @classmethod
     async def connect(cls, settings: Settings) -> Broker:
@@ -78,10 +80,19 @@ class Broker:
 
     async def ensure_consumer(self, queue: str) -> str:
         """Make sure ``queue``'s shared durable consumer exists; returns its name."""
+        name, _ack_wait = await self.take_consumer(queue)
+        return name
+
+    async def take_consumer(self, queue: str, *, set_ack_wait: bool = False) -> tuple[str, float]:
+        """Make sure ``queue``'s shared durable consumer exists; returns its name and its
+        ack wait (seconds). ``set_ack_wait`` gives an existing consumer the settings' ack
+        wait (:meth:`naq.transport.resources.Resources.ensure_consumer`)."""
         await self.ensure_jobs_stream()
         config = consumer_config(self.names, self.settings, queue)
-        await self.connection.ensure_consumer(self.names.jobs_stream, config)
-        return config.durable_name or ""
+        ack_wait = await self.connection.ensure_consumer(
+            self.names.jobs_stream, config, set_ack_wait=set_ack_wait
+        )
+        return config.durable_name or "", ack_wait
 
     # -- buckets -----------------------------------------------------------
 

@@ -2,7 +2,8 @@
 
 Every record is frozen and keyword-only; fields added later get defaults so
 older messages still decode. One encoder and one decoder per type, made once.
-Times are UNIX seconds (float, UTC).
+Times are UNIX seconds (float, UTC). The records' status values are the enums of
+:mod:`naq.statuses`, importable from here too.
 """
 
 from __future__ import annotations
@@ -14,34 +15,12 @@ import msgspec
 from naq.errors import ConfigurationError, InvalidQueueNameError, SerializationError
 from naq.names import validate_job_id, validate_queue_name
 from naq.settings import MAX_TTL_SECONDS
+from naq.statuses import JobStatus as JobStatus
+from naq.statuses import ScheduleStatus
+from naq.statuses import WorkerStatus as WorkerStatus
 
 #: Format version of the job envelope.
 ENVELOPE_VERSION = 1
-
-
-class JobStatus:
-    """Values of :attr:`StatusRecord.status`."""
-
-    PENDING = "pending"
-    SCHEDULED = "scheduled"
-    RUNNING = "running"
-    RETRY = "retry"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    PAUSED = "paused"
-
-    #: Statuses after which a job never runs again (unless requeued).
-    ENDED = frozenset({COMPLETED, FAILED, CANCELLED})
-
-
-class WorkerStatus:
-    """Values of :attr:`WorkerRecord.status`."""
-
-    STARTING = "starting"
-    IDLE = "idle"
-    BUSY = "busy"
-    STOPPING = "stopping"
 
 
 class JobEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -235,14 +214,6 @@ dead_letter_decoder = msgspec.json.Decoder(DeadLetter)
 record_encoder = msgspec.json.Encoder()
 
 
-class ScheduleStatus:
-    """Values of :attr:`ScheduleRecord.status`."""
-
-    ACTIVE = "active"
-    PAUSED = "paused"
-    FAILED = "failed"
-
-
 class ScheduleRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A delayed or recurring job in the scheduled-jobs bucket, keyed by its id."""
 
@@ -253,7 +224,8 @@ class ScheduleRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tr
     #: Next due time (UNIX seconds, UTC).
     next_run: float
     created_at: float
-    status: str = ScheduleStatus.ACTIVE
+    # The plain string: omit_defaults leaves out a value identical to the default.
+    status: str = ScheduleStatus.ACTIVE.value
     cron: str | None = None
     timezone: str | None = None
     interval: float | None = None

@@ -18,6 +18,7 @@ from naq.job import Job
 from naq.models import JobStatus, ScheduleRecord, ScheduleStatus, StatusRecord, WaitingJob
 from naq.monitor import QueueStats, queue_stats
 from naq.names import Names, validate_job_id, validate_queue_name
+from naq.schedule_manager import ScheduledJobManager
 from naq.schedules import (
     ScheduleStore,
     next_cron,
@@ -136,6 +137,11 @@ class Queue:
     @property
     def _names(self) -> Names:
         return Names(self.settings.prefix)
+
+    @property
+    def _scheduled_job_manager(self) -> ScheduledJobManager:
+        """This queue's schedules as a :class:`ScheduledJobManager` (the original API's)."""
+        return ScheduledJobManager(self.name, settings=self.settings)
 
     async def __aenter__(self) -> Queue:
         await self._broker()

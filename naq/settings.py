@@ -17,6 +17,7 @@ from typing import Any
 
 from naq.errors import ConfigurationError
 from naq.log_level import parse_level
+from naq.statuses import JobStatus, ScheduleStatus, WorkerStatus
 
 DEFAULT_NATS_URL = "nats://localhost:4222"
 DEFAULT_QUEUE_NAME = "naq_default_queue"
@@ -199,15 +200,19 @@ FAILED_JOB_SUBJECT_PREFIX = f"{DEFAULT_PREFIX}.failed"
 FAILED_JOB_STREAM_NAME = f"{DEFAULT_PREFIX}_failed_jobs"
 RESULT_KV_NAME = f"{DEFAULT_PREFIX}_results"
 WORKER_KV_NAME = f"{DEFAULT_PREFIX}_workers"
-JOB_STATUS_COMPLETED = "completed"
-JOB_STATUS_FAILED = "failed"
-SCHEDULED_JOB_STATUS_ACTIVE = "active"
-SCHEDULED_JOB_STATUS_PAUSED = "paused"
-SCHEDULED_JOB_STATUS_FAILED = "failed"
-WORKER_STATUS_STARTING = "starting"
-WORKER_STATUS_IDLE = "idle"
-WORKER_STATUS_BUSY = "busy"
-WORKER_STATUS_STOPPING = "stopping"
+#: The status enums (naq.statuses): a status naq returns equals its member.
+JOB_STATUS = JobStatus
+SCHEDULED_JOB_STATUS = ScheduleStatus
+WORKER_STATUS = WorkerStatus
+JOB_STATUS_COMPLETED = JobStatus.COMPLETED.value
+JOB_STATUS_FAILED = JobStatus.FAILED.value
+SCHEDULED_JOB_STATUS_ACTIVE = ScheduleStatus.ACTIVE.value
+SCHEDULED_JOB_STATUS_PAUSED = ScheduleStatus.PAUSED.value
+SCHEDULED_JOB_STATUS_FAILED = ScheduleStatus.FAILED.value
+WORKER_STATUS_STARTING = WorkerStatus.STARTING.value
+WORKER_STATUS_IDLE = WorkerStatus.IDLE.value
+WORKER_STATUS_BUSY = WorkerStatus.BUSY.value
+WORKER_STATUS_STOPPING = WorkerStatus.STOPPING.value
 #: Kept for code written against the seeds: dependencies are now driven by
 #: completions, never re-checked on a delay.
 DEPENDENCY_CHECK_DELAY_SECONDS = 5

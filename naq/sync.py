@@ -94,15 +94,35 @@ def set_threadsafe(event: asyncio.Event, loop: asyncio.AbstractEventLoop) -> Non
         loop.call_soon_threadsafe(event.set)
 
 
+def close_sync_connections(timeout: float = 5.0) -> None:
+    """Close the NATS connections of naq's background loop: the ones the ``*_sync``
+    helpers share (pipelined publishes are flushed first).
+
+    Harmless when there are none (before any sync helper ran, or called twice); the next
+    sync helper connects again. Connections of other event loops are left alone.
+
+    Raises:
+        RuntimeError: called from a coroutine running on naq's own loop (await
+            ``naq.disconnect()`` there).
+    """
+    with _lock:
+        loop, thread = _loop, _thread
+    if loop is None or loop.is_closed() or thread is None or not thread.is_alive():
+        return
+    if threading.current_thread() is thread:
+        raise RuntimeError("close_sync_connections can't run on naq's own loop: await disconnect()")
+    from naq.transport import close_connections
+
+    asyncio.run_coroutine_threadsafe(close_connections(), loop).result(timeout)
+
+
 def _shutdown() -> None:
     # Flush pipelined publishes and close connections before the interpreter exits.
     loop = _loop
     if loop is None or loop.is_closed() or _thread is None or not _thread.is_alive():
         return
-    from naq.transport import close_connections
-
     try:
-        asyncio.run_coroutine_threadsafe(close_connections(), loop).result(5)
+        close_sync_connections()
     except Exception:  # noqa: S110 - best effort at exit
         pass
     loop.call_soon_threadsafe(loop.stop)

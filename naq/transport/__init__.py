@@ -1,6 +1,7 @@
 """The NATS transport: the only part of naq that uses nats-py.
 
-``connection`` (connect, credentials, TLS, reconnect, the shared connection), ``publisher``
+``connection`` (connect, credentials, TLS, reconnect, the shared connection and its leases),
+``client`` (its nats-py client and JetStream context for user code), ``publisher``
 (pipelined publishes and their acks) over ``frames`` (naq's publish frames), ``direct``
 (subscriptions handled from the read loop), ``puller`` (pull requests by hand),
 ``resources`` (ensuring naq's streams, consumers and buckets, and their configurations),
@@ -14,6 +15,12 @@ from naq.transport.nats_import import import_nats
 import_nats()  # before the modules below import nats-py
 
 from naq.transport.buckets import Bucket, Changes, KVChange, KVEntry
+from naq.transport.client import (
+    close_nats_connection,
+    ensure_stream,
+    get_jetstream_context,
+    get_nats_connection,
+)
 from naq.transport.connection import (
     CONNECT_TIMEOUT,
     Connection,
@@ -57,13 +64,17 @@ __all__ = [
     "Puller",
     "RevisionConflict",
     "close_connections",
+    "close_nats_connection",
     "connect",
     "consumer_config",
     "delivered_so_far",
     "disconnect",
+    "ensure_stream",
     "failed_stream_config",
     "forget",
     "get_connection",
+    "get_jetstream_context",
+    "get_nats_connection",
     "jobs_stream_config",
     "open_connection",
     "outcomes_stream_config",

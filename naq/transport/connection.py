@@ -112,7 +112,8 @@ class Connection:
     naq resources ensured on it.
 
     Obtain one with :func:`get_connection`; never close it from a Queue or a helper
-    (others share it): :func:`close_connections` does that. The publisher's and the
+    (others share it): :func:`close_connections` does that, and :func:`release_connection`
+    when the last user lets go of it (see :attr:`in_use`). The publisher's and the
     resources' methods are the connection's own (``publish_nowait``, ``post``, ``ack``,
     ``publish``, ``wait_ack``, ``wait_acks``; ``ensure_stream``, ``ensure_consumer``,
     ``kv``), bound once here so a call on every job's path costs no extra hop.
@@ -140,6 +141,27 @@ class Connection:
         self.streams = Streams(nc, self.js, settings)
         #: Reads through ordered consumers.
         self.ordered = OrderedReads(self.js, self.streams, settings)
+        #: Leases taken on the nats-py client by user code (:func:`lease_connection`).
+        self.leases = 0
+        #: Set once :func:`connect` handed the connection out: it then stays open until
+        #: :func:`disconnect`, whatever the leases.
+        self.pinned = False
+        self._holders: weakref.WeakSet[object] = weakref.WeakSet()
+
+    def hold(self, holder: object) -> None:
+        """Count ``holder`` as a user of this connection for as long as it lives.
+
+        naq's own users (each Broker: a Queue's, a helper call's) hold it this way, so a
+        lease released by user code never closes it under them; they take no lease
+        because they have no moment to give one back (a Queue may simply be dropped).
+        """
+        self._holders.add(holder)
+
+    @property
+    def in_use(self) -> bool:
+        """Whether anything still uses the connection: a lease, :func:`connect`, or a
+        living holder."""
+        return self.leases > 0 or self.pinned or len(self._holders) > 0
 
     @property
     def fast_paths(self) -> bool:
@@ -337,8 +359,53 @@ async def get_connection(settings: Settings) -> Connection:
         return connection
 
 
+async def lease_connection(settings: Settings) -> Connection:
+    """The shared connection of this event loop for ``settings`` (as :func:`get_connection`),
+    with one more lease on it; :func:`release_connection` gives the lease back.
+
+    Raises:
+        NaqConnectionError: as :func:`open_connection`.
+    """
+    connection = await get_connection(settings)
+    connection.leases += 1
+    return connection
+
+
+async def release_connection(settings: Settings) -> bool:
+    """Give back one lease on this event loop's shared connection for ``settings``.
+
+    Releasing the last lease closes the connection only if nothing else uses it
+    (:attr:`Connection.in_use`: no :func:`connect`, no living Queue or helper call on
+    it); otherwise it stays the loop's shared connection, closed by
+    :func:`close_connections`. With no lease out (released already, or the connection
+    closed meanwhile) nothing happens. Returns whether the connection was closed.
+    """
+    per_loop = _connections.get(asyncio.get_running_loop())
+    key = _connection_key(settings)
+    connection = per_loop.get(key) if per_loop is not None else None
+    if per_loop is None or connection is None or connection.leases == 0:
+        return False
+    connection.leases -= 1
+    if connection.in_use:
+        return False
+    # Out of the registry before the close awaits, so a user arriving meanwhile opens anew.
+    del per_loop[key]
+    await connection.close()
+    return True
+
+
+def shared_connection_of(handle: NATS | JetStreamContext) -> Connection | None:
+    """The shared connection of the running event loop whose nats-py client or JetStream
+    context is ``handle``; None when it is no such connection's."""
+    for connection in _connections.get(asyncio.get_running_loop(), {}).values():
+        if handle is connection.nc or handle is connection.js:
+            return connection
+    return None
+
+
 async def close_connections() -> None:
-    """Close every shared connection of the running event loop."""
+    """Close every shared connection of the running event loop, whatever uses them
+    (they reopen on next use)."""
     loop = asyncio.get_running_loop()
     per_loop = _connections.pop(loop, {})
     for connection in per_loop.values():
@@ -346,14 +413,18 @@ async def close_connections() -> None:
 
 
 async def connect(nats_url: str | None = None, *, settings: Settings | None = None) -> Connection:
-    """Open (or reuse) this event loop's shared connection.
+    """Open (or reuse) this event loop's shared connection; it stays open until
+    :func:`disconnect` (a lease released by user code does not close it).
 
     Raises:
         NaqConnectionError: NATS can't be reached.
     """
-    return await get_connection((settings or get_settings()).replace(nats_url=nats_url))
+    connection = await get_connection((settings or get_settings()).replace(nats_url=nats_url))
+    connection.pinned = True
+    return connection
 
 
 async def disconnect() -> None:
-    """Close this event loop's shared connections (they reopen on next use)."""
+    """Close this event loop's shared connections, whatever uses them (they reopen on
+    next use)."""
     await close_connections()

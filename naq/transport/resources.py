@@ -38,6 +38,8 @@ class Resources:
         self._settings = settings
         self._mapped = Mapped(settings)
         self._ensured: set[str] = set()
+        #: Ack wait (seconds) of each consumer ensured, by "stream/durable".
+        self._ack_waits: dict[str, float] = {}
         self._buckets: dict[str, Bucket] = {}
         self._locks: dict[str, asyncio.Lock] = {}
 
@@ -70,26 +72,57 @@ class Resources:
             await self._settled(f"stream {name}", ensure)
             self._ensured.add(name)
 
-    async def ensure_consumer(self, stream: str, config: api.ConsumerConfig) -> None:
-        """Create a durable consumer unless it exists (checked once per connection)."""
-        key = f"{stream}/{config.durable_name}"
-        if key in self._ensured:
-            return
-        async with self._lock(key):
-            if key in self._ensured:
-                return
+    async def ensure_consumer(
+        self, stream: str, config: api.ConsumerConfig, *, set_ack_wait: bool = False
+    ) -> float:
+        """Create a durable consumer unless it exists (checked once per connection);
+        returns its ack wait in seconds.
 
-            async def ensure() -> None:
+        An existing consumer keeps its configuration, unless ``set_ack_wait`` asks for
+        ``config``'s ack wait: a consumer with another one is then updated to it (the
+        rest of its configuration kept), and the change logged.
+        """
+        key = f"{stream}/{config.durable_name}"
+        wanted = float(config.ack_wait or 0.0)
+        known = self._ack_waits.get(key)
+        if known is not None and (not set_ack_wait or _same(known, wanted)):
+            return known
+        async with self._lock(key):
+            known = self._ack_waits.get(key)
+            if known is not None and (not set_ack_wait or _same(known, wanted)):
+                return known
+
+            async def ensure() -> float:
                 try:
-                    await self._js.consumer_info(stream, config.durable_name or "")
+                    info = await self._js.consumer_info(stream, config.durable_name or "")
                 except nats.js.errors.NotFoundError:
                     try:
                         await self._js.add_consumer(stream, config)
+                        return wanted
                     except nats.js.errors.BadRequestError as exc:
-                        log.debug("consumer %s: %s", key, exc)
+                        log.debug("consumer %s: %s", key, exc)  # made meanwhile: look again
+                        info = await self._js.consumer_info(stream, config.durable_name or "")
+                current = float(info.config.ack_wait or 0.0)
+                if not set_ack_wait or _same(current, wanted):
+                    return current
+                await self._js.add_consumer(stream, info.config.evolve(ack_wait=wanted))
+                if wanted < current:
+                    # Their in-progress acks were paced for the old ack wait.
+                    log.warning(
+                        "consumer %s: ack wait lowered from %gs to %gs for every worker of "
+                        "its queue; restart its workers started before, or their long jobs "
+                        "may be delivered again",
+                        key,
+                        current,
+                        wanted,
+                    )
+                else:
+                    log.info("consumer %s: ack wait raised from %gs to %gs", key, current, wanted)
+                return wanted
 
-            await self._settled(f"consumer {key}", ensure)
-            self._ensured.add(key)
+            ack_wait = await self._settled(f"consumer {key}", ensure)
+            self._ack_waits[key] = ack_wait
+            return ack_wait
 
     async def kv(self, bucket: str, *, ttl: float | None = None, history: int = 1) -> Bucket:
         """The KV bucket ``bucket``, created if missing (looked up once per connection)."""
@@ -159,6 +192,11 @@ class Resources:
                 log.warning("stream %s has no leader after %gs", stream, LEADER_TIMEOUT)
                 return
             await asyncio.sleep(LEADER_POLL)
+
+
+def _same(a: float, b: float) -> bool:
+    # Ack waits travel as nanoseconds: equal to the microsecond is the same.
+    return abs(a - b) < 1e-6
 
 
 def jobs_stream_config(names: Names, settings: Settings) -> api.StreamConfig:

@@ -59,14 +59,17 @@ class Feeder:
 
     async def start(self) -> None:
         """Make each queue's consumer (if need be) and its puller."""
-        broker = self._state.broker
+        state = self._state
+        broker = state.broker
         connection = broker.connection
-        wake = self._state.wake.set
+        wake = state.wake.set
         # A request answered in full leaves slots free only when several queues share them
         # (one queue is never asked for more than its free slots).
-        on_filled = wake if len(self._state.queues) > 1 else None
-        for queue in self._state.queues:
-            consumer = await broker.ensure_consumer(queue)
+        on_filled = wake if len(state.queues) > 1 else None
+        for queue in state.queues:
+            consumer, ack_wait = await broker.take_consumer(queue, set_ack_wait=state.sets_ack_wait)
+            # A consumer another worker made with a shorter ack wait sets this one's pace.
+            state.ack_wait = min(state.ack_wait, ack_wait)
             puller = Puller(
                 connection,
                 broker.names.jobs_stream,

@@ -81,7 +81,7 @@ class Liveness:
                 continue
             running.announcement = None
             envelope, attempt, started = announcement
-            if now - running.announce_at > self._state.settings.default_ack_wait / 2:
+            if now - running.announce_at > self._state.ack_wait / 2:
                 # Far too late: this process was frozen (SIGSTOP, swap), the message may
                 # have gone to another worker meanwhile, whose status must stand.
                 log.warning("job %s: running status skipped after a stall", envelope.id)
@@ -103,7 +103,7 @@ class Liveness:
     async def keepalive_loop(self) -> None:
         """In-progress acks keep a long job from being redelivered while this worker lives."""
         state = self._state
-        interval = max(0.2, state.settings.default_ack_wait / 3)
+        interval = max(0.2, state.ack_wait / 3)
         while True:
             await asyncio.sleep(interval)
             held = [job.msg for job in state.held_jobs()]

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import importlib
 import logging
+import math
 import os
 import signal
 import socket
@@ -24,6 +25,7 @@ from typing import Any
 from naq.broker import Broker
 from naq.errors import ConfigurationError
 from naq.models import WorkerStatus
+from naq.monitor import list_workers, list_workers_sync
 from naq.names import validate_queue_name
 from naq.settings import Settings, get_settings
 from naq.store import JobStore
@@ -45,12 +47,25 @@ class Worker:
     heartbeat_interval=15, worker_ttl=60)`` plus keyword options ``burst``
     (exit once the queues are empty), ``module_paths`` (modules to import at
     start, e.g. those registering ``@naq.task`` functions), ``allowed_modules``
-    (module prefixes jobs may import; checked before importing) and
-    ``shutdown_grace`` (seconds running jobs get to finish on SIGTERM).
+    (module prefixes jobs may import; checked before importing),
+    ``shutdown_grace`` (seconds running jobs get to finish on SIGTERM) and ``ack_wait``.
+
+    ``ack_wait`` (seconds; default ``NAQ_DEFAULT_ACK_WAIT``) is how long JetStream waits
+    for an ack before it hands a job to another worker (a running job's in-progress
+    acks keep it). It belongs to the queue's durable consumer, which every worker of the
+    queue shares: a worker given ``ack_wait`` creates the consumer with it, or updates an
+    existing consumer whose ack wait differs (logged; lowering it while older workers with
+    the longer one run means restarting those). A worker not given one leaves an existing
+    consumer's ack wait as it is and paces its in-progress acks for the shorter of the two.
 
     Raises:
         ConfigurationError: a bad queue name or option (named in the message).
     """
+
+    #: Workers whose heartbeat has not expired (:func:`naq.list_workers`).
+    list_workers = staticmethod(list_workers)
+    #: Blocking form of :meth:`list_workers` (:func:`naq.list_workers_sync`).
+    list_workers_sync = staticmethod(list_workers_sync)
 
     def __init__(
         self,
@@ -65,12 +80,23 @@ class Worker:
         module_paths: Sequence[str] = (),
         allowed_modules: Sequence[str] | None = None,
         shutdown_grace: float = 30.0,
+        ack_wait: float | None = None,
         settings: Settings | None = None,
         install_signal_handlers: bool = True,
     ) -> None:
         base = (settings or get_settings()).replace(nats_url=nats_url)
         if allowed_modules is not None:
             base = base.replace(allowed_modules=tuple(allowed_modules))
+        if ack_wait is not None:
+            if (
+                isinstance(ack_wait, bool)
+                or not isinstance(ack_wait, (int, float))
+                or not 0 < ack_wait < math.inf
+            ):
+                raise ConfigurationError(f"ack_wait={ack_wait!r} must be a number of seconds > 0")
+            base = base.replace(default_ack_wait=float(ack_wait))
+        # Given, it is made the queues' consumers' own (the class docstring says when).
+        self._sets_ack_wait = ack_wait is not None
         self.settings = base
         if queues is None:
             queues = [base.default_queue]
@@ -112,6 +138,11 @@ class Worker:
 
     def __repr__(self) -> str:
         return f"Worker(name={self.name!r}, queues={self.queues!r}, concurrency={self.concurrency})"
+
+    @property
+    def ack_wait(self) -> float:
+        """The ack wait (seconds) this worker asks of its queues' consumers."""
+        return self.settings.default_ack_wait
 
     @property
     def status(self) -> str:
@@ -160,6 +191,7 @@ class Worker:
             store=JobStore(broker),
             loop=loop,
             stopping=stopping,
+            sets_ack_wait=self._sets_ack_wait,
             processed=previous.processed if previous else 0,
             failed=previous.failed if previous else 0,
         )

@@ -52,6 +52,9 @@ class WorkerState:
     store: JobStore
     loop: asyncio.AbstractEventLoop
     status: str = WorkerStatus.STARTING
+    #: Whether this worker's ack wait was asked for (``Worker(ack_wait=...)``): it is then
+    #: made its queues' consumers' own; otherwise they keep the one they have.
+    sets_ack_wait: bool = False
     processed: int = 0
     failed: int = 0
     #: Jobs whose function runs (they hold the concurrency slots) ...
@@ -74,8 +77,13 @@ class WorkerState:
     first_started: float | None = None
     last_ended: float = 0.0
 
+    #: The ack wait (seconds) its in-progress acks are paced for: its settings', or the
+    #: shortest of its queues' consumers' once the feeder has met them.
+    ack_wait: float = field(init=False)
+
     def __post_init__(self) -> None:
         self.idle.set()
+        self.ack_wait = self.settings.default_ack_wait
 
     def held_jobs(self) -> list[RunningJob]:
         """Every job this worker has started and not yet acked: running, or storing its

@@ -46,6 +46,13 @@ class JobNotFoundError(NaqException):
     """
 
 
+class AmbiguousIdError(ConfigurationError):
+    """A shortened id (or worker name) is the start of more than one.
+
+    The message names the prefix and lists the ids it could mean.
+    """
+
+
 class JobExecutionError(NaqException):
     """The job failed: it raised, timed out, or a dependency of it failed.
 

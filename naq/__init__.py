@@ -22,6 +22,7 @@ from naq.dead_letters import (
     requeue_failed_jobs_sync,
 )
 from naq.errors import (
+    AmbiguousIdError,
     ConfigurationError,
     InvalidQueueNameError,
     JobCancelledError,
@@ -162,6 +163,7 @@ __all__ = [
     "SCHEDULED_JOB_STATUS",
     "WORKER_STATUS",
     "close_sync_connections",
+    "AmbiguousIdError",
     "ConfigurationError",
     "InvalidQueueNameError",
     "Job",

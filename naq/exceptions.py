@@ -10,6 +10,7 @@ uses); only this module gives it that name, the builtin stays untouched elsewher
 from __future__ import annotations
 
 from naq.errors import (
+    AmbiguousIdError,
     ConfigurationError,
     InvalidQueueNameError,
     JobCancelledError,
@@ -25,6 +26,7 @@ from naq.errors import (
 ConnectionError = NaqConnectionError
 
 __all__ = [
+    "AmbiguousIdError",
     "ConfigurationError",
     "ConnectionError",
     "InvalidQueueNameError",

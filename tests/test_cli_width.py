@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import shlex
+import sys
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
@@ -296,8 +298,22 @@ async def test_version_flag_and_command_print_the_one_version() -> None:
 
 async def test_shell_completion_is_typers_own() -> None:
     env = dict(os.environ, SHELL="/bin/bash")
-    script, help_text = await cli_envs((env, ("--show-completion", "bash")), (env, ("--help",)))
-    script.assert_ok("_NAQ_COMPLETE=complete_bash", "complete -o default -F _naq_completion naq")
+    # --show-completion prints the script of the shell it runs in (found from its parent
+    # process): run it from bash, whatever runs the tests.
+    shell = await asyncio.create_subprocess_exec(
+        "bash",
+        "-c",
+        f"{shlex.quote(sys.executable)} -m naq --show-completion; exit $?",
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await shell.communicate()
+    assert shell.returncode == 0, err.decode()
+    assert "_NAQ_COMPLETE=complete_bash" in out.decode()
+    assert "complete -o default -F _naq_completion naq" in out.decode()
+    (help_text,) = await cli_envs((env, ("--help",)))
     help_text.assert_ok("--install-completion", "--show-completion")
     env["_NAQ_COMPLETE"] = "complete_bash"
     completed = await naq_cli(env=dict(env, COMP_WORDS="naq schedules re", COMP_CWORD="2"))

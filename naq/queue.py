@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from naq import tracing
 from naq.broker import Broker, is_duplicate_result
 from naq.dependencies import check_dependencies, hold, job_ended
 from naq.errors import ConfigurationError, NaqException
@@ -257,6 +258,7 @@ class Queue:
         return await self._publish(jobs, caller_chose_ids=chose_ids)
 
     async def _publish(self, jobs: list[Job], *, caller_chose_ids: bool) -> list[Job]:
+        tracing.configure()  # once per call, not per job: the headers below check its answer
         broker = await self._broker()
         store = JobStore(broker)
         connection = broker.connection

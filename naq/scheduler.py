@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 import msgspec
 
+from naq import tracing
 from naq.broker import Broker, decode_or_none
 from naq.dependencies import MISSING, hold
 from naq.errors import ConfigurationError
@@ -294,21 +295,23 @@ class Scheduler:
         envelope = msgspec.structs.replace(record.job, id=job_id, enqueued_at=now)
         connection = self._broker.connection
         try:
-            pending = status_of(envelope, JobStatus.PENDING)
-            status = await self._jobs.put_pending(pending)
-            payload = envelope_encoder.encode(envelope)
-            headers = job_headers(self.settings, tick_id(schedule_id, due), payload)
-            if envelope.depends_on:
-                # The status first: until it says pending, a new leader fires the run again.
-                await connection.wait_ack(status)
-                await self._hold(envelope, payload, headers, pending)
-            else:
-                published = connection.publish_nowait(
-                    self._broker.names.queue_subject(envelope.queue), payload, headers
-                )
-                outcomes = await connection.wait_acks([published, status], timeout=10.0)
-                if isinstance(outcomes[0], BaseException):
-                    raise outcomes[0]
+            # Each run starts a trace of its own; its message carries it to the worker.
+            with tracing.schedule_span(envelope, schedule_id):
+                pending = status_of(envelope, JobStatus.PENDING)
+                status = await self._jobs.put_pending(pending)
+                payload = envelope_encoder.encode(envelope)
+                headers = job_headers(self.settings, tick_id(schedule_id, due), payload)
+                if envelope.depends_on:
+                    # The status first: until it says pending, a new leader fires it again.
+                    await connection.wait_ack(status)
+                    await self._hold(envelope, payload, headers, pending)
+                else:
+                    published = connection.publish_nowait(
+                        self._broker.names.queue_subject(envelope.queue), payload, headers
+                    )
+                    outcomes = await connection.wait_acks([published, status], timeout=10.0)
+                    if isinstance(outcomes[0], BaseException):
+                        raise outcomes[0]
         except Exception as exc:
             await self._record_failure(schedule_id, due, exc)
             return

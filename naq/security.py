@@ -16,6 +16,7 @@ import os
 from functools import lru_cache
 from typing import Any
 
+from naq import tracing
 from naq.broker import MSG_ID_HEADER
 from naq.errors import ConfigurationError, SecurityError
 from naq.settings import Settings
@@ -32,10 +33,13 @@ def signature(key: str, payload: bytes) -> str:
 
 def job_headers(settings: Settings, message_id: str | None, payload: bytes) -> dict[str, str]:
     """Headers of a job message: its message id (for the stream's deduplication) if it has
-    one, and its signature when signing is on."""
+    one, its signature when signing is on, and the active trace context when tracing is
+    on (:mod:`naq.tracing`)."""
     headers = {MSG_ID_HEADER: message_id} if message_id else {}
     if settings.signing_key:
         headers[SIGNATURE_HEADER] = signature(settings.signing_key, payload)
+    if tracing.tracer is not None:
+        tracing.inject(headers)
     return headers
 
 

@@ -27,6 +27,7 @@ import time
 
 import msgspec
 
+from naq import tracing
 from naq.broker import (
     EXPECTED_LAST_SUBJECT_SEQ,
     MSG_ID_HEADER,
@@ -340,6 +341,7 @@ class JobStore:
             status_of(msgspec.structs.replace(envelope, enqueued_at=now), JobStatus.PENDING)
         )
         await broker.ensure_jobs_stream()
+        tracing.configure()  # looked at per requeue, as per enqueue call
         await self.connection.publish(
             self.names.queue_subject(envelope.queue),
             payload,

@@ -14,6 +14,7 @@ import logging
 import time
 from typing import Any
 
+from naq import tracing
 from naq.broker import decode_or_none
 from naq.context import JobContext, bind
 from naq.dependencies import job_ended
@@ -91,6 +92,7 @@ class Attempts:
         #: Jobs cancelled (as the cancelled bucket says): skipped if delivered.
         self._cancelled: set[str] = set()
         self._functions: dict[tuple[str, str | None], Any] = {}
+        tracing.configure()  # decided once a run: each job only reads the answer
 
     def start(self, queue: str, msg: Msg) -> None:
         """Run the job of a message delivered from ``queue`` in a free slot (or, if none
@@ -246,21 +248,24 @@ class Attempts:
             # The outcome written later on the same connection follows it in order.
             await store.running(record)
         bind(self._context(running, envelope, attempt, started))
-        failure: Exception | None = None
-        try:
-            value = await self._executor.run(func, args, kwargs, envelope.timeout)
-            payload = self._result_payload(envelope, value, attempt, started)
-        except Exception as exc:
-            failure = exc
-        finally:
-            # Before any outcome is written, success or failure: a running status still due
-            # must not land after it. A job ended sooner goes from pending to its outcome.
-            running.announcement = None
-            self._function_returned(running)
-        if failure is not None:
-            await outcomes.failed_attempt(msg, envelope, attempt, started, failure)
-            return
-        await self._store_outcome(msg, envelope, payload, JobStatus.COMPLETED, attempt, started)
+        with tracing.attempt_span(envelope, msg.headers, attempt) as span:
+            failure: Exception | None = None
+            try:
+                value = await self._executor.run(func, args, kwargs, envelope.timeout)
+                payload = self._result_payload(envelope, value, attempt, started)
+            except Exception as exc:
+                failure = exc
+            finally:
+                # Before any outcome is written, success or failure: a running status still due
+                # must not land after it. A job ended sooner goes from pending to its outcome.
+                running.announcement = None
+                self._function_returned(running)
+            if failure is not None:
+                outcome = await outcomes.failed_attempt(msg, envelope, attempt, started, failure)
+                tracing.set_outcome(span, outcome, failure)
+                return
+            await self._store_outcome(msg, envelope, payload, JobStatus.COMPLETED, attempt, started)
+            tracing.set_outcome(span, JobStatus.COMPLETED)
         self._state.processed += 1
 
     def _function(self, envelope: JobEnvelope) -> Any:
@@ -436,8 +441,8 @@ class Outcomes:
 
     async def failed_attempt(
         self, msg: Msg, envelope: JobEnvelope, attempt: int, started: float, exc: Exception
-    ) -> None:
-        """Retry the job after its policy's delay, or fail it for good."""
+    ) -> JobStatus:
+        """Retry the job after its policy's delay, or fail it for good; says which."""
         error = f"{type(exc).__name__}: {exc}"
         trace = job_traceback(exc)
         if should_retry(exc, attempt, envelope.max_retries, envelope.retry_on, envelope.ignore_on):
@@ -458,8 +463,9 @@ class Outcomes:
             log.info(
                 "job %s attempt %d failed (%s); retry in %.2fs", envelope.id, attempt, error, delay
             )
-            return
+            return JobStatus.RETRY
         await self.fail(msg, envelope, attempt, started, error, type(exc).__name__, trace)
+        return JobStatus.FAILED
 
     async def fail(
         self,

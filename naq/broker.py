@@ -161,6 +161,26 @@ class Broker:
         (:meth:`naq.transport.ordered.OrderedReads.tail`)."""
         return await self.connection.ordered.tail(stream, subject, enough, want)
 
+    async def read_stream_from(
+        self, stream: str, subject: str, start: int
+    ) -> list[tuple[int, bytes]]:
+        """The messages of ``stream`` on ``subject`` from sequence ``start`` on, oldest
+        first, as (seq, data)."""
+        messages = await self.connection.ordered.read_from(stream, subject, start)
+        return [(msg.metadata.sequence.stream, msg.data) for msg in messages]
+
+    async def last_sequence(self, stream: str) -> int:
+        """The sequence of the last message ``stream`` stored (0 before any)."""
+        info = await self.connection.streams.stream_info(stream)
+        return int(info.state.last_seq or 0)
+
+    async def queue_stored_at(self, queue: str, start: int) -> float | None:
+        """When the first job of ``queue`` at or after stream sequence ``start`` was stored
+        in the jobs stream (the server's clock); None when there is none."""
+        return await self.connection.streams.stored_at(
+            self.names.jobs_stream, self.names.queue_subject(queue), start
+        )
+
     async def read_queue(self, subject: str) -> list[tuple[int, bytes]]:
         """Every message on a queue ``subject`` of the jobs stream, as (seq, data).
 

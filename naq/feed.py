@@ -18,7 +18,7 @@ from naq.broker import Broker, decode_or_none
 from naq.dead_letters import list_failed_jobs
 from naq.errors import NaqException
 from naq.models import WorkerRecord, schedule_decoder, status_decoder, worker_decoder
-from naq.monitor import QueueStats, WorkerInfo, stats_of
+from naq.monitor import QueueStats, WorkerInfo, current_queue_stats
 from naq.outcome_log import outcome_counts
 from naq.schedules import ScheduleInfo
 from naq.settings import Settings
@@ -47,8 +47,8 @@ class Feed:
 
     Workers, schedules and dead letters come from watches (KV and stream
     consumers); jobs from the tail of the job-status history and then every
-    change; queue counts from one read of stream and consumer state per
-    second. ``events()`` first delivers the current state, then changes; a
+    change; queue counts and latencies from one read of stream and consumer
+    state per second. ``events()`` first delivers the current state, then changes; a
     lost connection is reported and, once back, the state is delivered again.
     """
 
@@ -191,29 +191,19 @@ class Feed:
         names = broker.names
         failed_total = -1
         while True:
+            scheduled: dict[str, int] = {}
+            for record in self._schedules.values():
+                scheduled[record.queue] = scheduled.get(record.queue, 0) + 1
             try:
-                by_consumer = await broker.queue_consumers()
-                pending = await broker.subject_counts(names.jobs_stream, names.queue_subject("*"))
                 failed = await broker.subject_counts(names.failed_stream, names.failed_subject("*"))
                 counts = await outcome_counts(broker)
+                by_queue = await current_queue_stats(broker, scheduled=scheduled, counts=counts)
             except Exception as exc:
                 log.debug("feed: reading counts failed: %r", exc)
                 await asyncio.sleep(STATS_INTERVAL)
                 continue
             failed_by_queue = {names.queue_from_failed_subject(s): n for s, n in failed.items()}
-            waiting = {names.queue_from_subject(s): n for s, n in pending.items()}
-            scheduled: dict[str, int] = {}
-            for record in self._schedules.values():
-                scheduled[record.queue] = scheduled.get(record.queue, 0) + 1
-            for queue in sorted(set(by_consumer) | set(waiting) | set(scheduled)):
-                stats = stats_of(
-                    broker,
-                    queue,
-                    by_consumer.get(queue),
-                    waiting=waiting.get(queue, 0),
-                    scheduled=scheduled.get(queue, 0),
-                    counts=counts.get(queue),
-                )
+            for queue, stats in by_queue.items():
                 if self._queues.get(queue) != stats:
                     self._queues[queue] = stats
                     self._emit("queue", queue, stats)

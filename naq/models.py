@@ -153,6 +153,10 @@ class WorkerRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     failed: int = 0
     heartbeat_interval: float = 15.0
     ttl: float = 60.0
+    #: CPU time the process used since its previous heartbeat, in % of one core.
+    cpu_percent: float | None = None
+    #: Resident memory of the process (bytes).
+    rss_bytes: int | None = None
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -3,6 +3,7 @@ through :mod:`naq.feed`)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,10 @@ class WorkerInfo:
     failed: int
     started_at: float
     heartbeat_at: float
+    #: CPU time the worker's process used since its previous heartbeat, in % of one core.
+    cpu_percent: float | None = None
+    #: The worker process's resident memory (bytes).
+    rss_bytes: int | None = None
 
     @property
     def heartbeat_age(self) -> float:
@@ -53,6 +58,8 @@ class WorkerInfo:
             failed=record.failed,
             started_at=record.started_at,
             heartbeat_at=record.heartbeat_at,
+            cpu_percent=record.cpu_percent,
+            rss_bytes=record.rss_bytes,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -70,7 +77,11 @@ async def list_workers(
     Raises:
         NaqConnectionError: NATS can't be reached.
     """
-    broker = await Broker.connect(resolve_settings(nats_url, settings))
+    return await live_workers(await Broker.connect(resolve_settings(nats_url, settings)))
+
+
+async def live_workers(broker: Broker) -> list[WorkerInfo]:
+    """Workers whose heartbeat has not expired, by name, read through ``broker``."""
     await broker.workers_kv()
     entries = await broker.read_bucket(broker.names.workers_bucket)
     workers = []
@@ -97,6 +108,8 @@ class QueueStats:
     paused: bool
     #: Jobs taken per second over the last minute (from the consumer's delivered count).
     rate: float
+    #: Seconds the oldest pending job has waited (0.0 when none is): see :func:`queue_latency`.
+    latency: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for ``--json``)."""
@@ -126,14 +139,16 @@ def stats_of(
     waiting: int = 0,
     scheduled: int = 0,
     counts: OutcomeCounts | None = None,
+    latency: float = 0.0,
 ) -> QueueStats:
     """A queue's stats from its consumer's info (None before any worker made it; then
-    ``waiting`` jobs are pending), its schedules and its outcome counts: the one rule
-    behind ``stats()``, ``naq queues`` and the TUI."""
+    ``waiting`` jobs are pending), its schedules, its outcome counts and its latency
+    (:func:`queue_latency`): the one rule behind ``stats()``, ``naq queues``, the TUI and
+    the exporter."""
     counts = counts or OutcomeCounts()
     return QueueStats(
         name=queue,
-        pending=(consumer.num_pending or 0) if consumer else waiting,
+        pending=pending_of(consumer, waiting),
         running=(consumer.num_ack_pending or 0) if consumer else 0,
         scheduled=scheduled,
         completed=counts.completed,
@@ -142,7 +157,35 @@ def stats_of(
         rate=round(delivery_rate((broker.settings.prefix, queue), delivered_so_far(consumer)), 2)
         if consumer
         else 0.0,
+        latency=latency,
     )
+
+
+def pending_of(consumer: Any | None, waiting: int) -> int:
+    """Jobs of a queue never delivered yet: its consumer's count, or (no consumer yet)
+    every job ``waiting`` on its subject."""
+    return (consumer.num_pending or 0) if consumer else waiting
+
+
+async def queue_latency(
+    broker: Broker, queue: str, consumer: Any | None, waiting: int = 0
+) -> float:
+    """Seconds the oldest pending job of ``queue`` has waited; 0.0 when none is pending.
+
+    Pending means stored and never delivered: the jobs after the last stream sequence the
+    queue's consumer delivered (every job on the subject before any worker made the
+    consumer). A job delivered already and waiting for its retry's delay, or for its
+    redelivery after a lost worker, is not pending and does not count. The age is taken
+    from the time the stream stored the oldest pending job: one request when jobs are
+    pending, none when not, and no message scanned.
+    """
+    if not pending_of(consumer, waiting):
+        return 0.0
+    start = int(consumer.delivered.stream_seq or 0) + 1 if consumer and consumer.delivered else 1
+    stored = await broker.queue_stored_at(queue, start)
+    if stored is None:  # taken meanwhile
+        return 0.0
+    return max(0.0, time.time() - stored)
 
 
 async def queue_stats(broker: Broker, queue: str) -> QueueStats:
@@ -152,7 +195,47 @@ async def queue_stats(broker: Broker, queue: str) -> QueueStats:
     counts = (await outcome_counts(broker, queue)).get(queue)
     schedules = await ScheduleStore(broker).all()
     scheduled = sum(1 for record, _ in schedules if record.queue == queue)
-    return stats_of(broker, queue, info, scheduled=scheduled, counts=counts)
+    latency = await queue_latency(broker, queue, info)
+    return stats_of(broker, queue, info, scheduled=scheduled, counts=counts, latency=latency)
+
+
+async def current_queue_stats(
+    broker: Broker,
+    *,
+    scheduled: dict[str, int] | None = None,
+    counts: dict[str, OutcomeCounts] | None = None,
+) -> dict[str, QueueStats]:
+    """Stats of every queue with a consumer, jobs waiting or (in ``scheduled``) schedules,
+    by name, read without making consumers: a request for the consumers, one for the jobs
+    stream's subjects, one per queue with jobs pending. ``scheduled`` and ``counts``
+    (schedules and outcome counts per queue) are the caller's to give, when it shows them.
+    """
+    names = broker.names
+    by_consumer = await broker.queue_consumers()
+    waiting = {
+        names.queue_from_subject(subject): count
+        for subject, count in (
+            await broker.subject_counts(names.jobs_stream, names.queue_subject("*"))
+        ).items()
+    }
+    scheduled = scheduled or {}
+    counts = counts or {}
+    queues = sorted(set(by_consumer) | set(waiting) | set(scheduled))
+    latencies = await asyncio.gather(
+        *(queue_latency(broker, q, by_consumer.get(q), waiting.get(q, 0)) for q in queues)
+    )
+    return {
+        queue: stats_of(
+            broker,
+            queue,
+            by_consumer.get(queue),
+            waiting=waiting.get(queue, 0),
+            scheduled=scheduled.get(queue, 0),
+            counts=counts.get(queue),
+            latency=latency,
+        )
+        for queue, latency in zip(queues, latencies, strict=True)
+    }
 
 
 async def all_queue_stats(

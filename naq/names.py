@@ -143,6 +143,16 @@ class Names:
         return f"{self.outcome_subject_prefix}.{queue}.{outcome}"
 
     @cached_property
+    def metrics_stream(self) -> str:
+        """Stream of the workers' metrics reports (one per worker per interval)."""
+        return f"{self.prefix}_metrics"
+
+    @cached_property
+    def metrics_subject_prefix(self) -> str:
+        """Metrics-report subjects start with this (``naq.metrics``)."""
+        return f"{self.prefix}.metrics"
+
+    @cached_property
     def scheduler_lock_bucket(self) -> str:
         """KV bucket holding the scheduler leader lease."""
         return f"{self.prefix}_scheduler_lock"

@@ -23,3 +23,35 @@ def fmt_time(ts: float | None) -> str:
     if ts is None:
         return "-"
     return datetime.fromtimestamp(ts, tz=timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M:%S")
+
+
+def fmt_seconds(seconds: float) -> str:
+    """A span as short text: "0s", "3.2s", "4m", "2h", "5d"."""
+    if seconds < 10:
+        return f"{seconds:.1f}s" if seconds >= 0.05 else "0s"
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 86400:
+        return f"{seconds / 3600:.0f}h"
+    return f"{seconds / 86400:.0f}d"
+
+
+def fmt_bytes(size: int | None) -> str:
+    """A size in bytes as short text ("812K", "85.2M", "1.4G"), or '-'."""
+    if size is None:
+        return "-"
+    value = float(size)
+    for unit in ("B", "K", "M", "G"):
+        if value < 1024 or unit == "G":
+            break
+        value /= 1024
+    return f"{value:.0f}{unit}" if unit in ("B", "K") or value >= 100 else f"{value:.1f}{unit}"
+
+
+def fmt_percent(value: float | None) -> str:
+    """A percentage as short text ("7%", "0.4%", "153%"), or '-'."""
+    if value is None:
+        return "-"
+    return f"{value:.1f}%" if value < 10 else f"{value:.0f}%"

@@ -8,7 +8,7 @@ import typer
 
 from naq.cli.app import app
 from naq.cli.options import JsonFlag, LogLevel, NatsUrl
-from naq.cli.output import console, to_json
+from naq.cli.output import console, fmt_seconds, to_json
 from naq.cli.runner import guarded, run, settings_for, setup_logging
 from naq.cli.tables import Column, print_listing
 
@@ -19,6 +19,7 @@ COUNTS = ("pending", "running", "scheduled", "completed", "failed")
 QUEUE_COLUMNS = (
     Column("queue", "id"),
     *(Column(name, "fixed", 50, "right") for name in COUNTS),
+    Column("latency", "fixed", 60, "right"),
     Column("state", "fixed", 90, style=lambda state: "yellow" if state == "paused" else ""),
 )
 
@@ -30,7 +31,8 @@ def queues_command(
     nats_url: NatsUrl = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """Show pending, running, scheduled, completed and failed jobs per queue."""
+    """Show pending, running, scheduled, completed and failed jobs per queue, and how long
+    the oldest pending job has waited (latency)."""
     from naq.monitor import all_queue_stats
 
     stats = run(all_queue_stats(names or None, settings=settings_for(nats_url)))
@@ -41,7 +43,12 @@ def queues_command(
         console.print("No queues yet.")
         return
     rows = [
-        [s.name, *(str(getattr(s, name)) for name in COUNTS), "paused" if s.paused else "active"]
+        [
+            s.name,
+            *(str(getattr(s, name)) for name in COUNTS),
+            fmt_seconds(s.latency),
+            "paused" if s.paused else "active",
+        ]
         for s in stats
     ]
     print_listing(f"{len(stats)} queue(s)", QUEUE_COLUMNS, rows)

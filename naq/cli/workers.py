@@ -12,7 +12,7 @@ import typer
 
 from naq.cli.app import app
 from naq.cli.options import JsonFlag, LogLevel, NatsUrl, WorkerName
-from naq.cli.output import console, to_json
+from naq.cli.output import console, fmt_bytes, fmt_percent, to_json
 from naq.cli.runner import fail, guarded, run, settings_for, setup_logging
 from naq.cli.tables import Column, print_listing
 
@@ -27,6 +27,8 @@ WORKER_COLUMNS = (
     Column("processed", "fixed", 50, "right"),
     Column("failed", "fixed", 45, "right"),
     Column("heartbeat", "fixed", 60, "right"),
+    Column("cpu", "fixed", 40, "right"),
+    Column("rss", "fixed", 35, "right"),
     Column("host/pid", "text", 20),
 )
 
@@ -91,7 +93,7 @@ def list_workers_command(
     log_level: LogLevel = None,
     json_output: JsonFlag = False,
 ) -> None:
-    """List live workers with their status, jobs and heartbeat age."""
+    """List live workers with their status, jobs, heartbeat age, CPU % and memory."""
     from naq.monitor import list_workers
 
     if ctx.invoked_subcommand is not None:
@@ -113,6 +115,8 @@ def list_workers_command(
             str(w.processed),
             str(w.failed),
             f"{w.heartbeat_age:.0f}s ago",
+            fmt_percent(w.cpu_percent),
+            fmt_bytes(w.rss_bytes),
             f"{w.host}/{w.pid}",
         ]
         for w in workers

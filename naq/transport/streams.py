@@ -90,6 +90,17 @@ class Streams:
             messages.append((int(msg.seq or seq), msg.data or b""))
             seq = int(msg.seq or seq) + 1
 
+    async def stored_at(self, stream: str, subject: str, start: int) -> float | None:
+        """When the stream stored its first message on ``subject`` at or after sequence
+        ``start`` (UNIX seconds, the server's clock); None when there is none. One request,
+        whatever the stream holds."""
+        try:
+            with self._mapped:
+                msg = await self._js.get_msg(stream, seq=max(1, start), subject=subject, next=True)
+        except NotFound:
+            return None
+        return msg.time.timestamp() if msg.time is not None else None
+
     async def purge(self, stream: str, subject: str, *, before: int | None = None) -> int:
         """Remove every message of ``stream`` on ``subject`` (wildcards allowed), or only
         those with a sequence below ``before``; returns how many."""

@@ -1,9 +1,11 @@
 """How a worker shows it is alive: heartbeats, in-progress acks, running statuses.
 
 The heartbeat keeps the worker's record fresh in the workers bucket (a worker without
-one looks dead to ``naq workers``, the TUI and the recovery of its jobs); in-progress
-acks keep the server from handing a long job to another worker; a job's running status
-is written once it has run ``running_status_delay`` (a quicker job never needs one).
+one looks dead to ``naq workers``, the TUI and the recovery of its jobs), with the
+process's CPU % since the previous beat and its memory (:mod:`naq.worker.usage`);
+in-progress acks keep the server from handing a long job to another worker; a job's
+running status is written once it has run ``running_status_delay`` (a quicker job never
+needs one).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from naq.models import JobEnvelope, JobStatus, StatusRecord, WorkerRecord, WorkerStatus
 from naq.transport import forget
 from naq.worker.state import RunningJob, WorkerState
+from naq.worker.usage import ProcessUsage
 
 log = logging.getLogger("naq.worker")
 
@@ -48,6 +51,8 @@ class Liveness:
         self.heartbeat_interval = heartbeat_interval
         self._worker_ttl = worker_ttl
         self._started_at = started_at
+        #: CPU % between heartbeats and resident memory, sent with each.
+        self._usage = ProcessUsage()
         #: The next sweep for due running statuses, while one is needed.
         self._sweep_timer: asyncio.TimerHandle | None = None
 
@@ -155,6 +160,8 @@ class Liveness:
             failed=state.failed,
             heartbeat_interval=self.heartbeat_interval,
             ttl=self._worker_ttl,
+            cpu_percent=self._usage.cpu_percent(),
+            rss_bytes=self._usage.rss_bytes(),
         )
         broker = state.broker
         await broker.connection.wait_ack(await broker.put_worker(record))

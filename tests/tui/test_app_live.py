@@ -31,7 +31,7 @@ from naq_tui.app import NaqApp
 from naq_tui.live import LiveService
 from naq_tui.screens.confirm import ConfirmScreen
 from naq_tui.screens.reschedule import RescheduleScreen
-from naq_tui.state import PANES
+from naq_tui.state import pane_number
 from naq_tui.widgets.header import HeaderBar
 from tests import jobs
 from tests.helpers import running_worker
@@ -134,7 +134,7 @@ async def select_row(pilot: Pilot[None], pane: str, key: str) -> None:
     """Show ``pane`` with its number key, wait until the row ``key`` is drawn, select it."""
     app = pilot.app
     assert isinstance(app, NaqApp)
-    await pilot.press(str(PANES.index(pane) + 1))
+    await pilot.press(str(pane_number(pane)))
     assert app.pane == pane
     table = app.tables[pane]
     await wait_until(pilot, lambda: key in table.keys, f"row {key} in the {pane} pane")

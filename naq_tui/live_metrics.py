@@ -9,6 +9,7 @@ queue rows the feed brought; it turns all that into the TUI's changes.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -17,10 +18,11 @@ from typing import Any
 from naq.settings import Settings
 from naq_tui.service import Change, FunctionRow, QueueRow, QueueTrend, Remove, Series, Upsert
 
-try:  # guard (merge: import naq.metrics plainly once it is on this branch)
-    from naq import metrics as _metrics
-except ImportError:  # pragma: no cover - until naq.metrics lands
-    _metrics = None  # type: ignore[assignment]
+_metrics: Any
+try:  # guard (merge: replace with a plain `from naq import metrics`)
+    _metrics = importlib.import_module("naq.metrics")
+except ImportError:  # until naq.metrics is there
+    _metrics = None
 
 log = logging.getLogger("naq_tui.live")
 

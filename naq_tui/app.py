@@ -172,7 +172,10 @@ class NaqApp(PaneViews):
             tab = tabs.get_tab(pane)
         except NoMatches:
             return  # the app is closing: a last batch of changes has nothing to draw on
-        tab.label = self._tab_label(pane)
+        label = self._tab_label(pane)
+        # A new label re-lays the tabs out: only when it reads differently.
+        if tab.label != label:
+            tab.label = label
 
     # -- the one worker that owns the watches -----------------------------------
 

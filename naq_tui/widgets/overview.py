@@ -6,6 +6,9 @@ It holds no data of its own: :meth:`Overview.show` draws it from the app's
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+from rich.console import RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -13,7 +16,8 @@ from textual.widgets import Label, Static
 
 from naq_tui.charts import ZeroSparkline
 from naq_tui.columns import ago
-from naq_tui.service import Series
+from naq_tui.health import serving
+from naq_tui.service import QueueRow, Series
 from naq_tui.state import State
 from naq_tui.summary import (
     attention,
@@ -36,6 +40,8 @@ class Overview(Vertical, can_focus=True):
         super().__init__(id="overview-view")
         self._state: State | None = None
         self._now = 0.0
+        #: Each part's figures as last drawn.
+        self._drawn: dict[str, object] = {}
 
     def compose(self) -> ComposeResult:
         with Vertical(id="ov-chart") as chart:
@@ -59,19 +65,40 @@ class Overview(Vertical, can_focus=True):
             yield Static(id="ov-attention")
 
     def show(self, state: State, now: float) -> None:
-        """Draw everything from ``state``."""
+        """Draw everything from ``state``; a part whose figures did not change is left as it
+        is (a new content re-lays the screen out: tens of ms on a slow machine)."""
         self._state, self._now = state, now
         series = state.series
-        self._chart(series)
-        width = self.query_one("#ov-queues-box").scrollable_content_region.width
-        self.query_one("#ov-queues", Static).update(queues_table(state, width or self.size.width))
-        self.query_one("#ov-workers", Static).update(
-            workers_text(state.rows["workers"].values(), state.rows["queues"])
+        self._put("#ov-chart", series, lambda: self._chart(series))
+        width = self.query_one("#ov-queues-box").scrollable_content_region.width or self.size.width
+        queues: dict[str, QueueRow] = state.rows["queues"]
+        workers = list(state.rows["workers"].values())
+        trends = series.queues if series else {}
+        shown = [
+            (q.name, q.pending, q.latency, q.paused, serving(q, workers), trends.get(q.name))
+            for q in queues.values()
+        ]
+        self._put(
+            "#ov-queues",
+            (width, shown),
+            lambda: self._update("#ov-queues", queues_table(state, width)),
         )
-        self.query_one("#ov-failures", Static).update(
-            failures_text(series, state.rows["metrics"].values())
-        )
-        self.query_one("#ov-attention", Static).update(attention(problems(state)))
+        busy = workers_text(workers, queues)
+        self._put("#ov-workers", busy, lambda: self._update("#ov-workers", busy))
+        failures = failures_text(series, state.rows["metrics"].values())
+        self._put("#ov-failures", failures, lambda: self._update("#ov-failures", failures))
+        found = problems(state)
+        self._put("#ov-attention", found, lambda: self._update("#ov-attention", attention(found)))
+
+    def _put(self, part: str, key: object, draw: Callable[[], None]) -> None:
+        """Draw ``part`` unless what it shows (``key``) is what it showed."""
+        if part in self._drawn and self._drawn[part] == key:
+            return
+        self._drawn[part] = key
+        draw()
+
+    def _update(self, selector: str, content: RenderableType) -> None:
+        self.query_one(selector, Static).update(content)
 
     def _chart(self, series: Series | None) -> None:
         chart = self.query_one("#ov-chart")
@@ -81,18 +108,20 @@ class Overview(Vertical, can_focus=True):
             chart.border_subtitle = NO_METRICS
             processed.plot(())
             failed.plot(())
-            self.query_one("#ov-processed-label", Static).update(Text("processed", "bold"))
-            self.query_one("#ov-failed-label", Static).update(Text("failed", "bold"))
+            self._update("#ov-processed-label", Text("processed", "bold"))
+            self._update("#ov-failed-label", Text("failed", "bold"))
             self.query_one("#ov-axis").display = False
             return
         chart.border_subtitle = ""
         processed.plot(series.processed)
         failed.plot(series.failed)
-        self.query_one("#ov-processed-label", Static).update(
-            Text.assemble(("processed\n", "bold green"), (rate(series.processed), "dim"))
+        self._update(
+            "#ov-processed-label",
+            Text.assemble(("processed\n", "bold green"), (rate(series.processed), "dim")),
         )
-        self.query_one("#ov-failed-label", Static).update(
-            Text.assemble(("failed\n", "bold red"), (rate(series.failed), "dim"))
+        self._update(
+            "#ov-failed-label",
+            Text.assemble(("failed\n", "bold red"), (rate(series.failed), "dim")),
         )
         span = series.step * len(series.processed)
         self.query_one("#ov-axis").display = True
@@ -100,4 +129,5 @@ class Overview(Vertical, can_focus=True):
 
     def on_resize(self) -> None:
         if self._state is not None:
+            self._drawn.clear()
             self.show(self._state, self._now)

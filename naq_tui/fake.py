@@ -430,6 +430,11 @@ class FakeService:
             raise JobNotFoundError(f"no job with id {job_id!r}")
         args, kwargs = _ARGS.get(job.function, ([], {}))
         exc_name = (job.error or "").partition(":")[0]
+        runs = attempts(job)
+        # Enqueued before its first attempt, however many there were.
+        enqueued = min(
+            [job.enqueued_at or NOW, *(a.started_at - 1.5 for a in runs if a.started_at)]
+        )
         return JobDetail(
             job_id=job.job_id,
             status=job.status,
@@ -442,7 +447,7 @@ class FakeService:
             progress_message=job.progress_message,
             attempt=job.attempt,
             max_retries=job.max_retries,
-            enqueued_at=job.enqueued_at,
+            enqueued_at=enqueued,
             started_at=job.started_at,
             ended_at=job.ended_at,
             next_retry_at=job.updated_at + 30 if job.status == "retry" else None,
@@ -450,7 +455,7 @@ class FakeService:
             result=_RESULTS.get(job.function) if job.status == "completed" else None,
             error=job.error,
             traceback=_TRACEBACKS.get(exc_name) if job.status in ("failed", "retry") else None,
-            attempts=attempts(job),
+            attempts=runs,
         )
 
     def _schedule_detail(self, row: ScheduleRow) -> JobDetail:

@@ -1,10 +1,11 @@
-"""NaqApp: five live panes over a :class:`~naq_tui.service.Service`.
+"""NaqApp: the Overview and six live tables over a :class:`~naq_tui.service.Service`.
 
 Data flows one way: ``service.changes()`` -> one watch worker (bursts coalesced:
 up to 50 ms or 500 changes per batch) -> :func:`naq_tui.state.reduce` -> the dirty
 rows of the pane on show, updated by key. Hidden panes collect their dirty keys and
 are drawn when shown; while a backlog drains (a catch-up of a large history) batches
-are only reduced, and drawn once caught up (or every half second meanwhile).
+are only reduced, and drawn once caught up (or every half second meanwhile). The
+Overview is drawn whole from the state, when shown and something it shows changed.
 Actions go back through the service, from workers, so the UI never waits on NATS;
 the service's own change stream then brings the result to the rows.
 """
@@ -13,31 +14,38 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
 
 from textual import on, work
-from textual.app import App, ComposeResult
+from textual.app import ComposeResult
 from textual.content import Content
 from textual.css.query import NoMatches
-from textual.events import Key
+from textual.events import Key, Resize
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, TabbedContent, TabPane
 
-from naq_tui.columns import DEFAULT_SORT, short_function
+from naq_tui.actions import error_text
 from naq_tui.commands import NaqCommands
 from naq_tui.keys import allowed, asks_for_change, bindings
-from naq_tui.screens.confirm import ConfirmScreen
-from naq_tui.screens.help import HelpScreen
-from naq_tui.screens.job_detail import JobDetailScreen
-from naq_tui.screens.reschedule import Reschedule, RescheduleScreen
-from naq_tui.service import Change, Connection, FailedRow, Service
-from naq_tui.state import PANES, TITLES, Dirty, State, cycle_sort, matches, reduce, toggle_mark
+from naq_tui.service import Change, Connection, Service
+from naq_tui.state import (
+    PANES,
+    TABLES,
+    TITLES,
+    Dirty,
+    State,
+    matches,
+    pane_number,
+    reduce,
+)
+from naq_tui.summary import problems
+from naq_tui.views import PaneViews
 from naq_tui.widgets.filter_input import FilterInput
 from naq_tui.widgets.header import HeaderBar
-from naq_tui.widgets.pane_table import MARK, PaneTable
+from naq_tui.widgets.overview import Overview
+from naq_tui.widgets.pane_table import WIDE, PaneTable
 
-T = TypeVar("T")
+#: Panes whose rows the Overview draws from.
+OVERVIEW_SOURCES = frozenset({"queues", "workers", "metrics"})
 
 
 class _Ended:
@@ -47,13 +55,7 @@ class _Ended:
         self.error = error
 
 
-def error_text(exc: BaseException) -> str:
-    """An exception as one line for a notification (never a traceback)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return text or type(exc).__name__
-
-
-class NaqApp(App[None]):
+class NaqApp(PaneViews):
     """The naq terminal UI."""
 
     CSS_PATH = "app.tcss"
@@ -90,14 +92,21 @@ class NaqApp(App[None]):
         self._retab: set[str] = set()
         #: The task reading the service's change stream, while one runs.
         self._pump_task: asyncio.Task[None] | None = None
+        #: Something the Overview shows changed since it was last drawn.
+        self._overview_stale = True
+        #: The terminal's width after its last resize (0: not resized yet).
+        self._width = 0
 
     # -- layout -----------------------------------------------------------------
 
     def compose(self) -> ComposeResult:
         yield HeaderBar(self.service.url, readonly=self.readonly)
-        with TabbedContent(initial="queues", id="panes"):
+        with TabbedContent(initial=PANES[0], id="panes"):
             for pane in PANES:
                 with TabPane(self._tab_label(pane), id=pane):
+                    if pane not in TABLES:
+                        yield Overview()
+                        continue
                     table = PaneTable(pane)
                     self.tables[pane] = table
                     yield table
@@ -111,15 +120,25 @@ class NaqApp(App[None]):
         self.query_one(FilterInput).display = False
         self.watch_changes()
         self.set_interval(1.0, self._tick)
-        self.tables[self.pane].focus()
+        self._draw_overview()
+        self._focus(self.pane)
 
-    @property
-    def pane(self) -> str:
-        """The pane on show."""
-        return self.query_one("#panes", TabbedContent).active or "queues"
+    def _focus(self, pane: str) -> None:
+        """Give the keyboard to the pane's table (or to the Overview)."""
+        if pane in self.tables:
+            self.tables[pane].focus()
+        else:
+            self.query_one(Overview).focus()
 
     def _tab_label(self, pane: str) -> Content:
-        number = PANES.index(pane) + 1
+        # Below WIDE columns the tabs leave out their number keys, so all seven fit.
+        number: list[str | tuple[str, str]] = (
+            [(f"{pane_number(pane)} ", "dim")] if (self._width or self.size.width) >= WIDE else []
+        )
+        if pane not in TABLES:
+            found = problems(self.state)
+            flag: list[str | tuple[str, str]] = [(f" ▲{len(found)}", "bold red")] if found else []
+            return Content.assemble(*number, TITLES[pane], *flag)
         rows = self.state.rows[pane]
         text = self.state.views[pane].filter
         if text:
@@ -132,7 +151,7 @@ class NaqApp(App[None]):
         else:
             count = str(len(rows))
         parts: list[str | tuple[str, str]] = [
-            (f"{number} ", "dim"),
+            *number,
             TITLES[pane],
             " ",
             (count, "bold"),
@@ -141,13 +160,22 @@ class NaqApp(App[None]):
             parts.append((f" ✓{len(self.state.marked)}", "green"))
         return Content.assemble(*parts)
 
+    def on_resize(self, event: Resize) -> None:
+        # Read before the screen has its new size: the tabs are labelled for the event's.
+        self._width = event.size.width
+        for pane in PANES:
+            self._update_tab(pane)
+
     def _update_tab(self, pane: str) -> None:
         try:
             tabs = self.query_one("#panes", TabbedContent)
             tab = tabs.get_tab(pane)
         except NoMatches:
             return  # the app is closing: a last batch of changes has nothing to draw on
-        tab.label = self._tab_label(pane)
+        label = self._tab_label(pane)
+        # A new label re-lays the tabs out: only when it reads differently.
+        if tab.label != label:
+            tab.label = label
 
     # -- the one worker that owns the watches -----------------------------------
 
@@ -225,6 +253,9 @@ class NaqApp(App[None]):
         """Reduce a batch into the state; redraw exactly the rows it touched (if ``draw``)."""
         dirty = reduce(self.state, batch)
         self.batches += 1
+        if dirty.series or OVERVIEW_SOURCES & dirty.rows.keys():
+            self._overview_stale = True
+            self._retab.add(PANES[0])
         for pane, keys in dirty.rows.items():
             self._retab.add(pane)
             if pane in self._redraw_all:
@@ -250,6 +281,8 @@ class NaqApp(App[None]):
             return
         shown = self.pane
         with self.batch_update():
+            if shown not in self.tables:
+                self._draw_overview()
             keys = self._stale.pop(shown, None)
             if shown in self._redraw_all:
                 self._redraw_all.discard(shown)
@@ -263,9 +296,16 @@ class NaqApp(App[None]):
                 self.refresh_bindings()
         self._retab.clear()
 
+    def _draw_overview(self) -> None:
+        if self._overview_stale:
+            self._overview_stale = False
+            self.query_one(Overview).show(self.state, self.service.now())
+
     def _tick(self) -> None:
         # Only ages ("4s", "in 3m") move with the clock; nothing else is redrawn on a timer.
-        self.tables[self.pane].refresh_times(self.state, self.service.now())
+        pane = self.pane
+        if pane in self.tables:
+            self.tables[pane].refresh_times(self.state, self.service.now())
 
     def _redraw(self, pane: str, key: str | None = None) -> None:
         """Redraw a pane after a view change (filter, sort) or one row's mark."""
@@ -278,13 +318,18 @@ class NaqApp(App[None]):
     # -- panes, filter, sort ----------------------------------------------------
 
     def action_show_pane(self, pane: str) -> None:
-        """Show a pane (keys 1-5)."""
+        """Show a pane (the number keys)."""
         self.query_one("#panes", TabbedContent).active = pane
-        self.tables[pane].focus()
+        self._focus(pane)
 
     @on(TabbedContent.TabActivated)
     def _pane_shown(self, event: TabbedContent.TabActivated) -> None:
-        pane = event.pane.id or "queues"
+        pane = event.pane.id or PANES[0]
+        if pane not in self.tables:
+            self._draw_overview()
+            self._focus(pane)
+            self.refresh_bindings()
+            return
         table = self.tables[pane]
         now = self.service.now()
         stale = self._stale.pop(pane, None)
@@ -301,67 +346,6 @@ class NaqApp(App[None]):
         else:
             table.focus()
         self.refresh_bindings()
-
-    def action_filter(self) -> None:
-        """Open the filter input for the current pane."""
-        filter_input = self.query_one(FilterInput)
-        with filter_input.prevent(Input.Changed):
-            filter_input.value = self.state.views[self.pane].filter
-        filter_input.display = True
-        # At once, not at the next idle moment (focus() defers): the keys typed right after
-        # "/" are the filter's, not the pane's ("c" would be cancel).
-        self.screen.set_focus(filter_input)
-
-    @on(Input.Changed, "#filter")
-    def _filter_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        pane = self.pane
-        if self.state.views[pane].filter != event.value:
-            self.state.views[pane].filter = event.value
-            self._redraw(pane)
-
-    @on(FilterInput.Closed)
-    def _filter_closed(self, event: FilterInput.Closed) -> None:
-        pane = self.pane
-        if event.cleared and self.state.views[pane].filter:
-            self.state.views[pane].filter = ""
-            self._redraw(pane)
-        self.query_one(FilterInput).display = False
-        self.tables[pane].focus()
-
-    def action_sort(self) -> None:
-        """Sort the pane by its next column."""
-        pane = self.pane
-        # The columns on show (a narrow terminal hides a few).
-        keys = [column.key for column in self.tables[pane].specs]
-        current = self.state.views[pane].sort_column or DEFAULT_SORT[pane][0]
-        index = keys.index(current) if current in keys else -1
-        cycle_sort(self.state, pane, keys[(index + 1) % len(keys)])
-        self._redraw(pane)
-
-    def action_sort_reverse(self) -> None:
-        """Reverse the pane's order."""
-        pane = self.pane
-        view = self.state.views[pane]
-        if view.sort_column is None:
-            default_key, default_reverse = DEFAULT_SORT[pane]
-            view.sort_column, view.sort_reverse = default_key, not default_reverse
-        else:
-            view.sort_reverse = not view.sort_reverse
-        self._redraw(pane)
-
-    @on(PaneTable.RowSelected)
-    def _row_clicked(self, event: PaneTable.RowSelected) -> None:
-        # Enter is bound to open_detail directly; this is a click on the selected row.
-        if self.check_action("open_detail", ()):
-            self.action_open_detail()
-
-    @on(PaneTable.HeaderSelected)
-    def _header_clicked(self, event: PaneTable.HeaderSelected) -> None:
-        if event.column == MARK:
-            return
-        cycle_sort(self.state, event.table.pane, event.column)
-        self._redraw(event.table.pane)
 
     # -- which actions apply ----------------------------------------------------
 
@@ -386,212 +370,3 @@ class NaqApp(App[None]):
         ):
             event.stop()
             self.notify("read-only: changes are disabled (--readonly)", severity="warning")
-
-    def _selected(self) -> Any | None:
-        pane = self.pane
-        key = self.tables[pane].selected_key
-        row = self.state.rows[pane].get(key) if key is not None else None
-        if row is None:
-            self.notify(f"no {TITLES[pane].lower()} row selected", severity="warning")
-        return row
-
-    def _act(
-        self,
-        title: str,
-        call: Callable[[], Awaitable[T]],
-        done: Callable[[T], str | None] | None = None,
-    ) -> None:
-        """Run a service call in a worker; report its outcome, or its error in one line."""
-
-        async def run() -> None:
-            try:
-                result = await call()
-            except Exception as exc:
-                self.notify(error_text(exc), title=f"{title} failed", severity="error")
-                return
-            message = done(result) if done else None
-            if message:
-                self.notify(message, title=title)
-
-        self.run_worker(run(), group="actions", exit_on_error=False)
-
-    def _confirm(self, question: str, then: Callable[[], None], title: str = "Confirm") -> None:
-        def answered(yes: bool | None) -> None:
-            if yes:
-                then()
-
-        self.push_screen(ConfirmScreen(question, title=title), answered)
-
-    # -- actions ----------------------------------------------------------------
-
-    def action_help(self) -> None:
-        """Show every key."""
-        self.push_screen(HelpScreen(readonly=self.readonly))
-
-    def action_open_detail(self) -> None:
-        """Open the selected job's detail (Jobs, Failed, Scheduled)."""
-        row = self._selected()
-        if row is None:
-            return
-        job_id = row.job_id
-        if job_id is None:
-            self.notify(
-                "this dead letter has no job id (it could not be decoded)", severity="warning"
-            )
-            return
-        self._show_detail(job_id)
-
-    @work(exclusive=True, group="detail")
-    async def _show_detail(self, job_id: str) -> None:
-        try:
-            detail = await self.service.job_detail(job_id)
-        except Exception as exc:
-            self.notify(error_text(exc), title="Job detail", severity="error")
-            return
-        await self.push_screen(JobDetailScreen(detail, self.service.now()))
-
-    def action_pause(self) -> None:
-        """Pause the selected schedule or queue."""
-        self._pause_or_resume(pause=True)
-
-    def action_resume(self) -> None:
-        """Resume the selected schedule or queue."""
-        self._pause_or_resume(pause=False)
-
-    def _pause_or_resume(self, pause: bool) -> None:
-        row = self._selected()
-        if row is None:
-            return
-        verb = "paused" if pause else "resumed"
-        if self.pane == "queues":
-            name = row.name
-            method = self.service.pause_queue if pause else self.service.resume_queue
-            self._act(f"Queue {name}", lambda: method(name), lambda _: f"queue {name} {verb}")
-        else:
-            job_id, what = row.job_id, short_function(row.function)
-            call = self.service.pause_schedule if pause else self.service.resume_schedule
-            state = "paused" if pause else "active"
-            self._act(
-                "Schedule",
-                lambda: call(job_id),
-                lambda ok: f"{what} {verb}" if ok else f"{what} was {state} already",
-            )
-
-    def action_reschedule(self) -> None:
-        """Open the reschedule dialog for the selected schedule."""
-        row = self._selected()
-        if row is None:
-            return
-        job_id, what = row.job_id, short_function(row.function)
-
-        def chosen(request: Reschedule | None) -> None:
-            if request is None:
-                return
-            self._act(
-                "Reschedule",
-                lambda: self.service.reschedule(
-                    job_id,
-                    cron=request.cron,
-                    interval=request.interval,
-                    next_run=request.next_run,
-                ),
-                lambda _: f"{what} rescheduled",
-            )
-
-        self.push_screen(RescheduleScreen(row), chosen)
-
-    def action_cancel(self) -> None:
-        """Cancel the selected job, or delete the selected schedule (after asking)."""
-        row = self._selected()
-        if row is None:
-            return
-        job_id, what = row.job_id, short_function(row.function)
-        if self.pane == "jobs":
-            self._confirm(
-                f"Cancel job {job_id}\n{what} ({row.status})?",
-                lambda: self._act(
-                    "Cancel job",
-                    lambda: self.service.cancel_job(job_id),
-                    lambda ok: (
-                        f"job {job_id[:12]} cancelled" if ok else "the job had already ended"
-                    ),
-                ),
-                title="Cancel job",
-            )
-        else:
-            self._confirm(
-                f"Delete the schedule of {what}\n({job_id})?",
-                lambda: self._act(
-                    "Cancel schedule",
-                    lambda: self.service.cancel_schedule(job_id),
-                    lambda _: f"schedule of {what} deleted",
-                ),
-                title="Cancel schedule",
-            )
-
-    def _failed_targets(self) -> list[FailedRow]:
-        rows = self.state.rows["failed"]
-        if self.state.marked:
-            return [rows[key] for key in sorted(self.state.marked) if key in rows]
-        row = self._selected()
-        return [row] if row is not None else []
-
-    def action_mark(self) -> None:
-        """Mark or unmark the selected dead letter, then move down."""
-        table = self.tables["failed"]
-        key = table.selected_key
-        if key is None:
-            return
-        toggle_mark(self.state, key)
-        self._redraw("failed", key)
-        table.action_cursor_down()
-
-    def action_retry(self) -> None:
-        """Requeue the selected (or marked) dead letters."""
-        targets = self._failed_targets()
-        job_ids = [row.job_id for row in targets if row.job_id]
-        garbage = len(targets) - len(job_ids)
-        if garbage:
-            self.notify(
-                f"{garbage} dead letter(s) have no job id and can't be requeued: delete them (d)",
-                severity="warning",
-            )
-        if not job_ids:
-            return
-        self._act(
-            "Requeue",
-            lambda: self.service.requeue_failed(job_ids),
-            lambda n: f"requeued {n} job(s)",
-        )
-
-    def action_delete_failed(self) -> None:
-        """Delete the selected (or marked) dead letters (after asking)."""
-        keys = [row.key for row in self._failed_targets()]
-        if not keys:
-            return
-        what = f"dead letter {keys[0]}" if len(keys) == 1 else f"{len(keys)} dead letters"
-        self._confirm(
-            f"Delete {what}? They can't be requeued afterwards.",
-            lambda: self._act(
-                "Delete",
-                lambda: self.service.delete_failed(keys),
-                lambda n: f"deleted {n} dead letter(s)",
-            ),
-            title="Delete dead letters",
-        )
-
-    def action_purge_queue(self) -> None:
-        """Drop the selected queue's pending jobs (after asking)."""
-        row = self._selected()
-        if row is None:
-            return
-        name = row.name
-        self._confirm(
-            f"Purge queue {name}? Its {row.pending} pending job(s) will be dropped.",
-            lambda: self._act(
-                f"Purge {name}",
-                lambda: self.service.purge_queue(name),
-                lambda n: f"purged {n} job(s) from {name}",
-            ),
-            title="Purge queue",
-        )

@@ -1,7 +1,7 @@
 """Columns of every pane: label, cell text and sort value, as pure functions.
 
 Shared by the widgets (to draw), the reducer (to filter and sort) and the
-tests; no Textual here.
+tests; no widgets here.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ from typing import Any
 
 from rich.text import Text
 
-from naq_tui.service import FailedRow, JobRow, QueueRow, ScheduleRow, WorkerRow
+from naq_tui.charts import spark
+from naq_tui.health import LEVEL_STYLES, failure_style, latency_level
+from naq_tui.service import FailedRow, FunctionRow, JobRow, QueueRow, ScheduleRow, WorkerRow
 
 STATUS_STYLES = {
     "completed": "green",
@@ -74,6 +76,35 @@ def seconds(value: float | None) -> str:
     return f"{int(value // 60)}m {int(value % 60)}s"
 
 
+def latency(value: float, rising: bool = False) -> Text:
+    """A queue's latency, coloured by how long its oldest job has waited ("-" when none
+    waits), with an arrow when it keeps climbing."""
+    if value <= 0:
+        return Text("-", "dim")
+    text = Text("<1s" if value < 1 else seconds(value), LEVEL_STYLES[latency_level(value)])
+    if rising:
+        text.append(" ↑", "bold red")
+    return text
+
+
+def size(value: int | None) -> str:
+    """Bytes, compact ("84M", "1.2G"), or "-"."""
+    if value is None:
+        return "-"
+    for unit, scale in (("G", 1 << 30), ("M", 1 << 20), ("K", 1 << 10)):
+        if value >= scale:
+            amount = value / scale
+            return f"{amount:.1f}{unit}" if amount < 10 else f"{amount:.0f}{unit}"
+    return f"{value}B"
+
+
+def percent(value: float | None) -> str:
+    """A CPU share ("63%", "0.4%"), or "-"."""
+    if value is None:
+        return "-"
+    return f"{value:.1f}%" if value < 10 else f"{value:.0f}%"
+
+
 def styled(status: str) -> Text:
     """A status word in its colour."""
     return Text(status, style=STATUS_STYLES.get(status, ""))
@@ -116,6 +147,7 @@ QUEUE_COLUMNS = (
     Column("name", "Queue", lambda r, n: r.name, lambda r, n: r.name),
     Column("pending", "Pending", lambda r, n: str(r.pending), _num("pending")),
     Column("running", "Running", lambda r, n: str(r.running), _num("running")),
+    Column("latency", "Latency", lambda r, n: latency(r.latency), _num("latency")),
     Column("scheduled", "Sched", lambda r, n: str(r.scheduled), _num("scheduled")),
     Column("completed", "Done", lambda r, n: str(r.completed), _num("completed")),
     Column("failed", "Failed", lambda r, n: str(r.failed), _num("failed")),
@@ -138,6 +170,8 @@ WORKER_COLUMNS = (
         lambda r, n: f"{len(r.running)}/{r.concurrency}",
         lambda r, n: len(r.running),
     ),
+    Column("cpu", "CPU", lambda r, n: percent(r.cpu_percent), _num("cpu_percent")),
+    Column("rss", "RSS", lambda r, n: size(r.rss_bytes), _num("rss_bytes")),
     Column("processed", "Done", lambda r, n: str(r.processed), _num("processed")),
     Column("failed", "Failed", lambda r, n: str(r.failed), _num("failed")),
     Column(
@@ -224,12 +258,65 @@ FAILED_COLUMNS = (
     Column("error", "Error", lambda r, n: Text(r.error or "", "red"), lambda r, n: r.error or ""),
 )
 
+#: Cells of the Metrics pane's sparkline column.
+TREND_WIDTH = 12
+
+
+def _failed(row: FunctionRow) -> Text:
+    return Text(str(row.failed), failure_style(row))
+
+
+def _failure_rate(row: FunctionRow) -> Text:
+    if not row.processed:
+        return Text("-", "dim")
+    return Text(f"{row.failure_rate:.0%}", failure_style(row))
+
+
+def _trend(row: FunctionRow) -> Text:
+    return spark(row.series, TREND_WIDTH, "red" if failure_style(row) == "bold red" else "blue")
+
+
+def _duration(attribute: str) -> Column:
+    labels = {
+        "duration_p50": "p50",
+        "duration_p95": "p95",
+        "duration_max": "Max",
+        "wait_p95": "Wait p95",
+    }
+    return Column(
+        attribute,
+        labels[attribute],
+        lambda r, n: seconds(getattr(r, attribute)) if r.processed else "-",
+        _num(attribute),
+    )
+
+
+METRIC_COLUMNS = (
+    Column("queue", "Queue", lambda r, n: r.queue, lambda r, n: r.queue),
+    Column(
+        "function",
+        "Function",
+        lambda r, n: short_function(r.function),
+        lambda r, n: r.function,
+    ),
+    Column("processed", "Runs", lambda r, n: str(r.processed), _num("processed")),
+    Column("failed", "Failed", lambda r, n: _failed(r), _num("failed")),
+    Column("failure_rate", "Fail%", lambda r, n: _failure_rate(r), _num("failure_rate")),
+    Column("retried", "Retried", lambda r, n: str(r.retried), _num("retried")),
+    _duration("duration_p50"),
+    _duration("duration_p95"),
+    _duration("duration_max"),
+    _duration("wait_p95"),
+    Column("trend", "Trend", lambda r, n: _trend(r), lambda r, n: sum(r.series)),
+)
+
 PANE_COLUMNS: dict[str, tuple[Column, ...]] = {
     "queues": QUEUE_COLUMNS,
     "workers": WORKER_COLUMNS,
     "scheduled": SCHEDULE_COLUMNS,
     "jobs": JOB_COLUMNS,
     "failed": FAILED_COLUMNS,
+    "metrics": METRIC_COLUMNS,
 }
 
 #: Each pane's order before the user picks a column: (column, newest/largest first).
@@ -239,6 +326,7 @@ DEFAULT_SORT: dict[str, tuple[str, bool]] = {
     "scheduled": ("next_run", False),
     "jobs": ("updated", True),
     "failed": ("failed_at", True),
+    "metrics": ("processed", True),
 }
 
 
@@ -246,11 +334,17 @@ def row_key(row: Any) -> str:
     """The key a row is stored and drawn under."""
     if isinstance(row, (QueueRow, WorkerRow)):
         return row.name
-    if isinstance(row, FailedRow):
+    if isinstance(row, (FailedRow, FunctionRow)):
         return row.key
     return str(row.job_id)
 
 
+#: Fields that are a chart's numbers, not words to filter by.
+_CHART_FIELDS = frozenset({"series"})
+
+
 def row_text(row: Any) -> str:
     """All of a row's words, for the ``/`` filter."""
-    return " ".join(str(v) for v in row.__dict__.values() if v is not None)
+    return " ".join(
+        str(v) for k, v in row.__dict__.items() if v is not None and k not in _CHART_FIELDS
+    )

@@ -19,15 +19,18 @@ from croniter import croniter
 
 from naq.errors import JobNotFoundError
 from naq_tui.columns import clock, every
+from naq_tui.fake_metrics import attempts, function_rows, series
 from naq_tui.service import (
     Change,
     Connection,
     FailedRow,
+    FunctionRow,
     JobDetail,
     JobRow,
     QueueRow,
     Remove,
     ScheduleRow,
+    Series,
     Upsert,
     WorkerRow,
 )
@@ -108,9 +111,37 @@ _TRACEBACKS: dict[str, str] = {
 
 def _queues() -> list[QueueRow]:
     return [
-        QueueRow("default", pending=4, running=2, scheduled=3, completed=1842, failed=7, rate=3.4),
-        QueueRow("emails", pending=2, running=1, scheduled=1, completed=9310, failed=2, rate=12.8),
-        QueueRow("reports", pending=3, running=0, scheduled=1, completed=57, failed=3, paused=True),
+        QueueRow(
+            "default",
+            pending=4,
+            running=2,
+            scheduled=3,
+            completed=1842,
+            failed=7,
+            rate=3.4,
+            latency=3.2,
+        ),
+        QueueRow(
+            "emails",
+            pending=2,
+            running=1,
+            scheduled=1,
+            completed=9310,
+            failed=2,
+            rate=12.8,
+            latency=0.6,
+        ),
+        # Paused five minutes ago: its oldest pending job has waited since then.
+        QueueRow(
+            "reports",
+            pending=3,
+            running=0,
+            scheduled=1,
+            completed=57,
+            failed=3,
+            paused=True,
+            latency=312.0,
+        ),
     ]
 
 
@@ -141,8 +172,9 @@ def _jobs() -> list[JobRow]:
         queue = {"myapp.tasks": "emails", "myapp.reports": "reports"}.get(
             function.partition(":")[0], "default"
         )
-        spec.append((f"c{i}", queue, function, "completed", 1, 3, 8 + i * 37, 0.04 + i * 0.9,
-                     None, None, None))
+        # c2 failed three times, then succeeded.
+        spec.append((f"c{i}", queue, function, "completed", 4 if i == 2 else 1, 3, 8 + i * 37,
+                     0.04 + i * 0.9, None, None, None))
     spec += [
         ("x1", "default", "myapp.sync:sync_inventory", "cancelled", 1, 3, 600, None, None, None,
          None),
@@ -204,6 +236,8 @@ def _workers(jobs: list[JobRow]) -> list[WorkerRow]:
             processed=5210,
             failed=9,
             heartbeat_at=NOW - 2,
+            cpu_percent=1.5,
+            rss_bytes=88_080_384,
         ),
         WorkerRow(
             name="worker-bravo",
@@ -216,6 +250,8 @@ def _workers(jobs: list[JobRow]) -> list[WorkerRow]:
             processed=6032,
             failed=3,
             heartbeat_at=NOW - 1,
+            cpu_percent=63.2,
+            rss_bytes=432_013_312,
         ),
         WorkerRow(
             name="worker-charlie",
@@ -228,6 +264,8 @@ def _workers(jobs: list[JobRow]) -> list[WorkerRow]:
             processed=57,
             failed=3,
             heartbeat_at=NOW - 14,
+            cpu_percent=0.4,
+            rss_bytes=63_963_136,
         ),
     ]
 
@@ -337,6 +375,8 @@ class FakeService:
         self.schedules: dict[str, ScheduleRow] = {s.job_id: s for s in _schedules()}
         self.jobs: dict[str, JobRow] = {j.job_id: j for j in jobs}
         self.failed: dict[str, FailedRow] = {f.key: f for f in _failed(self.jobs)}
+        self.functions: dict[str, FunctionRow] = {f.key: f for f in function_rows()}
+        self.series: Series = series(NOW, {q.name: q.latency for q in self.queues.values()})
         self._pending: asyncio.Queue[Change] | None = None
 
     # -- the protocol: reads ----------------------------------------------------
@@ -353,16 +393,19 @@ class FakeService:
             *self.schedules.values(),
             *self.jobs.values(),
             *self.failed.values(),
+            *self.functions.values(),
         ]
 
     async def changes(self) -> AsyncIterator[Change]:
-        """The connection, every row, then each change an action makes, forever."""
+        """The connection, every row and the series, then each change an action makes,
+        forever."""
         pending = self._queue()
         yield Connection(
             self.connection_status, self.url, _CONNECTION_DETAIL.get(self.connection_status, "")
         )
         for row in self.rows():
             yield Upsert(row)
+        yield self.series
         while True:  # nothing else ever happens unless an action or a test pushes a change
             yield await pending.get()
 
@@ -387,6 +430,11 @@ class FakeService:
             raise JobNotFoundError(f"no job with id {job_id!r}")
         args, kwargs = _ARGS.get(job.function, ([], {}))
         exc_name = (job.error or "").partition(":")[0]
+        runs = attempts(job)
+        # Enqueued before its first attempt, however many there were.
+        enqueued = min(
+            [job.enqueued_at or NOW, *(a.started_at - 1.5 for a in runs if a.started_at)]
+        )
         return JobDetail(
             job_id=job.job_id,
             status=job.status,
@@ -399,7 +447,7 @@ class FakeService:
             progress_message=job.progress_message,
             attempt=job.attempt,
             max_retries=job.max_retries,
-            enqueued_at=job.enqueued_at,
+            enqueued_at=enqueued,
             started_at=job.started_at,
             ended_at=job.ended_at,
             next_retry_at=job.updated_at + 30 if job.status == "retry" else None,
@@ -407,6 +455,7 @@ class FakeService:
             result=_RESULTS.get(job.function) if job.status == "completed" else None,
             error=job.error,
             traceback=_TRACEBACKS.get(exc_name) if job.status in ("failed", "retry") else None,
+            attempts=runs,
         )
 
     def _schedule_detail(self, row: ScheduleRow) -> JobDetail:

@@ -18,7 +18,7 @@ from typing import Literal
 
 from textual.binding import Binding, BindingType
 
-from naq_tui.state import PANES, TITLES
+from naq_tui.state import PANES, TABLES, TITLES, pane_number
 
 #: Where a key is bound: on the app, or on the pane tables (whose keys replace the
 #: scrolling ones a table inherits, and lead the footer while it has the focus).
@@ -39,6 +39,7 @@ class Key:
     #: What it does: the help screen's line and the palette's help (short: a help column).
     does: str
     #: Panes it applies to (elsewhere it is not bound, shown or offered); empty: every pane.
+    #: ``TABLES``: every table (all but the Overview).
     panes: tuple[str, ...] = ()
     #: What it does in a particular pane, where that differs from ``does``.
     does_in: Mapping[str, str] = field(default_factory=dict)
@@ -72,8 +73,15 @@ class Key:
         """What it does in ``pane``."""
         return self.does_in.get(pane, self.does)
 
+    @property
+    def of_some_panes(self) -> bool:
+        """It applies to a few panes (not to every pane, nor to every table)."""
+        return bool(self.panes) and self.panes != TABLES
+
 
 _PANE_BLURBS = {
+    "overview": "throughput, queue latency, workers, failures",
+    "metrics": "each function's runs, failures and timings",
     "queues": "pending, running, paused queues",
     "workers": "workers and their heartbeats",
     "scheduled": "cron and interval schedules",
@@ -83,10 +91,10 @@ _PANE_BLURBS = {
 _DETAIL_PANES = ("jobs", "failed", "scheduled")
 
 KEYS: tuple[Key, ...] = (
-    # -- every pane (the help lists these first, in this order) ----------------------
+    # -- every pane, or every table (panes=TABLES): the help lists these first ---------
     *(
         Key(
-            str(number),
+            str(pane_number(pane)),
             f"show_pane('{pane}')",
             TITLES[pane],
             _PANE_BLURBS[pane],
@@ -94,14 +102,24 @@ KEYS: tuple[Key, ...] = (
             title=f"Go to {TITLES[pane]}",
             group="switch pane",
         )
-        for number, pane in enumerate(PANES, 1)
+        for pane in PANES
     ),
-    Key("up", "cursor_up", "Up", "up a row", footer=False, group="move the cursor", scope="table"),
+    Key(
+        "up",
+        "cursor_up",
+        "Up",
+        "up a row",
+        panes=TABLES,
+        footer=False,
+        group="move the cursor",
+        scope="table",
+    ),
     Key(
         "down",
         "cursor_down",
         "Down",
         "down a row",
+        panes=TABLES,
         footer=False,
         group="move the cursor",
         scope="table",
@@ -111,6 +129,7 @@ KEYS: tuple[Key, ...] = (
         "page_up",
         "Page up",
         "a page up",
+        panes=TABLES,
         footer=False,
         group="a page up / down",
         scope="table",
@@ -120,6 +139,7 @@ KEYS: tuple[Key, ...] = (
         "page_down",
         "Page down",
         "a page down",
+        panes=TABLES,
         footer=False,
         group="a page up / down",
         scope="table",
@@ -129,6 +149,7 @@ KEYS: tuple[Key, ...] = (
         "cursor_first",
         "First",
         "the first row",
+        panes=TABLES,
         footer=False,
         group="first / last row",
         scope="table",
@@ -138,6 +159,7 @@ KEYS: tuple[Key, ...] = (
         "cursor_last",
         "Last",
         "the last row",
+        panes=TABLES,
         footer=False,
         group="first / last row",
         scope="table",
@@ -147,6 +169,7 @@ KEYS: tuple[Key, ...] = (
         "scroll_left",
         "Left",
         "scroll left",
+        panes=TABLES,
         footer=False,
         group="scroll sideways",
         scope="table",
@@ -156,6 +179,7 @@ KEYS: tuple[Key, ...] = (
         "scroll_right",
         "Right",
         "scroll right",
+        panes=TABLES,
         footer=False,
         group="scroll sideways",
         scope="table",
@@ -179,12 +203,13 @@ KEYS: tuple[Key, ...] = (
         group="command palette",
         priority=True,
     ),
-    Key("slash", "filter", "Find", "filter (escape clears)", title="Filter"),
+    Key("slash", "filter", "Find", "filter (escape clears)", panes=TABLES, title="Filter"),
     Key(
         "s",
         "sort",
         "Sort",
         "sort by the next column",
+        panes=TABLES,
         title="Sort by next column",
         group="next / reverse sort",
     ),
@@ -193,6 +218,7 @@ KEYS: tuple[Key, ...] = (
         "sort_reverse",
         "Reverse sort",
         "reverse the order",
+        panes=TABLES,
         footer=False,
         title="Reverse sort",
         group="next / reverse sort",
@@ -317,8 +343,8 @@ def display(key: Key) -> str:
 
 def in_offer_order() -> list[Key]:
     """The table with the keys of some panes first: the footer and the palette start
-    with what the pane on show offers, then what every pane has."""
-    return sorted(KEYS, key=lambda key: not key.panes)
+    with what the pane on show offers, then what every table and every pane has."""
+    return sorted(KEYS, key=lambda key: not key.of_some_panes)
 
 
 def bindings(scope: Scope) -> list[BindingType]:
@@ -355,7 +381,8 @@ class HelpLine:
 
 @dataclass(frozen=True)
 class HelpSection:
-    """A titled block of the help screen: "Everywhere", then one per pane with keys."""
+    """A titled block of the help screen: "Everywhere", "In tables", then one per pane
+    with keys of its own."""
 
     title: str
     lines: tuple[HelpLine, ...]
@@ -390,11 +417,18 @@ def _lines(rows: list[Key], pane: str | None) -> tuple[HelpLine, ...]:
     return tuple(lines)
 
 
+#: The help's section of the keys every table has.
+IN_TABLES = "In tables"
+
+
 def help_sections() -> tuple[HelpSection, ...]:
-    """The help screen: keys of every pane, then each pane's own keys."""
-    sections = [HelpSection("Everywhere", _lines([k for k in KEYS if not k.panes], None))]
+    """The help screen: keys of every pane, of every table, then each pane's own keys."""
+    sections = [
+        HelpSection("Everywhere", _lines([k for k in KEYS if not k.panes], None)),
+        HelpSection(IN_TABLES, _lines([k for k in KEYS if k.panes == TABLES], None)),
+    ]
     for pane in PANES:
-        rows = [key for key in KEYS if key.panes and pane in key.panes]
+        rows = [key for key in KEYS if key.of_some_panes and pane in key.panes]
         if rows:
             sections.append(HelpSection(TITLES[pane], _lines(rows, pane)))
     return tuple(sections)

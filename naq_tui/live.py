@@ -1,9 +1,13 @@
-"""The real service: :class:`naq.feed.Feed` for what to show, the library's
-functions for what to do. The only module of the TUI that imports naq's I/O."""
+"""The real service: :class:`naq.feed.Feed` and the metrics for what to show, the
+library's functions for what to do. With :mod:`naq_tui.live_metrics`, the only modules
+of the TUI that import naq's I/O."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
@@ -14,7 +18,9 @@ from naq.feed import Feed, FeedEvent
 from naq.jobs import cancel_job, get_job
 from naq.queue import Queue
 from naq.settings import Settings, get_settings
+from naq_tui.live_metrics import READ_SECONDS, MetricsReader
 from naq_tui.service import (
+    Attempt,
     Change,
     Connection,
     FailedRow,
@@ -28,6 +34,8 @@ from naq_tui.service import (
 )
 
 R = TypeVar("R")
+
+log = logging.getLogger("naq_tui.live")
 
 _HINT = "start one with 'naq server' or pass --nats-url; retrying"
 
@@ -43,10 +51,19 @@ def to_change(event: FeedEvent, url: str) -> Change:
     if value is None:
         return Remove(event.kind, event.key)
     if event.kind == "queue":
-        return Upsert(project(QueueRow, value))
+        # guard (merge: drop the getattr): QueueStats.latency
+        return Upsert(project(QueueRow, value, latency=getattr(value, "latency", 0.0)))
     if event.kind == "worker":
         return Upsert(
-            project(WorkerRow, value, queues=tuple(value.queues), running=tuple(value.running))
+            project(
+                WorkerRow,
+                value,
+                queues=tuple(value.queues),
+                running=tuple(value.running),
+                # guard (merge: drop the getattrs): WorkerInfo.cpu_percent / rss_bytes
+                cpu_percent=getattr(value, "cpu_percent", None),
+                rss_bytes=getattr(value, "rss_bytes", None),
+            )
         )
     if event.kind == "schedule":
         return Upsert(project(ScheduleRow, value))
@@ -64,6 +81,25 @@ def project(row_type: type[R], record: Any, **values: Any) -> R:
     return row_type(**values)
 
 
+def attempt(entry: dict[str, Any]) -> Attempt:
+    """One entry of ``JobInfo.attempts_log`` as an :class:`Attempt`."""
+    return Attempt(
+        number=int(entry.get("attempt") or 0),
+        worker=entry.get("worker"),
+        started_at=entry.get("started_at"),
+        ended_at=entry.get("ended_at"),
+        error_type=entry.get("error_type"),
+        error=entry.get("error"),
+    )
+
+
+class _Failed:
+    """Put on the change queue when the feed fails: :meth:`LiveService.changes` raises it."""
+
+    def __init__(self, error: BaseException | None) -> None:
+        self.error = error
+
+
 class LiveService:
     """The service the TUI uses against a real NATS server."""
 
@@ -76,19 +112,67 @@ class LiveService:
         return time.time()
 
     async def changes(self) -> AsyncIterator[Change]:
-        """Every row, then every change (see :class:`naq.feed.Feed`)."""
-        async for event in Feed(self.settings).events():
-            yield to_change(event, self.url)
+        """Every row, then every change (see :class:`naq.feed.Feed`), and every few
+        seconds the metrics (see :class:`~naq_tui.live_metrics.MetricsReader`)."""
+        out: asyncio.Queue[Change | _Failed] = asyncio.Queue()
+        reader = MetricsReader(self.settings, self.now)
+        tasks = [
+            asyncio.create_task(self._follow_feed(out, reader)),
+            asyncio.create_task(self._read_metrics(out, reader)),
+        ]
+        try:
+            while True:
+                item = await out.get()
+                if isinstance(item, _Failed):
+                    if item.error is not None:
+                        raise item.error
+                    return
+                yield item
+        finally:
+            for task in tasks:
+                task.cancel()
+            # The feed closes its NATS connection as it ends: wait for it.
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _follow_feed(
+        self, out: asyncio.Queue[Change | _Failed], reader: MetricsReader
+    ) -> None:
+        try:
+            async for event in Feed(self.settings).events():
+                change = to_change(event, self.url)
+                reader.saw(change)
+                out.put_nowait(change)
+        except Exception as exc:
+            out.put_nowait(_Failed(exc))
+        else:
+            out.put_nowait(_Failed(None))
+
+    async def _read_metrics(
+        self, out: asyncio.Queue[Change | _Failed], reader: MetricsReader
+    ) -> None:
+        while True:
+            try:
+                changes = await reader.read()
+            except Exception as exc:  # metrics are extra: the panes go on without them
+                log.warning("tui: reading metrics failed: %r", exc)
+                changes = []
+            for change in changes:
+                out.put_nowait(change)
+            await asyncio.sleep(READ_SECONDS)
 
     async def job_detail(self, job_id: str) -> JobDetail:
-        """A job's full detail."""
+        """A job's full detail, its attempts included."""
         info = await get_job(job_id, settings=self.settings)
         fields: dict[str, Any] = {
             name: getattr(info, name)
             for name in JobDetail.__dataclass_fields__
-            if hasattr(info, name)
+            if hasattr(info, name) and name != "attempts"
         }
-        return JobDetail(**fields)
+        # guard (merge: info.attempts_log): JobInfo.attempts_log
+        entries = getattr(info, "attempts_log", None) or []
+        return JobDetail(**fields, attempts=tuple(attempt(entry) for entry in entries))
 
     def _queue(self, name: str) -> Queue:
         return Queue(name, settings=self.settings)

@@ -8,7 +8,7 @@ snapshot tests and the screenshots.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,6 +27,8 @@ class QueueRow:
     failed: int = 0
     paused: bool = False
     rate: float = 0.0
+    #: Seconds the oldest pending job has waited (0.0 when nothing is pending).
+    latency: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,9 @@ class WorkerRow:
     processed: int
     failed: int
     heartbeat_at: float
+    #: The worker process's CPU use and resident memory, when its heartbeat carries them.
+    cpu_percent: float | None = None
+    rss_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,56 @@ class FailedRow:
 
 
 @dataclass(frozen=True)
+class FunctionRow:
+    """One (queue, function) in the Metrics pane: its figures over the metrics window."""
+
+    queue: str
+    function: str
+    #: Attempts that ended (any outcome), jobs completed, failed for good, retried.
+    processed: int = 0
+    completed: int = 0
+    failed: int = 0
+    retried: int = 0
+    #: Execution time and time in queue, in seconds (0.0 when there is no data).
+    duration_p50: float = 0.0
+    duration_p95: float = 0.0
+    duration_max: float = 0.0
+    wait_p50: float = 0.0
+    wait_p95: float = 0.0
+    #: Attempts ended per bucket of the window, oldest first (for a sparkline).
+    series: tuple[int, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """The row's key: queue and function."""
+        return f"{self.queue}/{self.function}"
+
+    @property
+    def failure_rate(self) -> float:
+        """Share of the ended attempts that failed for good (0.0 to 1.0)."""
+        return self.failed / self.processed if self.processed else 0.0
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One run of a job: which worker, when, and how it ended (``error`` None: it didn't fail)."""
+
+    number: int
+    worker: str | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    error_type: str | None = None
+    error: str | None = None
+
+    @property
+    def duration(self) -> float | None:
+        """Seconds from start to end, once ended."""
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return max(0.0, self.ended_at - self.started_at)
+
+
+@dataclass(frozen=True)
 class JobDetail:
     """Everything the job detail screen shows."""
 
@@ -130,6 +185,16 @@ class JobDetail:
     error: str | None = None
     traceback: str | None = None
     depends_on: list[str] = field(default_factory=list)
+    #: Every attempt so far, oldest first.
+    attempts: tuple[Attempt, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueueTrend:
+    """A queue's recent depth and latency: samples evenly spaced in time, oldest first."""
+
+    pending: tuple[int, ...] = ()
+    latency: tuple[float, ...] = ()
 
 
 # -- changes ----------------------------------------------------------------------
@@ -148,18 +213,39 @@ class Connection:
 class Upsert:
     """A row appeared or changed (rows are keyed: queue name, worker name, job id ...)."""
 
-    row: QueueRow | WorkerRow | ScheduleRow | JobRow | FailedRow
+    row: QueueRow | WorkerRow | ScheduleRow | JobRow | FailedRow | FunctionRow
 
 
 @dataclass(frozen=True)
 class Remove:
-    """A row went away: ``kind`` is ``queue``, ``worker``, ``schedule``, ``job`` or ``failed``."""
+    """A row went away: ``kind`` is ``queue``, ``worker``, ``schedule``, ``job``, ``failed``
+    or ``function``."""
 
     kind: str
     key: str
 
 
-Change = Connection | Upsert | Remove
+@dataclass(frozen=True)
+class Series:
+    """The recent history the Overview charts; each one sent replaces the one before.
+
+    ``processed`` and ``failed`` are jobs per second, one value per ``step`` seconds,
+    oldest first, the last ending at ``at``; ``queues`` maps a queue to its trend.
+    """
+
+    at: float
+    step: float
+    processed: tuple[float, ...] = ()
+    failed: tuple[float, ...] = ()
+    queues: Mapping[str, QueueTrend] = field(default_factory=dict)
+
+    def failed_in(self, seconds: float) -> int:
+        """Jobs failed in the last ``seconds`` (whole steps, rounded)."""
+        steps = max(1, round(seconds / self.step)) if self.step > 0 else 0
+        return round(sum(self.failed[-steps:]) * self.step) if steps else 0
+
+
+Change = Connection | Upsert | Remove | Series
 
 
 class Service(Protocol):
@@ -174,7 +260,8 @@ class Service(Protocol):
     def changes(self) -> AsyncIterator[Change]:
         """Every row now, then every change, forever; connection changes included.
 
-        After a reconnect the service sends the current rows again (catching up).
+        After a reconnect the service sends the current rows again (catching up). The
+        Metrics pane's rows and the Overview's :class:`Series` come every few seconds.
         """
         ...
 

@@ -48,7 +48,8 @@ async def settle(pilot: Pilot[Any], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         loaded = sum(len(rows) for rows in app.state.rows.values())
-        if app.state.connection is not None and loaded >= expected:
+        charted = service.series is None or app.state.series is not None
+        if app.state.connection is not None and loaded >= expected and charted:
             break
         await pilot.pause(0.02)
     await pilot.pause()
@@ -113,6 +114,8 @@ class Shot:
 
 
 SHOTS: tuple[Shot, ...] = (
+    Shot("overview"),
+    Shot("metrics", ("6",)),
     Shot("queues", ("1",)),
     Shot("workers", ("2",)),
     Shot("scheduled", ("3",)),
@@ -124,6 +127,7 @@ SHOTS: tuple[Shot, ...] = (
     Shot("job-detail-failed", _detail(fake_id("f1"))),
     Shot("job-detail-completed", _detail(fake_id("c1"))),
     Shot("job-detail-running", _detail(fake_id("r1"))),
+    Shot("job-detail-retried", _detail(fake_id("c2"))),
     Shot("reschedule", ("3", "e")),
     Shot("reschedule-invalid", ("3", "e", *"61 * * *")),
     Shot("confirm-purge", ("1", "d")),

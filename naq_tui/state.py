@@ -15,23 +15,29 @@ from naq_tui.service import (
     Change,
     Connection,
     FailedRow,
+    FunctionRow,
     JobRow,
     QueueRow,
     Remove,
     ScheduleRow,
+    Series,
     Upsert,
     WorkerRow,
 )
 
-#: Panes in the order of their number keys.
-PANES = ("queues", "workers", "scheduled", "jobs", "failed")
+#: Panes in the order of their number keys, from 0: the Overview, then the tables.
+PANES = ("overview", "queues", "workers", "scheduled", "jobs", "failed", "metrics")
+#: The panes that are a table of rows (all but the Overview, which draws from them).
+TABLES = PANES[1:]
 #: Each pane's title (its tab, its section of the help).
 TITLES = {
+    "overview": "Overview",
     "queues": "Queues",
     "workers": "Workers",
     "scheduled": "Scheduled",
     "jobs": "Jobs",
     "failed": "Failed",
+    "metrics": "Metrics",
 }
 #: Most jobs kept in memory; the oldest ended ones go first, running ones stay.
 MAX_JOBS = 2000
@@ -44,6 +50,7 @@ _PANE_OF = {
     ScheduleRow: "scheduled",
     JobRow: "jobs",
     FailedRow: "failed",
+    FunctionRow: "metrics",
 }
 _PANE_OF_KIND = {
     "queue": "queues",
@@ -51,7 +58,13 @@ _PANE_OF_KIND = {
     "schedule": "scheduled",
     "job": "jobs",
     "failed": "failed",
+    "function": "metrics",
 }
+
+
+def pane_number(pane: str) -> int:
+    """The number key that shows ``pane``."""
+    return PANES.index(pane)
 
 
 @dataclass
@@ -68,25 +81,28 @@ class State:
     """Everything the TUI shows."""
 
     connection: Connection | None = None
-    rows: dict[str, dict[str, Any]] = field(default_factory=lambda: {p: {} for p in PANES})
-    views: dict[str, PaneView] = field(default_factory=lambda: {p: PaneView() for p in PANES})
+    rows: dict[str, dict[str, Any]] = field(default_factory=lambda: {p: {} for p in TABLES})
+    views: dict[str, PaneView] = field(default_factory=lambda: {p: PaneView() for p in TABLES})
+    #: The Overview's charts, once the service has sent them.
+    series: Series | None = None
     #: Keys marked in the Failed pane for bulk requeue / delete.
     marked: set[str] = field(default_factory=set)
 
 
 @dataclass
 class Dirty:
-    """What a batch of changes touched: rows by pane, and the connection."""
+    """What a batch of changes touched: rows by pane, the connection and the series."""
 
     rows: dict[str, set[str]] = field(default_factory=dict)
     connection: bool = False
+    series: bool = False
 
     def add(self, pane: str, key: str) -> None:
         """Note that ``key`` changed in ``pane``."""
         self.rows.setdefault(pane, set()).add(key)
 
     def __bool__(self) -> bool:
-        return self.connection or any(self.rows.values())
+        return self.connection or self.series or any(self.rows.values())
 
 
 def reduce(state: State, changes: Iterable[Change]) -> Dirty:
@@ -109,6 +125,10 @@ def reduce(state: State, changes: Iterable[Change]) -> Dirty:
                 dirty.add(pane, change.key)
                 if pane == "failed":
                     state.marked.discard(change.key)
+        elif isinstance(change, Series):
+            if state.series != change:
+                state.series = change
+                dirty.series = True
     for key in _evict_jobs(state):
         dirty.add("jobs", key)
     return dirty

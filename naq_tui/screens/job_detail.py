@@ -1,4 +1,4 @@
-"""A job's detail: what it runs, how it went, and its result or traceback.
+"""A job's detail: what it runs, how it went, its attempts, and its result or traceback.
 
 The app fetches the :class:`~naq_tui.service.JobDetail` and hands it over: this
 screen does no I/O.
@@ -20,6 +20,7 @@ from textual.widgets import Label, ProgressBar, Static
 
 from naq_tui.columns import ago, clock, short_function, styled, until
 from naq_tui.service import JobDetail
+from naq_tui.widgets.attempts import attempts_table
 
 
 def as_json(value: Any, indent: int | None = None) -> str:
@@ -96,6 +97,12 @@ class JobDetailScreen(ModalScreen[None]):
                     yield bar
                     yield Label(detail.progress_message or "", id="progress-message")
             yield Static(fields_table(detail, self.now), id="fields")
+            if detail.attempts:
+                yield Label(f"Attempts ({len(detail.attempts)})", classes="section")
+                yield Static(
+                    attempts_table(detail.attempts, self.now, min(self.app.size.width, 110)),
+                    id="attempts",
+                )
             if detail.result is not None:
                 yield Label("Result", classes="section")
                 yield Static(

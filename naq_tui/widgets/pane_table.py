@@ -35,7 +35,11 @@ NARROW_HIDDEN: dict[str, frozenset[str]] = {
     "scheduled": frozenset({"job_id", "queue"}),
     "jobs": frozenset({"job_id"}),
     "failed": frozenset({"job_id"}),
+    "workers": frozenset({"host", "processed"}),
+    "metrics": frozenset({"queue", "retried", "duration_p50", "duration_max"}),
 }
+#: ... and cut a few to this many cells (a worker's queues can be a long list).
+NARROW_CUT: dict[str, dict[str, int]] = {"workers": {"queues": 16}}
 #: Free-text last columns, cut to what the terminal has room for (the detail has it all).
 FLEX_COLUMNS = frozenset({"outcome", "error"})
 #: Room the other columns of a pane with a free-text column take, roughly.
@@ -51,7 +55,7 @@ SORT_ARROWS = {False: " ▲", True: " ▼"}
 
 
 class PaneTable(ScrollView, can_focus=True):
-    """The rows of one pane (``queues``, ``workers``, ``scheduled``, ``jobs``, ``failed``).
+    """The rows of one table pane (``queues``, ``workers``, ... ``metrics``: see TABLES).
 
     Rows are keyed by :func:`~naq_tui.columns.row_key`. :meth:`sync` forgets the
     drawn cells of the rows a batch made dirty and re-orders; :meth:`rebuild` starts
@@ -123,6 +127,8 @@ class PaneTable(ScrollView, can_focus=True):
         self.marks = pane == "failed"
         #: Longest text of a free-text column, from the terminal's width.
         self.flex_width = 40
+        #: Column -> most cells, on a narrow terminal.
+        self.cut: dict[str, int] = {}
         self._state: State | None = None
         self._now = 0.0
         #: Row keys in display order, and each key's position in it.
@@ -267,8 +273,9 @@ class PaneTable(ScrollView, can_focus=True):
         hidden = NARROW_HIDDEN.get(self.pane, frozenset()) if width < WIDE else frozenset()
         specs = tuple(spec for spec in self.all_specs if spec.key not in hidden)
         flex_width = max(24, width - FLEX_RESERVED)
-        changed = (specs, flex_width) != (self.specs, self.flex_width)
-        self.specs, self.flex_width = specs, flex_width
+        cut = NARROW_CUT.get(self.pane, {}) if width < WIDE else {}
+        changed = (specs, flex_width, cut) != (self.specs, self.flex_width, self.cut)
+        self.specs, self.flex_width, self.cut = specs, flex_width, cut
         return changed
 
     def on_resize(self, event: events.Resize) -> None:
@@ -287,8 +294,9 @@ class PaneTable(ScrollView, can_focus=True):
         value = spec.cell(row, self._now)
         # Text, never markup: "[x]" in an error message is text.
         text = value.copy() if isinstance(value, Text) else Text(value)
-        if spec.key in FLEX_COLUMNS and len(text) > self.flex_width:
-            text.truncate(self.flex_width, overflow="ellipsis")
+        limit = self.flex_width if spec.key in FLEX_COLUMNS else self.cut.get(spec.key)
+        if limit is not None and len(text) > limit:
+            text.truncate(limit, overflow="ellipsis")
         return text
 
     def _row_cells(self, key: str) -> tuple[Text, ...]:

@@ -22,6 +22,7 @@ from naq_tui.screens.job_detail import JobDetailScreen
 from naq_tui.screens.reschedule import RescheduleScreen
 from naq_tui.service import Connection, JobRow, Upsert
 from naq_tui.shots import settle
+from naq_tui.state import TABLES, pane_number
 from naq_tui.widgets.filter_input import FilterInput
 from naq_tui.widgets.header import HeaderBar
 
@@ -30,13 +31,19 @@ SIZE = (120, 36)
 
 @asynccontextmanager
 async def running(
-    readonly: bool = False, size: tuple[int, int] = SIZE, **fake_options: Any
+    readonly: bool = False,
+    size: tuple[int, int] = SIZE,
+    pane: str | None = "queues",
+    **fake_options: Any,
 ) -> AsyncIterator[tuple[NaqApp, Pilot[None], FakeService]]:
+    """The app over a fresh fake, loaded, showing ``pane`` (None: the pane it opens on)."""
     fake = FakeService(**fake_options)
     app = NaqApp(fake, readonly=readonly)
     app.animation_level = "none"
     async with app.run_test(size=size) as pilot:
         await settle(pilot)
+        if pane is not None:
+            await pilot.press(str(pane_number(pane)))
         yield app, pilot, fake
 
 
@@ -58,14 +65,17 @@ def messages(app: NaqApp) -> list[str]:
 
 
 async def test_number_keys_switch_panes() -> None:
-    async with running() as (app, pilot, _):
-        assert app.pane == "queues"
+    async with running(pane=None) as (app, pilot, _):
+        assert app.pane == "overview"
         for key, pane in zip(
-            "23451", ("workers", "scheduled", "jobs", "failed", "queues"), strict=True
+            "2345610",
+            ("workers", "scheduled", "jobs", "failed", "metrics", "queues", "overview"),
+            strict=True,
         ):
             await pilot.press(key)
             assert app.pane == pane
-            assert app.focused is app.tables[pane]
+            if pane in TABLES:
+                assert app.focused is app.tables[pane]
 
 
 async def test_every_row_is_drawn_and_tabs_count_them() -> None:
@@ -624,7 +634,7 @@ async def test_q_quits() -> None:
 
 async def test_fits_80x24() -> None:
     async with running(size=(80, 24)) as (app, pilot, _):
-        for key in "12345":
+        for key in "123456":
             await pilot.press(key)
             table = app.tables[app.pane]
             assert table.region.height >= 15

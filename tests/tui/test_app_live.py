@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Group
 from textual.pilot import Pilot
-from textual.widgets import Button, Input, Label
+from textual.widgets import Button, Input, Label, Static
 
 import naq
 from naq import JobStatus, Queue
@@ -31,8 +32,9 @@ from naq_tui.app import NaqApp
 from naq_tui.live import LiveService
 from naq_tui.screens.confirm import ConfirmScreen
 from naq_tui.screens.reschedule import RescheduleScreen
-from naq_tui.state import PANES
+from naq_tui.state import pane_number
 from naq_tui.widgets.header import HeaderBar
+from naq_tui.widgets.overview import Overview
 from tests import jobs
 from tests.helpers import running_worker
 
@@ -134,7 +136,7 @@ async def select_row(pilot: Pilot[None], pane: str, key: str) -> None:
     """Show ``pane`` with its number key, wait until the row ``key`` is drawn, select it."""
     app = pilot.app
     assert isinstance(app, NaqApp)
-    await pilot.press(str(PANES.index(pane) + 1))
+    await pilot.press(str(pane_number(pane)))
     assert app.pane == pane
     table = app.tables[pane]
     await wait_until(pilot, lambda: key in table.keys, f"row {key} in the {pane} pane")
@@ -313,6 +315,29 @@ async def test_p_pauses_a_queue_so_workers_hold_its_jobs_and_r_resumes_it() -> N
             assert (await held_queue.stats()).paused is False
     assert any("tui-held paused" in m for m in messages(app))
     assert any("tui-held resumed" in m for m in messages(app))
+
+
+async def test_the_overview_opens_first_and_shows_a_queue_no_worker_takes() -> None:
+    orphan = Queue("tui-orphan")
+    job = await orphan.enqueue(jobs.add, 1, 2)
+    try:
+        async with live_app() as (app, pilot):
+            assert app.pane == "overview"
+            overview = app.query_one(Overview)
+
+            def flagged() -> bool:
+                drawn = overview.query_one("#ov-attention", Static).content
+                lines = drawn.renderables if isinstance(drawn, Group) else [drawn]
+                return any("queue tui-orphan: 1 waiting, no worker" in t.plain for t in lines)
+
+            await wait_until(pilot, flagged, "the Overview to flag the queue without a worker")
+            row = app.state.rows["queues"]["tui-orphan"]
+            assert (row.pending, row.latency >= 0.0) == (1, True)
+            # The job detail reads the attempts (none yet: the job waits).
+            detail = await app.service.job_detail(job.job_id)
+            assert (detail.status, detail.attempts) == ("pending", ())
+    finally:
+        await orphan.purge()
 
 
 # -- dead letters ------------------------------------------------------------------------

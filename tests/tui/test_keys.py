@@ -14,9 +14,9 @@ from textual.widgets import Static
 
 from naq_tui.app import NaqApp
 from naq_tui.commands import NaqCommands
-from naq_tui.keys import KEYS, Key, display
+from naq_tui.keys import IN_TABLES, KEYS, Key, display
 from naq_tui.screens.help import HelpScreen
-from naq_tui.state import PANES, TITLES
+from naq_tui.state import PANES, TABLES, TITLES, pane_number
 from naq_tui.widgets.pane_table import PaneTable
 from tests.tui.test_app_fake import cell, messages, running, wait_until
 
@@ -61,8 +61,8 @@ def test_the_classes_bind_only_the_tables_keys() -> None:
 @pytest.mark.parametrize("readonly", [False, True], ids=["normal", "readonly"])
 async def test_each_pane_binds_and_shows_exactly_its_keys_of_the_table(readonly: bool) -> None:
     async with running(readonly=readonly) as (app, pilot, _):
-        for number, pane in enumerate(PANES, 1):
-            await pilot.press(str(number))
+        for pane in PANES:
+            await pilot.press(str(pane_number(pane)))
             rows = expected(pane, readonly)
             active = bound(app)
             assert {(key, b.action) for key, b in active.items()} == {
@@ -74,7 +74,7 @@ async def test_each_pane_binds_and_shows_exactly_its_keys_of_the_table(readonly:
             }, pane
             if readonly:
                 assert not any(row.mutates for row in rows)
-            elif pane != "workers":
+            elif pane not in ("overview", "workers", "metrics"):
                 # The read-only case is not empty: these panes do bind mutations.
                 assert any(row.mutates for row in rows), pane
 
@@ -119,9 +119,12 @@ async def test_the_help_lists_exactly_the_tables_keys(readonly: bool) -> None:
         await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
         assert isinstance(app.screen, HelpScreen)
         drawn = help_columns(app.screen)
-    wanted: dict[str, list[Key]] = {"Everywhere": [key for key in KEYS if not key.panes]}
+    wanted: dict[str, list[Key]] = {
+        "Everywhere": [key for key in KEYS if not key.panes],
+        IN_TABLES: [key for key in KEYS if key.panes == TABLES],
+    }
     for pane in PANES:
-        rows = [key for key in KEYS if pane in key.panes]
+        rows = [key for key in KEYS if pane in key.panes and key.panes != TABLES]
         if rows:
             wanted[TITLES[pane]] = rows
     assert list(drawn) == list(wanted)
@@ -149,8 +152,8 @@ async def palette(app: NaqApp) -> list[tuple[str, str | None]]:
 @pytest.mark.parametrize("readonly", [False, True], ids=["normal", "readonly"])
 async def test_the_palette_offers_exactly_the_tables_commands(readonly: bool) -> None:
     async with running(readonly=readonly) as (app, pilot, _):
-        for number, pane in enumerate(PANES, 1):
-            await pilot.press(str(number))
+        for pane in PANES:
+            await pilot.press(str(pane_number(pane)))
             offered = await palette(app)
             rows = [row for row in expected(pane, readonly) if row.title is not None]
             assert sorted(offered) == sorted(
@@ -162,8 +165,8 @@ async def test_readonly_refuses_every_mutation_of_the_table() -> None:
     mutations = [key for key in KEYS if key.mutates]
     assert mutations
     async with running(readonly=True) as (app, pilot, fake):
-        for number, pane in enumerate(PANES, 1):
-            await pilot.press(str(number))
+        for pane in PANES:
+            await pilot.press(str(pane_number(pane)))
             for row in mutations:
                 if pane not in row.panes:
                     continue

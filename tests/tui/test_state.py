@@ -11,7 +11,7 @@ from naq_tui.columns import row_key
 from naq_tui.fake import NOW, FakeService, fake_id
 from naq_tui.service import Connection, FailedRow, JobRow, QueueRow, Remove, Upsert
 from naq_tui.state import (
-    PANES,
+    TABLES,
     State,
     counts,
     cycle_sort,
@@ -78,9 +78,10 @@ def test_every_pane_gets_its_rows() -> None:
         "scheduled": 5,
         "jobs": 25,
         "failed": 4,
+        "metrics": 6,
     }
     assert sum(counts(state).values()) == len(fake.rows())
-    assert set(state.rows) == set(PANES)
+    assert set(state.rows) == set(TABLES)
 
 
 def test_remove_deletes_and_marks_dirty() -> None:

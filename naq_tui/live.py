@@ -51,8 +51,7 @@ def to_change(event: FeedEvent, url: str) -> Change:
     if value is None:
         return Remove(event.kind, event.key)
     if event.kind == "queue":
-        # guard (merge: drop the getattr): QueueStats.latency
-        return Upsert(project(QueueRow, value, latency=getattr(value, "latency", 0.0)))
+        return Upsert(project(QueueRow, value))
     if event.kind == "worker":
         return Upsert(
             project(
@@ -60,9 +59,6 @@ def to_change(event: FeedEvent, url: str) -> Change:
                 value,
                 queues=tuple(value.queues),
                 running=tuple(value.running),
-                # guard (merge: drop the getattrs): WorkerInfo.cpu_percent / rss_bytes
-                cpu_percent=getattr(value, "cpu_percent", None),
-                rss_bytes=getattr(value, "rss_bytes", None),
             )
         )
     if event.kind == "schedule":

@@ -73,18 +73,20 @@ def test_attempts_log_entries_become_attempts() -> None:
     assert attempt({"attempt": 1, "started_at": 1.0}).duration is None
 
 
-def test_a_queue_without_latency_reads_as_none_waiting() -> None:
-    # The library's queue stats and worker info, with or without the newer fields.
+def test_queue_latency_and_worker_usage_reach_their_rows() -> None:
+    # The library's queue stats and worker info carry the fields the panes show.
     from naq.feed import FeedEvent
+    from naq.monitor import QueueStats, WorkerInfo
 
-    stats = SimpleNamespace(
-        name="q", pending=1, running=0, scheduled=0, completed=0, failed=0, paused=False, rate=0.0
+    stats = QueueStats("q", 1, 0, 0, 0, 0, False, 0.0, latency=4.5)
+    change = to_change(FeedEvent("queue", "q", stats), "nats://x")
+    assert isinstance(change, Upsert) and change.row == QueueRow("q", pending=1, latency=4.5)
+    worker = WorkerInfo(
+        "w", "h", 1, ["q"], "idle", 2, [], 0, 0, 0.0, 0.0, cpu_percent=12.5, rss_bytes=2048
     )
-    change = to_change(FeedEvent("queue", "q", stats), "nats://x")
-    assert isinstance(change, Upsert) and change.row == QueueRow("q", pending=1)
-    stats.latency = 4.5
-    change = to_change(FeedEvent("queue", "q", stats), "nats://x")
-    assert isinstance(change, Upsert) and change.row.latency == 4.5  # type: ignore[union-attr]
+    change = to_change(FeedEvent("worker", "w", worker), "nats://x")
+    assert isinstance(change, Upsert)
+    assert (change.row.cpu_percent, change.row.rss_bytes) == (12.5, 2048)  # type: ignore[union-attr]
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,13 @@
 ``--json`` for scripts, and one clear line (never a traceback) when something is wrong.
 
 One module per noun registers its commands on the app (:mod:`naq.cli.app`): jobs, workers,
-schedules, queues, failed (dead letters), server (and demo), tui (and dashboard).
+schedules, queues, failed (dead letters), metrics, server (and demo), tui (and dashboard).
 """
 
 from __future__ import annotations
 
 # Imported for the commands they register on the app.
-from naq.cli import failed, jobs, queues, schedules, server, tui, workers  # noqa: F401
+from naq.cli import failed, jobs, metrics, queues, schedules, server, tui, workers  # noqa: F401
 from naq.cli.app import app
 
 __all__ = ["app", "main"]

@@ -18,6 +18,8 @@ Rows (see bench/README.md for what each one includes):
 8. ``--rounds`` (3) paired rounds after the table, each raw run straight before naq's: 1 vs 2,
    3 vs 4, and 5 and 5c vs 6 (async, first start to last end); the notes give each ratio and
    their median, steadier on a shared machine than one pair's
+9. in the same rounds, the async drain with metrics on (reported every second) against the same
+   drain with metrics off (``NAQ_METRICS_INTERVAL=0``), the two in turn first: the metrics' cost
 
 Usage::
 
@@ -80,6 +82,10 @@ R_LEAN_DRAIN = "raw lean pull loop: hand-sent requests of {batch}, callback + ac
 R_LEAN_NAQ = "raw lean pull loop making naq's writes: result create, status, outcome, ack"
 N_DRAIN = "naq worker -c {c}, {kind} no-op"
 N_EMPTY = "naq worker -c {c}, empty queue"
+#: The worker settings of the metrics' cost pair: reports every second (more often than
+#: the default 5 s, so that some go out during a drain), and metrics off.
+METRICS_ON = {"NAQ_METRICS_INTERVAL": "1"}
+METRICS_OFF = {"NAQ_METRICS_INTERVAL": "0"}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -400,6 +406,7 @@ async def run(
             func: Callable[..., Any] | None,
             n: int,
             concurrency: int = args.concurrency,
+            env: dict[str, str] | None = None,
         ) -> None:
             nonlocal mode_used
             out = await naq_drain(
@@ -414,8 +421,10 @@ async def run(
                 worker_mode=args.worker,
                 timeout=args.worker_timeout,
                 sample=args.sample,
+                env=env,
             )
             row.seconds, mode_used = out["seconds"], out["worker_mode"]
+            row.extra["cpu_seconds"] = out["cpu_seconds"]
             row.extra["worker_mode"] = mode_used
             row.extra["worker_command"] = out["worker_command"]
             row.extra["results_checked"] = min(args.sample, n)
@@ -456,6 +465,8 @@ async def run(
             "enqueue_many": [],
             "drain_async": [],
             "drain_async_lean": [],
+            "metrics_cost": [],
+            "metrics_cpu": [],
         }
         rates: list[dict[str, float]] = []
         for index in range(args.rounds):
@@ -476,6 +487,31 @@ async def run(
                     rounds["drain_async_lean"].append(
                         rate["naq_drain_async"] / rate["lean_naq_writes"]
                     )
+            # The metrics' cost: the same drain with metrics on and off, in the order on, off,
+            # off, on (then off, on, on, off the next round), so that a machine growing busier
+            # or quieter through the round weighs on both alike.
+            metered: dict[str, list[float]] = {"on": [], "off": []}
+            cpu: dict[str, list[float]] = {"on": [], "off": []}
+            order = ["on", "off", "off", "on"] if index % 2 == 0 else ["off", "on", "on", "off"]
+            for turn, label in enumerate(order):
+                run_row = Row(
+                    N_DRAIN.format(c=args.concurrency, kind="async"), args.n_drain, 0.0, ""
+                )
+                env = METRICS_ON if label == "on" else METRICS_OFF
+                # As long a queue name as the other drains'.
+                await drain(run_row, f"met{turn}{index}", async_noop, args.n_drain, env=env)
+                if "busy_rate" in run_row.extra:
+                    metered[label].append(run_row.extra["busy_rate"])
+                cpu[label].append(run_row.extra["cpu_seconds"])
+            if len(metered["on"]) == len(metered["off"]) == 2:
+                rate["metrics_on"] = statistics.mean(metered["on"])
+                rate["metrics_off"] = statistics.mean(metered["off"])
+                rounds["metrics_cost"].append(rate["metrics_on"] / rate["metrics_off"])
+            # The workers' CPU time, start-up included: what the metrics add to it, steadier
+            # on a busy machine than a rate (time spent waiting for a core is not in it).
+            rate["metrics_on_cpu"] = statistics.mean(cpu["on"])
+            rate["metrics_off_cpu"] = statistics.mean(cpu["off"])
+            rounds["metrics_cpu"].append(rate["metrics_on_cpu"] / rate["metrics_off_cpu"])
             rates.append(rate)
         info["paired_rounds"] = rounds
         info["paired_round_rates"] = rates
@@ -577,14 +613,27 @@ def paired_notes(rounds: dict[str, list[float]], args: argparse.Namespace) -> li
         "enqueue_many": f"enqueue_many ({args.chunk}/call) / raw publish_async",
         "drain_async": f"{drain} / raw fetch({args.fetch_batch}) + ack",
         "drain_async_lean": f"{drain} / the lean pull loop making naq's writes",
+        "metrics_cost": f"{drain} with metrics on (NAQ_METRICS_INTERVAL=1, a report a "
+        "second) / off (NAQ_METRICS_INTERVAL=0), each the mean of two drains run on, off, "
+        "off, on (off, on, on, off the next round)",
+        "metrics_cpu": "the worker process's CPU seconds (start-up included) in those drains, "
+        "metrics on / off",
     }
     notes = []
     for key, ratios in rounds.items():
         if ratios:
-            each = ", ".join(f"{r:.2f}" for r in ratios)
+            # A cost of a few per cent needs the third digit.
+            metrics = key.startswith("metrics")
+            digits = 3 if metrics else 2
+            each = ", ".join(f"{r:.{digits}f}" for r in ratios)
+            lead = (
+                "Paired rounds, the metrics' cost"
+                if metrics
+                else "Paired rounds, each raw run straight before naq's"
+            )
             notes.append(
-                f"Paired rounds, each raw run straight before naq's: {labels[key]} = "
-                f"{statistics.median(ratios):.2f}× median of {len(ratios)} ({each})."
+                f"{lead}: {labels[key]} = "
+                f"{statistics.median(ratios):.{digits}f}× median of {len(ratios)} ({each})."
             )
     return notes
 

@@ -21,6 +21,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shlex
 import signal
 import subprocess
@@ -384,6 +385,12 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
+def children_cpu_seconds() -> float:
+    """User + system CPU seconds of this process's children that have exited and been waited for."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def percentile(sorted_values: Sequence[float], q: float) -> float:
     """The ``q``-th percentile (0-100) of already sorted values, nearest-rank (no interpolation).
 
@@ -409,15 +416,19 @@ async def naq_drain(
     worker_mode: str = "auto",
     timeout: float = 600.0,
     sample: int = 50,
+    env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Time ``workers`` naq burst-worker processes draining ``n`` pre-enqueued ``func`` jobs.
+
+    ``env``: settings of the workers beyond the URL and prefix (e.g. ``NAQ_METRICS_INTERVAL``).
 
     The jobs are enqueued untimed with ``enqueue_many`` (``n`` = 0: none, the queue's stream
     is only made sure of); the timer runs from spawning the first worker (all are spawned at
     once) until the last one exits. Afterwards the queue's consumer must have nothing pending
     or unacked and a sample of the jobs must have a stored result (None); otherwise
-    RuntimeError. Returns ``seconds``, ``busy_seconds`` (one worker's own first-start to
-    last-end span, or None), ``worker_mode`` and ``worker_command``.
+    RuntimeError. Returns ``seconds``, ``cpu_seconds`` (the workers' user + system CPU time,
+    start-up included), ``busy_seconds`` (one worker's own first-start to last-end span, or
+    None), ``worker_mode`` and ``worker_command``.
     """
     import random
 
@@ -431,13 +442,16 @@ async def naq_drain(
         jobs += await queue.enqueue_many([(func, (), {})] * min(chunk, n - start))
     url = settings.nats_url
     cmd, mode_used = worker_command(worker_mode, queue_name, url, concurrency)
-    env = worker_env(url, settings.prefix)
+    env = worker_env(url, settings.prefix) | (env or {})
     logs = [workdir / f"worker-{queue_name}-{i}.log" for i in range(workers)]
     start_time = time.perf_counter()
+    # The workers are the only children reaped meanwhile (nats-server lives on).
+    cpu_before = children_cpu_seconds()
     outcomes = await asyncio.gather(
         *(run_worker(cmd, env, log, timeout) for log in logs), return_exceptions=True
     )
     seconds = time.perf_counter() - start_time
+    worker_cpu = children_cpu_seconds() - cpu_before
     for log, outcome in zip(logs, outcomes, strict=True):
         if isinstance(outcome, BaseException):
             raise outcome
@@ -455,6 +469,7 @@ async def naq_drain(
             raise RuntimeError(f"job {job.job_id}: result {value!r}, expected None")
     return {
         "seconds": seconds,
+        "cpu_seconds": worker_cpu,
         "busy_seconds": busy_seconds(logs[0]) if workers == 1 else None,
         "worker_mode": mode_used,
         "worker_command": " ".join(cmd[:3] + ["…"] if mode_used == "inproc" else cmd),

@@ -49,6 +49,13 @@ from naq.jobs import (
     wait_for_job_sync,
     watch_jobs,
 )
+from naq.metrics import (
+    FunctionMetrics,
+    function_metrics,
+    function_metrics_sync,
+    throughput,
+    throughput_sync,
+)
 from naq.models import JobStatus, WorkerStatus
 from naq.monitor import (
     QueueStats,
@@ -124,6 +131,11 @@ __all__ = [
     "list_jobs",
     "list_jobs_sync",
     "watch_jobs",
+    "FunctionMetrics",
+    "function_metrics",
+    "function_metrics_sync",
+    "throughput",
+    "throughput_sync",
     "QueueStats",
     "all_queue_stats",
     "all_queue_stats_sync",

@@ -25,12 +25,14 @@ from naq.transport import (
     Connection,
     KVEntry,
     Msg,
+    NotFound,
     PubAck,
     PublishError,
     consumer_config,
     failed_stream_config,
     get_connection,
     jobs_stream_config,
+    metrics_stream_config,
     outcomes_stream_config,
 )
 
@@ -77,6 +79,10 @@ class Broker:
     async def ensure_outcomes_stream(self) -> None:
         """Make sure the outcome log exists."""
         await self.connection.ensure_stream(outcomes_stream_config(self.names, self.settings))
+
+    async def ensure_metrics_stream(self) -> None:
+        """Make sure the stream of the workers' metrics reports exists."""
+        await self.connection.ensure_stream(metrics_stream_config(self.names, self.settings))
 
     async def ensure_consumer(self, queue: str) -> str:
         """Make sure ``queue``'s shared durable consumer exists; returns its name."""
@@ -146,7 +152,39 @@ class Broker:
             self.names.failed_subject(letter.queue), record_encoder.encode(letter)
         )
 
+    async def publish_metrics(
+        self, worker: str, report: bytes, report_id: str, timeout: float
+    ) -> None:
+        """Store one of ``worker``'s metrics reports (awaited, at most ``timeout`` seconds).
+
+        ``report_id`` is its message id: the same report sent again is stored once.
+
+        Raises:
+            NaqException: it was not stored (or its ack was lost).
+        """
+        await self.ensure_metrics_stream()
+        try:
+            await self.connection.publish(
+                self.names.metrics_subject(worker),
+                report,
+                {MSG_ID_HEADER: report_id},
+                timeout=timeout,
+            )
+        except BaseException:
+            # The stream may have been deleted: the next report looks it up again.
+            self.connection.resources.forget_stream(self.names.metrics_stream)
+            raise
+
     # -- reads ---------------------------------------------------------------
+
+    async def read_since(self, stream: str, subject: str, start: float) -> list[bytes]:
+        """The data of the messages of ``stream`` on ``subject`` stored from UNIX time
+        ``start`` on, oldest first; none when the stream does not exist."""
+        try:
+            messages = await self.connection.ordered.read_since(stream, subject, start)
+        except NotFound:
+            return []
+        return [msg.data for msg in messages]
 
     async def read_stream(self, stream: str, subject: str) -> list[tuple[int, bytes]]:
         """Every message of ``stream`` on ``subject`` (wildcards allowed) as (seq, data)."""

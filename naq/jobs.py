@@ -22,6 +22,7 @@ from naq.models import JobStatus, ResultRecord, status_decoder
 from naq.names import validate_job_id, validate_queue_name
 from naq.results import (
     JobInfo,
+    attempts_with_result,
     decode_result,
     info_from_status,
     raise_for_outcome,
@@ -167,6 +168,7 @@ def _with_result(info: JobInfo, result: ResultRecord, settings: Settings) -> Job
         started_at=info.started_at or result.started_at,
         worker=info.worker or result.worker,
         attempt=max(info.attempt, result.attempt),
+        attempts_log=attempts_with_result(info.attempts_log, result),
     )
 
 

@@ -53,8 +53,24 @@ class JobEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     v: int = ENVELOPE_VERSION
 
 
+class AttemptEntry(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One attempt at a job that is over (or was cut short by its worker's death)."""
+
+    attempt: int
+    worker: str | None = None
+    started_at: float | None = None
+    #: None for an attempt whose worker died while it ran.
+    ended_at: float | None = None
+    error_type: str | None = None
+    error: str | None = None
+
+
 class StatusRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
-    """The current state of a job, kept in the job-status bucket under its id."""
+    """The current state of a job, kept in the job-status bucket under its id.
+
+    Its ``attempt``, ``worker``, ``started_at``, ``ended_at``, ``error`` and ``error_type``
+    describe the current (or last) attempt; ``earlier_attempts`` the ones before it.
+    """
 
     job_id: str
     status: str
@@ -69,6 +85,8 @@ class StatusRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     next_retry_at: float | None = None
     worker: str | None = None
     error: str | None = None
+    #: The exception class of a failed attempt's error.
+    error_type: str | None = None
     args: list[Any] = []
     kwargs: dict[str, Any] = {}
     meta: dict[str, Any] = {}
@@ -76,6 +94,43 @@ class StatusRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     #: Fraction done (0..1) reported by the job, and a message to go with it.
     progress: float | None = None
     progress_message: str | None = None
+    #: The attempts before the current one, oldest first (a job run once has none).
+    earlier_attempts: list[AttemptEntry] = []
+
+
+#: Attempts a status record keeps before its current one (the newest), and the longest
+#: error text each of them keeps: a job retried without end must not outgrow a message.
+MAX_EARLIER_ATTEMPTS = 100
+MAX_ATTEMPT_ERROR = 1000
+
+
+def current_attempt(record: StatusRecord) -> AttemptEntry | None:
+    """The attempt ``record`` describes now; None before the job first started."""
+    if record.started_at is None or record.attempt < 1:
+        return None
+    return AttemptEntry(
+        attempt=record.attempt,
+        worker=record.worker,
+        started_at=record.started_at,
+        ended_at=record.ended_at,
+        error_type=record.error_type,
+        error=record.error,
+    )
+
+
+def attempts_before_next(previous: StatusRecord) -> list[AttemptEntry]:
+    """The attempts a job's next attempt carries in its status, from the job's last
+    status ``previous``: its earlier ones and its current one (the newest kept).
+
+    The current one is missing its end when its worker died while it ran; an attempt
+    whose worker died before its running status was written is not there at all.
+    """
+    last = current_attempt(previous)
+    if last is None:
+        return previous.earlier_attempts[-MAX_EARLIER_ATTEMPTS:]
+    if last.error is not None and len(last.error) > MAX_ATTEMPT_ERROR:
+        last = msgspec.structs.replace(last, error=last.error[: MAX_ATTEMPT_ERROR - 1] + "…")
+    return [*previous.earlier_attempts, last][-MAX_EARLIER_ATTEMPTS:]
 
 
 def status_of(envelope: JobEnvelope, status: str, **fields: Any) -> StatusRecord:

@@ -14,6 +14,8 @@ from naq.errors import ConfigurationError, InvalidQueueNameError
 
 QUEUE_NAME_RE = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 JOB_ID_RE = re.compile(r"^[A-Za-z0-9_=-]{1,200}$")
+#: What may not stand in one token of a subject (a worker name becomes one).
+_NOT_SUBJECT_SAFE = re.compile(r"[^A-Za-z0-9_-]")
 SCHEDULER_LOCK_KEY = "leader_lock"
 
 
@@ -151,6 +153,10 @@ class Names:
     def metrics_subject_prefix(self) -> str:
         """Metrics-report subjects start with this (``naq.metrics``)."""
         return f"{self.prefix}.metrics"
+
+    def metrics_subject(self, worker: str) -> str:
+        """Subject of ``worker``'s metrics reports (its name made one subject token)."""
+        return f"{self.metrics_subject_prefix}.{_NOT_SUBJECT_SAFE.sub('_', worker) or '_'}"
 
     @cached_property
     def scheduler_lock_bucket(self) -> str:

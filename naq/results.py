@@ -21,10 +21,12 @@ from naq.errors import (
     SerializationError,
 )
 from naq.models import (
+    AttemptEntry,
     JobStatus,
     ResultRecord,
     SealedOutcome,
     StatusRecord,
+    current_attempt,
     record_encoder,
     result_decoder,
     sealed_decoder,
@@ -59,6 +61,11 @@ class JobInfo:
     depends_on: list[str] = field(default_factory=list)
     progress: float | None = None
     progress_message: str | None = None
+    #: Every attempt, oldest first: ``{attempt, worker, started_at, ended_at, error_type,
+    #: error}``. The newest is the current one (no ``ended_at`` while it runs); an attempt
+    #: whose worker died while it ran has no ``ended_at`` either, and one whose worker died
+    #: before its running status was written is missing.
+    attempts_log: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def ended(self) -> bool:
@@ -188,7 +195,57 @@ def info_from_status(record: StatusRecord) -> JobInfo:
         depends_on=record.depends_on,
         progress=record.progress,
         progress_message=record.progress_message,
+        attempts_log=attempts_log(record),
     )
+
+
+def _entry(attempt: AttemptEntry) -> dict[str, Any]:
+    return {
+        "attempt": attempt.attempt,
+        "worker": attempt.worker,
+        "started_at": attempt.started_at,
+        "ended_at": attempt.ended_at,
+        "error_type": attempt.error_type,
+        "error": attempt.error,
+    }
+
+
+def attempts_log(record: StatusRecord) -> list[dict[str, Any]]:
+    """Every attempt a status record tells of, oldest first (see ``JobInfo.attempts_log``)."""
+    log = [_entry(attempt) for attempt in record.earlier_attempts]
+    current = current_attempt(record)
+    if current is not None:
+        log.append(_entry(current))
+    return log
+
+
+def attempts_with_result(log: list[dict[str, Any]], result: ResultRecord) -> list[dict[str, Any]]:
+    """``log`` ending with the attempt whose outcome ``result`` is.
+
+    The result is stored before the final status, so a status read in between is a write
+    behind: its last attempt still runs (or is the one before). A result from outside a
+    worker (a cancel, a purge) or of a job that never ran changes nothing.
+    """
+    if result.started_at is None or result.attempt < 1:
+        return log
+    entry = _entry(
+        AttemptEntry(
+            attempt=result.attempt,
+            worker=result.worker,
+            started_at=result.started_at,
+            ended_at=result.finished_at,
+            error_type=result.error_type,
+            error=result.error,
+        )
+    )
+    if log and log[-1]["attempt"] == result.attempt and log[-1]["worker"] == result.worker:
+        last = log[-1]
+        if last["ended_at"] is not None:
+            return log  # the final status: it tells the same
+        # A sealed result has no error text: the status's, if it has one, stands.
+        merged = {key: last[key] if value is None else value for key, value in entry.items()}
+        return [*log[:-1], merged]
+    return [*log, entry]
 
 
 def to_dict(info: JobInfo) -> dict[str, Any]:

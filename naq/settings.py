@@ -9,6 +9,7 @@ Settings.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -35,6 +36,8 @@ DEFAULT_MAX_SCHEDULE_FAILURES = 5
 DEFAULT_ACK_WAIT_SECONDS = 30.0
 DEFAULT_MAX_CRASH_REDELIVERIES = 5
 DEFAULT_RUNNING_STATUS_DELAY_SECONDS = 0.05
+DEFAULT_METRICS_RETENTION_SECONDS = 86_400
+DEFAULT_METRICS_INTERVAL_SECONDS = 5.0
 
 SERIALIZERS = ("json", "pickle")
 #: How an on/off variable may be written.
@@ -73,6 +76,10 @@ class Settings:
     #: from pending straight to its outcome (one write fewer, a quarter of a short job's
     #: cost); ``watch_jobs`` reports its running state from the outcome record. 0: always.
     running_status_delay: float = DEFAULT_RUNNING_STATUS_DELAY_SECONDS
+    #: Seconds the workers' metrics reports are kept (the metrics stream's max age).
+    metrics_retention: int = DEFAULT_METRICS_RETENTION_SECONDS
+    #: Seconds between a worker's metrics reports; 0 turns a worker's metrics off.
+    metrics_interval: float = DEFAULT_METRICS_INTERVAL_SECONDS
     #: Log level of every naq process (a command's ``--log-level`` wins); ``None``: each
     #: command's own default (see naq.log_level).
     log_level: str | None = None
@@ -104,7 +111,13 @@ class Settings:
             )
         if self.replicas < 1 or self.replicas > 5:
             raise ConfigurationError(f"NAQ_REPLICAS={self.replicas!r} must be between 1 and 5")
-        for name in ("default_result_ttl", "job_status_ttl", "worker_ttl", "scheduler_lock_ttl"):
+        for name in (
+            "default_result_ttl",
+            "job_status_ttl",
+            "worker_ttl",
+            "scheduler_lock_ttl",
+            "metrics_retention",
+        ):
             if not 1 <= getattr(self, name) <= MAX_TTL_SECONDS:
                 raise ConfigurationError(
                     f"{name}={getattr(self, name)!r} must be from 1 to {MAX_TTL_SECONDS} seconds"
@@ -112,6 +125,11 @@ class Settings:
         if self.running_status_delay < 0:
             raise ConfigurationError(
                 f"NAQ_RUNNING_STATUS_DELAY={self.running_status_delay!r} must not be negative"
+            )
+        if not 0 <= self.metrics_interval < math.inf:
+            raise ConfigurationError(
+                f"NAQ_METRICS_INTERVAL={self.metrics_interval!r} must be 0 (off) or a number "
+                "of seconds > 0"
             )
         if self.default_ack_wait <= 0:
             raise ConfigurationError(f"default_ack_wait={self.default_ack_wait!r} must be positive")

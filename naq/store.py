@@ -42,6 +42,7 @@ from naq.models import (
     ResultRecord,
     StatusRecord,
     WaitingJob,
+    attempts_before_next,
     decode_envelope,
     record_encoder,
     result_decoder,
@@ -203,8 +204,19 @@ class JobStore:
         if base is not None:
             now = time.time()
             record = msgspec.structs.replace(
-                base, status=status, updated_at=now, ended_at=now, error=error
+                base,
+                status=status,
+                updated_at=now,
+                ended_at=now,
+                error=error,
+                error_type=error_type,
             )
+            if base.status == JobStatus.RETRY:
+                # Ended while it waited to run again: its last attempt had ended, and goes
+                # into the log as it was; the job has no current attempt.
+                record = msgspec.structs.replace(
+                    record, started_at=None, earlier_attempts=attempts_before_next(base)
+                )
             await self._put_status(record, ttl=self.settings.history_ttl())
             self._log_outcome(record.queue, status, job_id)
         return True
@@ -232,6 +244,7 @@ class JobStore:
             # A worker's outcome names who ran it; an outside one (a cancel) names nobody.
             "worker": result.worker or current.worker,
             "attempt": result.attempt or current.attempt,
+            "error_type": result.error_type,
         }
         if all(getattr(current, name) == value for name, value in winner.items()):
             return  # the winner's own status (its timestamps may differ by a hair: they stand)

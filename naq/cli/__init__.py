@@ -2,13 +2,24 @@
 ``--json`` for scripts, and one clear line (never a traceback) when something is wrong.
 
 One module per noun registers its commands on the app (:mod:`naq.cli.app`): jobs, workers,
-schedules, queues, failed (dead letters), server (and demo), tui (and dashboard), exporter.
+schedules, queues, failed (dead letters), metrics, server (and demo), tui (and dashboard),
+exporter.
 """
 
 from __future__ import annotations
 
 # Imported for the commands they register on the app.
-from naq.cli import exporter, failed, jobs, queues, schedules, server, tui, workers  # noqa: F401
+from naq.cli import (  # noqa: F401
+    exporter,
+    failed,
+    jobs,
+    metrics,
+    queues,
+    schedules,
+    server,
+    tui,
+    workers,
+)
 from naq.cli.app import app
 
 __all__ = ["app", "main"]

@@ -163,6 +163,14 @@ def jobs_command(
     print_listing(f"{len(infos)} job(s)", JOB_COLUMNS, rows)
 
 
+def describe_attempt(attempt: dict[str, Any]) -> str:
+    """One line of a job's attempts: where and when it ran, how long, how it failed."""
+    started, ended = attempt["started_at"], attempt["ended_at"]
+    took = f"{ended - started:.3f}s" if started is not None and ended is not None else "no end"
+    error = f", {attempt['error']}" if attempt["error"] else ""
+    return f"{attempt['worker'] or '-'}, {fmt_time(started)}, {took}{error}"
+
+
 def print_job(info: Any, json_output: bool) -> None:
     """Print a JobInfo as field-value lines (then its traceback), or as JSON."""
     if json_output:
@@ -183,6 +191,8 @@ def print_job(info: Any, json_output: bool) -> None:
         ("started", fmt_time(info.started_at)),
         ("ended", fmt_time(info.ended_at)),
     ]
+    if len(info.attempts_log) > 1:
+        fields += [(f"attempt {a['attempt']}", describe_attempt(a)) for a in info.attempts_log]
     if info.depends_on:
         fields.append(("depends on", ", ".join(info.depends_on)))
     if info.next_retry_at:

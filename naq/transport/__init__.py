@@ -45,6 +45,7 @@ from naq.transport.resources import (
     consumer_config,
     failed_stream_config,
     jobs_stream_config,
+    metrics_stream_config,
     outcomes_stream_config,
 )
 
@@ -76,6 +77,7 @@ __all__ = [
     "get_jetstream_context",
     "get_nats_connection",
     "jobs_stream_config",
+    "metrics_stream_config",
     "open_connection",
     "outcomes_stream_config",
 ]

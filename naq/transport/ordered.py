@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -73,6 +74,18 @@ class OrderedReads:
             subject,
             deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
             config=api.ConsumerConfig(opt_start_seq=start),
+        )
+
+    async def read_since(self, stream: str, subject: str, start: float) -> list[Msg]:
+        """The messages of ``stream`` on ``subject`` stored from UNIX time ``start`` on, oldest
+        first (the server finds where to start: nothing before is read)."""
+        return await self.read(
+            stream,
+            subject,
+            deliver_policy=api.DeliverPolicy.BY_START_TIME,
+            config=api.ConsumerConfig(
+                opt_start_time=datetime.datetime.fromtimestamp(start, tz=datetime.timezone.utc)
+            ),
         )
 
     async def tail(

@@ -28,6 +28,9 @@ LEADER_TIMEOUT = 10.0
 LEADER_POLL = 0.1
 #: How long ensuring a stream, consumer or bucket retries while a cluster elects leaders.
 SETTLE_TIMEOUT = 30.0
+#: Seconds the metrics stream remembers report ids: a worker re-sending a report whose ack
+#: was lost (the same id) within this time has it stored once.
+METRICS_DUPLICATE_WINDOW = 600.0
 
 
 class Resources:
@@ -71,6 +74,11 @@ class Resources:
 
             await self._settled(f"stream {name}", ensure)
             self._ensured.add(name)
+
+    def forget_stream(self, name: str) -> None:
+        """Look ``name`` up again the next time it is ensured (a write to it failed: it may
+        have been deleted meanwhile)."""
+        self._ensured.discard(name)
 
     async def ensure_consumer(
         self, stream: str, config: api.ConsumerConfig, *, set_ack_wait: bool = False
@@ -235,6 +243,22 @@ def outcomes_stream_config(names: Names, settings: Settings) -> api.StreamConfig
         storage=api.StorageType.FILE,
         num_replicas=settings.replicas,
         max_age=float(settings.history_ttl()),
+        allow_direct=True,
+    )
+
+
+def metrics_stream_config(names: Names, settings: Settings) -> api.StreamConfig:
+    """The workers' metrics reports, kept ``metrics_retention`` seconds."""
+    retention = float(settings.metrics_retention)
+    return api.StreamConfig(
+        name=names.metrics_stream,
+        subjects=[names.metrics_subject_prefix + ".*"],
+        retention=api.RetentionPolicy.LIMITS,
+        storage=api.StorageType.FILE,
+        num_replicas=settings.replicas,
+        max_age=retention,
+        # A report sent again after a lost ack (same message id) is stored once.
+        duplicate_window=min(retention, METRICS_DUPLICATE_WINDOW),
         allow_direct=True,
     )
 

@@ -10,7 +10,8 @@ stops it at once.
 The parts, each in its module: ``loop`` (the :class:`Worker`: options, run, signals,
 shutdown, remote control), ``feeding`` (pull requests matched to free slots, burst
 mode), ``attempt`` (one attempt at a job and its outcome), ``liveness`` (heartbeat,
-in-progress acks, running statuses), ``execution`` (running a job's function, async or
+in-progress acks, running statuses), ``metering`` (what the attempts add up to, and
+the metrics reports), ``execution`` (running a job's function, async or
 in a thread, under its timeout) and ``state`` (what they share).
 """
 

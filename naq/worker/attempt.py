@@ -26,6 +26,7 @@ from naq.models import (
     JobStatus,
     ResultRecord,
     StatusRecord,
+    attempts_before_next,
     decode_envelope,
     status_of,
     waiting_decoder,
@@ -79,6 +80,7 @@ class Attempts:
         self._recording = state.recording
         self._backlog = state.backlog
         self._progress = state.progress
+        self._earlier = state.earlier_attempts
         self._wake = state.wake
         self._idle = state.idle
         self._stopping = state.stopping
@@ -144,6 +146,7 @@ class Attempts:
             self._running.pop(key, None)
             self._recording.pop(key, None)
             self._progress.pop(running.job_id, None)
+            self._earlier.pop(running.job_id, None)
             self._state.last_ended = time.monotonic()
             if self._backlog and len(self._running) < self._concurrency:
                 self.start(*self._backlog.popleft())
@@ -179,6 +182,7 @@ class Attempts:
             await outcomes.dead_letter(msg, running.queue, None, f"malformed message: {exc}")
             return
         running.job_id = envelope.id
+        running.envelope = envelope
         if envelope.id in self._cancelled:
             # Cancelled while pending: whoever cancelled it recorded the outcome; its
             # dependents are settled (again) before the message goes.
@@ -217,6 +221,7 @@ class Attempts:
                 if previous.status == JobStatus.RETRY
                 else max(1, previous.attempt)
             )
+            self._earlier[envelope.id] = attempts_before_next(previous)
         if delivered > envelope.max_retries + 1 + self._settings.max_crash_redeliveries:
             reason = f"delivered {delivered} times without finishing (worker crashes?)"
             await outcomes.fail(
@@ -325,6 +330,8 @@ class Outcomes:
         self._store = state.store
         self._name = state.name
         self._progress = state.progress
+        self._earlier = state.earlier_attempts
+        self._metered = state.metering.ended
         #: dependency id -> parked jobs waiting on it, and the reverse.
         self._dependents: dict[str, set[str]] = {}
         self._waiting: dict[str, list[str]] = {}
@@ -338,9 +345,11 @@ class Outcomes:
         started_at: float | None = None,
         ended_at: float | None = None,
         error: str | None = None,
+        error_type: str | None = None,
         next_retry_at: float | None = None,
     ) -> StatusRecord:
-        """The job's status record as this worker writes it (with its last progress)."""
+        """The job's status record as this worker writes it (with its last progress, and
+        the attempts before this one)."""
         progress, message, meta = self._progress.get(envelope.id, (None, None, {}))
         return status_of(
             envelope,
@@ -352,9 +361,11 @@ class Outcomes:
             next_retry_at=next_retry_at,
             worker=self._name,
             error=error,
+            error_type=error_type,
             meta={**envelope.meta, **meta},
             progress=progress,
             progress_message=message,
+            earlier_attempts=self._earlier.get(envelope.id) or [],
         )
 
     def result_payload(
@@ -385,15 +396,23 @@ class Outcomes:
         attempt: int,
         started: float | None,
         error: str | None = None,
+        error_type: str | None = None,
     ) -> None:
         """Store the job's outcome (unless one was stored first), release its dependents,
         then ack it."""
         record = self.status(
-            envelope, status, attempt, started_at=started, ended_at=time.time(), error=error
+            envelope,
+            status,
+            attempt,
+            started_at=started,
+            ended_at=time.time(),
+            error=error,
+            error_type=error_type,
         )
         try:
             # Lost to an earlier outcome (e.g. a cancellation): that one stands.
-            await self._store.store_outcome(payload, record, envelope.result_ttl)
+            won = await self._store.store_outcome(payload, record, envelope.result_ttl)
+            self._metered(envelope, status if won else "", started, record.ended_at)
             # Dependents before the ack: killed in between, the job is delivered again
             # and its redelivery releases them.
             if envelope.id in self._dependents:
@@ -408,6 +427,8 @@ class Outcomes:
         """Record a job cancelled while it ran (its result, if any, is discarded)."""
         try:
             await self._store.end(running.job_id, JobStatus.CANCELLED, error="cancelled")
+            if running.envelope is not None:
+                self._metered(running.envelope, JobStatus.CANCELLED, None, None)
             await self.job_ended(running.job_id)
         except NaqException as exc:
             # Left unacked: delivered again, it is skipped as cancelled and settled then.
@@ -456,9 +477,11 @@ class Outcomes:
                 started_at=started,
                 ended_at=time.time(),
                 error=error,
+                error_type=type(exc).__name__,
                 next_retry_at=time.time() + delay,
             )
             await self._store.retrying(record)
+            self._metered(envelope, JobStatus.RETRY, started, record.ended_at)
             await msg.nak(delay=delay if delay > 0 else None)
             log.info(
                 "job %s attempt %d failed (%s); retry in %.2fs", envelope.id, attempt, error, delay
@@ -510,7 +533,9 @@ class Outcomes:
                 started_at=started,
             ),
         )
-        await self.store_outcome(msg, envelope, payload, JobStatus.FAILED, attempt, started, error)
+        await self.store_outcome(
+            msg, envelope, payload, JobStatus.FAILED, attempt, started, error, error_type
+        )
         log.info("job %s failed for good: %s", envelope.id, error)
 
     async def refuse(

@@ -2,8 +2,9 @@
 
 A run connects, makes the shared state and the parts that work on it (the feeder
 takes jobs, the attempts run them, the outcomes store what came of them, liveness
-keeps the worker and its jobs alive), and waits for a stop: SIGTERM/SIGINT, a
-remote ``stop``, :meth:`Worker.request_stop` or, in burst mode, empty queues.
+keeps the worker and its jobs alive, metering reports what they add up to), and waits
+for a stop: SIGTERM/SIGINT, a remote ``stop``, :meth:`Worker.request_stop` or, in burst
+mode, empty queues.
 """
 
 from __future__ import annotations
@@ -233,6 +234,8 @@ class Worker:
             loops.append(asyncio.create_task(feeder.run()))
             loops.append(asyncio.create_task(liveness.heartbeat_loop(beating)))
             loops.append(asyncio.create_task(liveness.keepalive_loop()))
+            if state.metering.enabled:
+                loops.append(asyncio.create_task(state.metering.run()))
             if self.burst:
                 loops.append(asyncio.create_task(feeder.burst_watch()))
             await stopping.wait()
@@ -310,6 +313,8 @@ class Worker:
                         await job.msg.nak()
                     job.task.cancel()  # type: ignore[union-attr]
         executor.shutdown()
+        # Every outcome is stored by now: what they add up to goes out before the connection.
+        await state.metering.flush()
         with contextlib.suppress(Exception):
             kv = await state.broker.workers_kv()
             await kv.delete(self.name)

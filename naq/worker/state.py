@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from naq.broker import Broker
-from naq.models import JobEnvelope, WorkerStatus
+from naq.models import AttemptEntry, JobEnvelope, WorkerStatus
 from naq.settings import Settings
 from naq.store import JobStore
 from naq.transport import Msg
+from naq.worker.metering import Metering
 
 #: What a running job last reported: (progress, message, meta).
 Progress = tuple[float | None, str | None, dict[str, Any]]
@@ -25,6 +26,8 @@ class RunningJob:
     msg: Msg
     job_id: str
     queue: str
+    #: Its job, once its message is decoded.
+    envelope: JobEnvelope | None = None
     #: Its key in the worker's tables (the message's ack subject).
     key: str = ""
     task: asyncio.Task[Any] | None = None
@@ -77,13 +80,19 @@ class WorkerState:
     first_started: float | None = None
     last_ended: float = 0.0
 
+    #: job id -> the attempts of a job run again before this one (carried into its status).
+    earlier_attempts: dict[str, list[AttemptEntry]] = field(default_factory=dict)
+
     #: The ack wait (seconds) its in-progress acks are paced for: its settings', or the
     #: shortest of its queues' consumers' once the feeder has met them.
     ack_wait: float = field(init=False)
+    #: What its attempts add up to, and its metrics reports.
+    metering: Metering = field(init=False)
 
     def __post_init__(self) -> None:
         self.idle.set()
         self.ack_wait = self.settings.default_ack_wait
+        self.metering = Metering(self.broker, self.name)
 
     def held_jobs(self) -> list[RunningJob]:
         """Every job this worker has started and not yet acked: running, or storing its

@@ -41,6 +41,7 @@ from prometheus_client.utils import floatToGoString
 
 from naq.broker import Broker
 from naq.errors import ConfigurationError, NaqConnectionError, NaqException
+from naq.metrics import DURATION_BUCKETS
 from naq.monitor import QueueStats, WorkerInfo, current_queue_stats, live_workers
 from naq.settings import Settings, get_settings
 from naq.statuses import WorkerStatus
@@ -55,17 +56,11 @@ REFRESH_INTERVAL = 5.0
 #: Seconds a read of the gauges may take before NATS counts as down.
 REFRESH_TIMEOUT = 5.0
 
-#: Upper bounds (seconds) of the workers' duration and wait histogram buckets; their
-#: counts have one more slot, for what lies above the last bound.
-DURATION_BUCKETS: tuple[float, ...] = (
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1, 2.5, 5, 10, 30, 60, 120, 300,
-)  # fmt: skip
-
 
 class ReportRow(msgspec.Struct, frozen=True, kw_only=True):
-    """What a metrics report says of one (queue, function) for its interval (the fields
-    the exporter sums; each histogram's counts are per bucket, not cumulative)."""
+    """The fields of a :class:`naq.metrics.FunctionCounts` the exporter sums (each
+    histogram's counts are per bucket, not cumulative); a report it reads decodes into
+    these alone, so a report with fields added later still counts."""
 
     queue: str
     function: str

@@ -166,9 +166,7 @@ class LiveService:
             for name in JobDetail.__dataclass_fields__
             if hasattr(info, name) and name != "attempts"
         }
-        # guard (merge: info.attempts_log): JobInfo.attempts_log
-        entries = getattr(info, "attempts_log", None) or []
-        return JobDetail(**fields, attempts=tuple(attempt(entry) for entry in entries))
+        return JobDetail(**fields, attempts=tuple(attempt(entry) for entry in info.attempts_log))
 
     def _queue(self, name: str) -> Queue:
         return Queue(name, settings=self.settings)

@@ -9,20 +9,14 @@ queue rows the feed brought; it turns all that into the TUI's changes.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from naq import metrics
 from naq.settings import Settings
 from naq_tui.service import Change, FunctionRow, QueueRow, QueueTrend, Remove, Series, Upsert
-
-_metrics: Any
-try:  # guard (merge: replace with a plain `from naq import metrics`)
-    _metrics = importlib.import_module("naq.metrics")
-except ImportError:  # until naq.metrics is there
-    _metrics = None
 
 log = logging.getLogger("naq_tui.live")
 
@@ -39,18 +33,13 @@ TREND_SAMPLES = int(THROUGHPUT_WINDOW / READ_SECONDS)
 READ_TIMEOUT = 2 * READ_SECONDS
 
 
-def _library(name: str) -> Callable[..., Awaitable[Any]] | None:
-    # guard (merge: call naq.metrics.<name> directly): None while naq.metrics lacks it.
-    return getattr(_metrics, name, None)
-
-
 def function_row(record: Any) -> FunctionRow:
     """A Metrics pane row from a ``naq.metrics.FunctionMetrics``."""
     return FunctionRow(
         queue=record.queue,
         function=record.function,
         processed=record.processed,
-        completed=getattr(record, "completed", 0),
+        completed=record.completed,
         failed=record.failed,
         retried=record.retried,
         duration_p50=record.duration_p50,
@@ -58,7 +47,7 @@ def function_row(record: Any) -> FunctionRow:
         duration_max=record.duration_max,
         wait_p50=record.wait_p50,
         wait_p95=record.wait_p95,
-        series=tuple(getattr(record, "series", ())),
+        series=tuple(record.series),
     )
 
 
@@ -88,25 +77,21 @@ class MetricsReader:
     async def read(self) -> list[Change]:
         """One read: the Metrics pane's rows (and removals), then the Overview's series."""
         changes: list[Change] = []
-        function_metrics = _library("function_metrics")
-        if function_metrics is not None:
-            records = await self._ask(
-                function_metrics(window=FUNCTION_WINDOW, settings=self.settings)
-            )
-            if records is not None:
-                rows = [function_row(record) for record in records]
-                keys = {row.key for row in rows}
-                changes += [Upsert(row) for row in rows]
-                changes += [Remove("function", key) for key in sorted(self._functions - keys)]
-                self._functions = keys
-        throughput = _library("throughput")
-        if throughput is not None:
-            figures = await self._ask(
-                throughput(THROUGHPUT_WINDOW, THROUGHPUT_STEP, settings=self.settings)
-            )
-            if figures is not None:
-                processed, failed = figures
-                self._throughput = (tuple(processed), tuple(failed))
+        records = await self._ask(
+            metrics.function_metrics(window=FUNCTION_WINDOW, settings=self.settings)
+        )
+        if records is not None:
+            rows = [function_row(record) for record in records]
+            keys = {row.key for row in rows}
+            changes += [Upsert(row) for row in rows]
+            changes += [Remove("function", key) for key in sorted(self._functions - keys)]
+            self._functions = keys
+        figures = await self._ask(
+            metrics.throughput(THROUGHPUT_WINDOW, THROUGHPUT_STEP, settings=self.settings)
+        )
+        if figures is not None:
+            processed, failed = figures
+            self._throughput = (tuple(processed), tuple(failed))
         changes.append(self._series())
         return changes
 

@@ -219,3 +219,25 @@ async def test_naq_exporter_serves_metrics_and_refuses_bad_options(nats_url: str
     finally:
         proc.send_signal(signal.SIGINT)
         assert await asyncio.to_thread(proc.wait, 10) == 130
+
+
+async def test_counts_a_real_workers_reports(nats_url: str) -> None:
+    # End to end: a worker runs jobs, its reports reach the exporter's counters.
+    q = "exp-real"
+    settings = get_settings().replace(metrics_interval=0.2)
+    async with Queue(q) as queue:
+        done = [await queue.enqueue(jobs.add, i, 1) for i in range(3)]
+        failed = await queue.enqueue(jobs.fail, "no")
+        async with running_worker(q, settings=settings):
+            for job in [*done, failed]:
+                await job.wait(timeout=20)
+        # The worker stopped gracefully: its last interval is in the stream.
+        async with serving() as (exporter, port):
+            assert await exporter.refresh()
+            samples = await scrape(port)
+    add = {"queue": q, "function": "tests.jobs:add"}
+    fail = {"queue": q, "function": "tests.jobs:fail"}
+    assert value(samples, "naq_jobs_processed_total", **add) == 3
+    assert value(samples, "naq_jobs_completed_total", **add) == 3
+    assert value(samples, "naq_jobs_failed_total", **fail) == 1
+    assert value(samples, "naq_job_duration_seconds_count", **add) == 3

@@ -122,7 +122,7 @@ async def test_the_reader_turns_the_metrics_into_changes(monkeypatch: pytest.Mon
         return [1.0, 2.0], [0.0, 0.5]
 
     library = SimpleNamespace(function_metrics=function_metrics, throughput=throughput)
-    monkeypatch.setattr(live_metrics, "_metrics", library)
+    monkeypatch.setattr(live_metrics, "metrics", library)
     reader = MetricsReader(Settings.from_env(), clock=lambda: 100.0)
     reader.saw(Upsert(QueueRow("q", pending=3, latency=2.0)))
     first = await reader.read()
@@ -140,12 +140,3 @@ async def test_the_reader_turns_the_metrics_into_changes(monkeypatch: pytest.Mon
     assert asked[0]["window"] == live_metrics.FUNCTION_WINDOW
     reader.saw(Remove("queue", "q"))
     assert "q" not in (await reader.read())[-1].queues  # type: ignore[union-attr]
-
-
-async def test_the_reader_does_without_the_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(live_metrics, "_metrics", None)
-    reader = MetricsReader(Settings.from_env(), clock=lambda: 1.0)
-    reader.saw(Upsert(QueueRow("q", latency=1.0)))
-    [series] = await reader.read()
-    assert isinstance(series, Series) and series.processed == ()
-    assert series.queues["q"].latency == (1.0,)

@@ -12,13 +12,15 @@ STAMP  := $(VENV)/.installed
 PYTEST := -m pytest -q -p no:cacheprovider
 
 # The other Pythons run the suite less, for CI's time, what a second interpreter adds least to:
-# the slow tests, the fuzzing, the TUI against its fake service (its pixel snapshots, screens,
-# keys, Overview and Metrics panes; the TUI still runs on them against a live server, in
-# tests/tui/test_app_live.py), the scheduler's timing tests (the CLI's scheduling tests still run the scheduler there) and
-# the CLI's table widths. Besides, mypy checks naq against Python 3.10's standard library.
+# the slow tests, the fuzzing, the TUI's app (its pixel snapshots, screens, keys and panes,
+# against the fake service and a live server; its state and charts still run there), the
+# scheduler's timing tests (the CLI's scheduling tests still run the scheduler there) and the
+# CLI's operations and table widths (subprocesses of the CLI; its scheduling commands still
+# run). Besides, mypy checks naq against Python 3.10's standard library.
 VERSION_SUBSET := -m "not slow" --ignore=tests/test_fuzz.py \
 	--ignore=tests/tui/test_snapshots.py --ignore=tests/tui/test_app_fake.py \
 	--ignore=tests/tui/test_keys.py --ignore=tests/tui/test_overview_metrics.py \
+	--ignore=tests/tui/test_app_live.py --ignore=tests/test_cli_operations.py \
 	--ignore=tests/test_scheduling.py --ignore=tests/test_cli_width.py
 # What publishes, pulls and subscribes, run again through nats-py's public API only.
 PLAIN_SUBSET := tests/test_fast_paths.py tests/test_frames.py tests/test_direct.py \

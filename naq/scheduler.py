@@ -28,7 +28,7 @@ import msgspec
 from naq import tracing
 from naq.broker import Broker, decode_or_none
 from naq.dependencies import MISSING, hold
-from naq.errors import ConfigurationError
+from naq.errors import ConfigurationError, NaqException
 from naq.models import (
     JobEnvelope,
     JobStatus,
@@ -50,6 +50,9 @@ from naq.sync import set_threadsafe
 from naq.transport import Bucket, Connection, RevisionConflict, open_connection
 
 log = logging.getLogger("naq.scheduler")
+
+#: Seconds before due runs are tried again after a round NATS failed.
+RETRY_ROUND = 1.0
 
 #: Most runs fired at once.
 FIRE_BATCH = 200
@@ -259,9 +262,15 @@ class Scheduler:
                 while due and due[0][0] <= now:
                     firing.append(heapq.heappop(due)[1])
                 # Runs due together go out together, not one round trip after another.
-                for start in range(0, len(firing), FIRE_BATCH):
-                    batch = firing[start : start + FIRE_BATCH]
-                    await asyncio.gather(*(self._fire(schedule_id) for schedule_id in batch))
+                try:
+                    for start in range(0, len(firing), FIRE_BATCH):
+                        batch = firing[start : start + FIRE_BATCH]
+                        await asyncio.gather(*(self._fire(schedule_id) for schedule_id in batch))
+                except NaqException as exc:
+                    # NATS refused or timed out (a node lost, a leader moving): the runs not
+                    # recorded are still due, and fire again at the next round.
+                    log.warning("scheduler: a round of due runs failed, trying again: %s", exc)
+                    wait = min(wait, RETRY_ROUND)
                 if due:
                     wait = min(wait, max(0.0, due[0][0] - time.time()))
                 wait = min(wait, max(0.0, self._lease_until - time.monotonic()))

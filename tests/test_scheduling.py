@@ -447,3 +447,25 @@ def test_the_sync_twins_work() -> None:
         for one_shot in (later, at):
             assert naq.get_job_sync(one_shot.job_id).enqueued_at >= t0 + 0.3  # type: ignore[operator]
         assert naq.list_scheduled_jobs_sync() == []
+
+
+async def test_a_round_nats_fails_is_tried_again_not_the_end_of_the_scheduler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A node lost mid-round makes recording a run time out: the scheduler goes on and the
+    # run is recorded at the next round (before, the error ended the scheduler).
+    failures = [naq.NaqConnectionError("NATS did not answer in time")]
+    advance = naq.Scheduler._advance
+
+    async def flaky_advance(self: naq.Scheduler, schedule_id: str, due: float) -> None:
+        if failures:
+            raise failures.pop()
+        await advance(self, schedule_id, due)
+
+    monkeypatch.setattr(naq.Scheduler, "_advance", flaky_advance)
+    async with running_scheduler() as scheduler, running_worker(Q):
+        job = await naq.enqueue_in(timedelta(seconds=0.2), jobs.add, 2, 3, queue_name=Q)
+        assert await job.result(timeout=10) == 5
+        await schedule_removed(job.job_id)
+        assert not failures
+        assert scheduler.enqueued >= 1

@@ -41,7 +41,7 @@ from prometheus_client.utils import floatToGoString
 
 from naq.broker import Broker
 from naq.errors import ConfigurationError, NaqConnectionError, NaqException
-from naq.metrics import DURATION_BUCKETS
+from naq.metrics import DURATION_BUCKETS, FunctionCounts, report_decoder
 from naq.monitor import QueueStats, WorkerInfo, current_queue_stats, live_workers
 from naq.settings import Settings, get_settings
 from naq.statuses import WorkerStatus
@@ -55,33 +55,6 @@ DEFAULT_PORT = 9108
 REFRESH_INTERVAL = 5.0
 #: Seconds a read of the gauges may take before NATS counts as down.
 REFRESH_TIMEOUT = 5.0
-
-
-class ReportRow(msgspec.Struct, frozen=True, kw_only=True):
-    """The fields of a :class:`naq.metrics.FunctionCounts` the exporter sums (each
-    histogram's counts are per bucket, not cumulative); a report it reads decodes into
-    these alone, so a report with fields added later still counts."""
-
-    queue: str
-    function: str
-    processed: int = 0
-    completed: int = 0
-    failed: int = 0
-    retried: int = 0
-    duration_counts: list[int] = []
-    duration_sum: float = 0.0
-    wait_counts: list[int] = []
-    wait_sum: float = 0.0
-
-
-class Report(msgspec.Struct, frozen=True, kw_only=True):
-    """A worker's metrics report for one interval, as the exporter reads it."""
-
-    worker: str = ""
-    rows: list[ReportRow] = []
-
-
-_report_decoder = msgspec.json.Decoder(Report)
 
 
 def _empty_counts() -> list[int]:
@@ -107,7 +80,7 @@ class FunctionTotals:
     wait_counts: list[int] = field(default_factory=_empty_counts)
     wait_sum: float = 0.0
 
-    def add(self, row: ReportRow) -> None:
+    def add(self, row: FunctionCounts) -> None:
         """Add one report's row (a negative figure adds nothing: counters only go up)."""
         self.processed += max(0, row.processed)
         self.completed += max(0, row.completed)
@@ -131,7 +104,7 @@ class ReportTotals:
         """Add the report stored at ``seq`` (one that can't be read as one is skipped)."""
         self.last_seq = max(self.last_seq, seq)
         try:
-            report = _report_decoder.decode(data)
+            report = report_decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             log.debug("metrics report at %d skipped: %s", seq, exc)
             return

@@ -33,6 +33,7 @@ from naq.errors import (
     NaqException,
     SecurityError,
     SerializationError,
+    WorkerStartupError,
 )
 from naq.history import JobEvent
 from naq.job import Job
@@ -56,6 +57,7 @@ from naq.metrics import (
     throughput,
     throughput_sync,
 )
+from naq.middleware import JobLogMiddleware, JobOutcome, Middleware
 from naq.models import JobStatus, WorkerStatus
 from naq.monitor import (
     QueueStats,
@@ -110,6 +112,7 @@ from naq.sync import close_sync_connections
 from naq.sync import sync_twin as _sync_twin
 from naq.transport import connect, disconnect
 from naq.worker import Worker
+from naq.worker.lifespan import worker_state
 
 __version__ = "0.1.0"
 
@@ -193,6 +196,11 @@ __all__ = [
     "Settings",
     "Worker",
     "WorkerInfo",
+    "WorkerStartupError",
+    "JobLogMiddleware",
+    "JobOutcome",
+    "Middleware",
+    "worker_state",
     "WorkerStatus",
     "connect",
     "connect_sync",

@@ -23,17 +23,28 @@ from naq.errors import ConfigurationError, NaqException
 
 @dataclass
 class JobContext:
-    """The job the current code runs in."""
+    """The job the current code runs in (also what worker middleware is handed)."""
 
     job_id: str
     queue: str
     attempt: int
     worker: str
     meta: dict[str, Any] = field(default_factory=dict)
+    #: The function's reference (``module:function`` or a task name) and its arguments.
+    function: str = ""
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    #: What the worker's lifespan yielded (:func:`naq.worker_state`).
+    state: dict[str, Any] = field(default_factory=dict)
     _report: (
         Callable[[float | None, str | None, dict[str, Any]], Coroutine[Any, Any, None]] | None
     ) = None
     _loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def id(self) -> str:
+        """The job's id (the same as :attr:`job_id`)."""
+        return self.job_id
 
 
 _current: ContextVar[JobContext | None] = ContextVar("naq_current_job", default=None)

@@ -26,6 +26,10 @@ class ConfigurationError(NaqException):
     """
 
 
+class WorkerStartupError(NaqException):
+    """A worker could not start: its lifespan raised on entry (the cause is chained)."""
+
+
 class InvalidQueueNameError(ConfigurationError):
     """A queue name contains characters other than letters, digits, ``-`` and ``_``."""
 

@@ -21,6 +21,7 @@ from naq.errors import (
     NaqException,
     SecurityError,
     SerializationError,
+    WorkerStartupError,
 )
 
 ConnectionError = NaqConnectionError
@@ -38,4 +39,5 @@ __all__ = [
     "NaqException",
     "SecurityError",
     "SerializationError",
+    "WorkerStartupError",
 ]

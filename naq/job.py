@@ -11,6 +11,7 @@ from typing import Any
 
 import msgspec
 
+from naq.callbacks import CALLBACK_OPTIONS, callback_path
 from naq.errors import ConfigurationError, JobExecutionError, SerializationError
 from naq.jobs import fetch_job_result, get_job, job_outcome, wait_for_job
 from naq.models import JobEnvelope, decode_envelope, envelope_encoder
@@ -105,6 +106,9 @@ class Job:
         depends_on: Any = None,
         dependency_ids: Sequence[str] | None = None,
         meta: dict[str, Any] | None = None,
+        on_success: Any = None,
+        on_failure: Any = None,
+        on_stopped: Any = None,
         settings: Settings | None = None,
         options_given: Sequence[str] = (),
     ) -> None:
@@ -151,6 +155,9 @@ class Job:
         if meta is not None and not isinstance(meta, dict):
             raise ConfigurationError(f"meta={meta!r} must be a dict")
         self.meta = dict(meta or {})
+        self.on_success = callback_path(on_success, "on_success")
+        self.on_failure = callback_path(on_failure, "on_failure")
+        self.on_stopped = callback_path(on_stopped, "on_stopped")
         if self._settings.job_serializer == "json":
             check_encodable(self.args, self.kwargs)
             if self.meta:
@@ -209,6 +216,9 @@ class Job:
             meta=self.meta,
             serializer=serializer,
             pickled=pickled,
+            on_success=self.on_success,
+            on_failure=self.on_failure,
+            on_stopped=self.on_stopped,
             # Only a task name needs them: the worker knows its registered defaults.
             options=list(self.options_given) if ":" not in reference else [],
         )
@@ -254,6 +264,8 @@ class Job:
             envelope.timeout,
         )
         job.dependency_ids, job.meta = list(envelope.depends_on), dict(envelope.meta)
+        job.on_success, job.on_failure = envelope.on_success, envelope.on_failure
+        job.on_stopped = envelope.on_stopped
         job.error = job.traceback = None
         return job
 
@@ -371,6 +383,7 @@ _DEFAULTABLE = frozenset(
         "timeout",
         "result_ttl",
         "meta",
+        *CALLBACK_OPTIONS,
     }
 )
 #: Task name -> the envelope fields of its registered options, computed once.

@@ -136,12 +136,20 @@ async def get_job(
     """
     settings = resolve_settings(nats_url, settings)
     validate_job_id(job_id)
-    broker = await Broker.connect(settings)
+    info = await read_job_info(await Broker.connect(settings), job_id)
+    if info is None:
+        raise job_not_found(job_id)
+    return info
+
+
+async def read_job_info(broker: Broker, job_id: str) -> JobInfo | None:
+    """What ``broker``'s buckets hold of ``job_id`` as a :class:`JobInfo`; None if nothing."""
+    settings = broker.settings
     status, result = await asyncio.gather(
         broker.read_status(job_id), _result_record(broker, job_id)
     )
     if status is None and result is None:
-        raise job_not_found(job_id)
+        return None
     if status is not None:
         info = info_from_status(status)
     else:

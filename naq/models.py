@@ -50,6 +50,10 @@ class JobEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True)
     #: For a task enqueued by name: the job options its producer set. The worker gives
     #: every other option the task's registered default.
     options: list[str] = []
+    #: Import paths of the functions the worker calls once the job's outcome is stored.
+    on_success: str | None = None
+    on_failure: str | None = None
+    on_stopped: str | None = None
     v: int = ENVELOPE_VERSION
 
 

@@ -13,6 +13,7 @@ import msgspec
 
 from naq import tracing
 from naq.broker import Broker, is_duplicate_result
+from naq.callbacks import CALLBACK_OPTIONS
 from naq.dependencies import check_dependencies, hold, job_ended
 from naq.errors import ConfigurationError, NaqException
 from naq.job import Job
@@ -58,6 +59,7 @@ JOB_OPTIONS = frozenset(
         "max_retries",
         "retry_delay",
         "depends_on",
+        *CALLBACK_OPTIONS,
     }
 )
 

@@ -82,7 +82,7 @@ def task_info(func: Any) -> TaskInfo | None:
 
 
 #: What the refusals of a function that can't travel as a name add: the other way to send it.
-_BY_VALUE_HINT = (
+BY_VALUE_HINT = (
     " (Or, on a trusted deployment, set NAQ_JOB_SERIALIZER=pickle on producer and workers:"
     " functions then travel by value.)"
 )
@@ -128,29 +128,29 @@ def function_reference(func: Any, *, by_value: bool = False) -> tuple[str, str |
         raise SerializationError(
             f"{func!r} is a method bound to an instance; the instance can't travel as JSON. "
             "Enqueue a module-level function (or a @staticmethod/@classmethod) and pass "
-            "the data it needs as arguments." + _BY_VALUE_HINT
+            "the data it needs as arguments." + BY_VALUE_HINT
         )
     if not qualname or not module_name:
         raise SerializationError(
             f"{func!r} has no importable name; enqueue a module-level function "
-            "or register one with @naq.task." + _BY_VALUE_HINT
+            "or register one with @naq.task." + BY_VALUE_HINT
         )
     if qualname == "<lambda>" or "<lambda>" in qualname:
         raise SerializationError(
             "lambdas can't be enqueued: workers import the function by name and a lambda "
             "has none. Define a module-level function (def ...) and enqueue it instead."
-            + _BY_VALUE_HINT
+            + BY_VALUE_HINT
         )
     if "<locals>" in qualname:
         raise SerializationError(
             f"{qualname!r} is defined inside another function (a closure), so workers can't "
             "import it. Move it to module level and pass what it captured as arguments."
-            + _BY_VALUE_HINT
+            + BY_VALUE_HINT
         )
     if module_name == "__main__":
         raise SerializationError(
             f"{qualname!r} is defined in __main__, which workers can't import. Move it to "
-            "an importable module (e.g. tasks.py) and enqueue it from there." + _BY_VALUE_HINT
+            "an importable module (e.g. tasks.py) and enqueue it from there." + BY_VALUE_HINT
         )
     return f"{module_name}:{qualname}", module_name
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -36,12 +36,19 @@ WORKER_COLUMNS = (
 @app.command()
 @guarded
 def worker(
-    queues: Annotated[list[str], typer.Argument(help="Queues to take jobs from.")],
+    queues: Annotated[
+        list[str] | None,
+        typer.Argument(help="Queues to take jobs from, first first (or from --app)."),
+    ] = None,
     nats_url: NatsUrl = None,
-    concurrency: Annotated[int, typer.Option("--concurrency", "-c", help="Jobs run at once.")] = 10,
+    concurrency: Annotated[
+        int | None, typer.Option("--concurrency", "-c", help="Jobs run at once \\[default: 10].")
+    ] = None,
     name: Annotated[str | None, typer.Option("--name", "-n", help="Worker name.")] = None,
     log_level: LogLevel = None,
-    burst: Annotated[bool, typer.Option("--burst", help="Exit once the queues are empty.")] = False,
+    burst: Annotated[
+        bool | None, typer.Option("--burst", help="Exit once the queues are empty.")
+    ] = None,
     module: Annotated[
         list[str] | None,
         typer.Option("--module", "-m", help="Module to import at start (e.g. one with @naq.task)."),
@@ -53,29 +60,72 @@ def worker(
         ),
     ] = None,
     shutdown_grace: Annotated[
-        float, typer.Option(help="Seconds running jobs get to finish on SIGTERM.")
-    ] = 30.0,
+        float | None,
+        typer.Option(help="Seconds running jobs get to finish on SIGTERM \\[default: 30]."),
+    ] = None,
+    app_path: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            help="A naq.Worker (or worker settings) defined in code, as pkg.module:name; "
+            "the flags given beside it override it.",
+        ),
+    ] = None,
+    lifespan: Annotated[
+        str | None,
+        typer.Option(
+            help="pkg.module:fn; fn(worker) returns an async context manager entered once "
+            "before the first job; what it yields is naq.worker_state()."
+        ),
+    ] = None,
+    middleware: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="pkg.module:Name of a middleware (a class is instantiated); repeatable, "
+            "run in the given order."
+        ),
+    ] = None,
+    max_jobs: Annotated[
+        int | None,
+        typer.Option(help="Stop gracefully after starting this many jobs (a pool replaces it)."),
+    ] = None,
+    max_memory: Annotated[
+        float | None,
+        typer.Option(help="Stop gracefully once memory (RSS) passes this many MB."),
+    ] = None,
 ) -> None:
     """Start a worker that runs jobs from QUEUES."""
+    from naq.cli.worker_app import app_worker, import_object, middleware_from
     from naq.worker import Worker
 
     setup_logging(log_level, "INFO")
     # Like rq and celery: jobs' modules are found relative to where the worker starts.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    allowed = None
+    given: dict[str, Any] = {
+        "queues": queues or None,
+        "nats_url": nats_url,
+        "concurrency": concurrency,
+        "worker_name": name,
+        "burst": burst,
+        "module_paths": module or None,
+        "shutdown_grace": shutdown_grace,
+        "max_jobs": max_jobs,
+        "max_memory": max_memory,
+    }
     if allowed_modules is not None:
-        allowed = [m.strip() for m in allowed_modules.split(",") if m.strip()]
-    w = Worker(
-        queues,
-        nats_url=nats_url,
-        concurrency=concurrency,
-        worker_name=name,
-        burst=burst,
-        module_paths=module or [],
-        allowed_modules=allowed,
-        shutdown_grace=shutdown_grace,
-    )
+        given["allowed_modules"] = [m.strip() for m in allowed_modules.split(",") if m.strip()]
+    if lifespan is not None:
+        given["lifespan"] = import_object(lifespan, "--lifespan")
+    if middleware:
+        given["middleware"] = [middleware_from(path) for path in middleware]
+    overrides = {option: value for option, value in given.items() if value is not None}
+    if app_path is not None:
+        w = app_worker(app_path, overrides)
+    elif not queues:
+        raise fail("give the QUEUES to take jobs from (or --app pkg.module:worker)", code=2)
+    else:
+        w = Worker(**overrides)
     # This process is the worker's alone, and everything imported so far lives as long as
     # it does: keep the garbage collector from scanning it all again and again. Scanning
     # the interpreter's and libraries' objects took a quarter of a short job's cost.

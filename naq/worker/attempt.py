@@ -18,8 +18,9 @@ from naq import tracing
 from naq.broker import decode_or_none
 from naq.context import JobContext, bind
 from naq.dependencies import job_ended
-from naq.errors import NaqException, SecurityError, SerializationError
+from naq.errors import JobCancelledError, NaqException, SecurityError, SerializationError
 from naq.job import with_task_defaults
+from naq.middleware import JobOutcome
 from naq.models import (
     DeadLetter,
     JobEnvelope,
@@ -43,6 +44,11 @@ from naq.worker.state import RunningJob, WorkerState
 from naq.worker.tracebacks import job_traceback
 
 log = logging.getLogger("naq.worker")
+
+
+def cancelled(job_id: str) -> JobCancelledError:
+    """The error a cancelled job's hooks and ``on_stopped`` callback are given."""
+    return JobCancelledError(f"job {job_id} was cancelled", job_id=job_id, error="cancelled")
 
 
 def delivery_count(msg: Msg) -> int:
@@ -94,6 +100,8 @@ class Attempts:
         #: Jobs cancelled (as the cancelled bucket says): skipped if delivered.
         self._cancelled: set[str] = set()
         self._functions: dict[tuple[str, str | None], Any] = {}
+        self._hooks = state.hooks
+        self._callbacks = state.callbacks
         tracing.configure()  # decided once a run: each job only reads the answer
 
     def start(self, queue: str, msg: Msg) -> None:
@@ -115,6 +123,12 @@ class Attempts:
         state = self._state
         if state.first_started is None:
             state.first_started = time.monotonic()
+        if state.jobs_left is not None:
+            state.jobs_left -= 1
+            if state.jobs_left <= 0:
+                # Its last job: it stops (that job finishes) to be replaced by a fresh one.
+                log.info("worker %s: started its last job (max_jobs), stopping", self._name)
+                self._stopping.set()
         self._idle.clear()
         running.task = asyncio.create_task(self._process(key, running))
 
@@ -136,6 +150,7 @@ class Attempts:
             if not running.cancel_requested:
                 raise
             await self._outcomes.finish_cancelled(running)
+            await self._ended(running, JobStatus.CANCELLED, None, cancelled(running.job_id))
         except Exception:
             # A bug here must not kill the worker; the message is redelivered after the ack wait.
             log.exception("worker %s: unexpected error handling a message", self._name)
@@ -188,6 +203,8 @@ class Attempts:
             # dependents are settled (again) before the message goes.
             await outcomes.job_ended(envelope.id)
             await msg.ack()
+            if envelope.on_stopped is not None:
+                await self._callbacks.run(envelope, JobStatus.CANCELLED, cancelled(envelope.id))
             return
         if envelope.serializer == "pickle" and self._settings.job_serializer != "pickle":
             await outcomes.refuse(
@@ -252,11 +269,18 @@ class Attempts:
             record = self._status(envelope, JobStatus.RUNNING, attempt, started_at=started)
             # The outcome written later on the same connection follows it in order.
             await store.running(record)
-        bind(self._context(running, envelope, attempt, started))
+        running.context = context = self._context(running, envelope, attempt, started)
+        context.args, context.kwargs = args, kwargs
+        bind(context)
+        hooks = self._hooks
         with tracing.attempt_span(envelope, msg.headers, attempt) as span:
             failure: Exception | None = None
+            value: Any = None
             try:
-                value = await self._executor.run(func, args, kwargs, envelope.timeout)
+                timeout = envelope.timeout
+                if hooks is not None and hooks.before:
+                    timeout = await hooks.run_before(context, timeout)
+                value = await self._executor.run(func, args, kwargs, timeout)
                 payload = self._result_payload(envelope, value, attempt, started)
             except Exception as exc:
                 failure = exc
@@ -268,10 +292,35 @@ class Attempts:
             if failure is not None:
                 outcome = await outcomes.failed_attempt(msg, envelope, attempt, started, failure)
                 tracing.set_outcome(span, outcome, failure)
-                return
-            await self._store_outcome(msg, envelope, payload, JobStatus.COMPLETED, attempt, started)
-            tracing.set_outcome(span, JobStatus.COMPLETED)
-        self._state.processed += 1
+            else:
+                await self._store_outcome(
+                    msg, envelope, payload, JobStatus.COMPLETED, attempt, started
+                )
+                tracing.set_outcome(span, JobStatus.COMPLETED)
+                self._state.processed += 1
+                outcome = JobStatus.COMPLETED
+        if hooks is not None or envelope.on_success or envelope.on_failure:
+            await self._ended(running, outcome, value, failure)
+
+    async def _ended(
+        self, running: RunningJob, status: str, value: Any, error: BaseException | None
+    ) -> None:
+        """After an attempt's outcome is stored: the middleware's hooks, then the job's
+        callback for how it ended."""
+        context, envelope = running.context, running.envelope
+        if context is None or envelope is None:
+            return
+        if self._hooks is not None:
+            retrying = status == JobStatus.RETRY
+            outcome = JobOutcome(
+                status=JobStatus.FAILED if retrying else status,
+                result=value if error is None else None,
+                error=error,
+                will_retry=retrying,
+                duration=time.time() - running.started_at,
+            )
+            await self._hooks.attempt_ended(context, outcome)
+        await self._callbacks.run(envelope, status, value if error is None else error)
 
     def _function(self, envelope: JobEnvelope) -> Any:
         """The job's function; resolved (and checked against allowed_modules) once."""
@@ -311,6 +360,8 @@ class Attempts:
             attempt=attempt,
             worker=self._name,
             meta=dict(envelope.meta),
+            function=envelope.fn,
+            state=self._state.app_state,
             _report=report,
             _loop=self._state.loop,
         )

@@ -16,7 +16,8 @@ class JobTimeout(Exception):
     """The job ran longer than its ``timeout``."""
 
 
-def _expired(timeout: float) -> JobTimeout:
+def expired(timeout: float) -> JobTimeout:
+    """The error of a job that ran past ``timeout`` seconds."""
     return JobTimeout(f"job exceeded its timeout of {timeout:g}s")
 
 
@@ -121,7 +122,7 @@ class Executor:
                 if pool is self._pool:
                     self._pool = self._new_pool()
                     pool.shutdown(wait=False)
-                raise _expired(timeout) from None
+                raise expired(timeout) from None
         if inspect.isawaitable(value):
             return await self._await(value, timeout)
         return value
@@ -139,7 +140,7 @@ class Executor:
         except asyncio.TimeoutError:
             if not task.cancelled():
                 raise
-            raise _expired(timeout) from None
+            raise expired(timeout) from None
 
     def shutdown(self) -> None:
         """Stop taking sync jobs; running threads finish on their own."""

@@ -20,7 +20,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from naq.broker import Broker
@@ -35,10 +35,16 @@ from naq.transport import Msg, open_connection
 from naq.worker.attempt import Attempts, Outcomes
 from naq.worker.execution import Executor
 from naq.worker.feeding import Feeder
+from naq.worker.hooks import Hooks, check_middleware
+from naq.worker.lifespan import Lifespan, bind_state, unbind_state
 from naq.worker.liveness import Liveness
 from naq.worker.state import WorkerState
+from naq.worker.usage import ProcessUsage
 
 log = logging.getLogger("naq.worker")
+
+#: Seconds between looks at the worker's memory when it has a ``max_memory``.
+MEMORY_CHECK = 1.0
 
 
 class Worker:
@@ -49,7 +55,12 @@ class Worker:
     (exit once the queues are empty), ``module_paths`` (modules to import at
     start, e.g. those registering ``@naq.task`` functions), ``allowed_modules``
     (module prefixes jobs may import; checked before importing),
-    ``shutdown_grace`` (seconds running jobs get to finish on SIGTERM) and ``ack_wait``.
+    ``shutdown_grace`` (seconds running jobs get to finish on SIGTERM), ``ack_wait``,
+    ``lifespan`` (:mod:`naq.worker.lifespan`: set up once per run, read by jobs with
+    :func:`naq.worker_state`), ``middleware`` (:mod:`naq.middleware`), ``max_jobs`` (stop
+    gracefully once that many jobs have started) and ``max_memory`` (stop gracefully once
+    the process's RSS passes that many MB): a process pool replaces a worker stopped by
+    either.
 
     ``ack_wait`` (seconds; default ``NAQ_DEFAULT_ACK_WAIT``) is how long JetStream waits
     for an ack before it hands a job to another worker (a running job's in-progress
@@ -82,9 +93,17 @@ class Worker:
         allowed_modules: Sequence[str] | None = None,
         shutdown_grace: float = 30.0,
         ack_wait: float | None = None,
+        lifespan: Callable[[Worker], Any] | None = None,
+        middleware: Sequence[object] = (),
+        max_jobs: int | None = None,
+        max_memory: float | None = None,
         settings: Settings | None = None,
         install_signal_handlers: bool = True,
     ) -> None:
+        # Kept for replace(): the options as given, before defaults are filled in.
+        self._options: dict[str, Any] = {
+            name: value for name, value in locals().items() if name not in ("self", "__class__")
+        }
         base = (settings or get_settings()).replace(nats_url=nats_url)
         if allowed_modules is not None:
             base = base.replace(allowed_modules=tuple(allowed_modules))
@@ -125,6 +144,25 @@ class Worker:
         self.module_paths = list(module_paths)
         self.shutdown_grace = float(shutdown_grace)
         self.install_signal_handlers = install_signal_handlers
+        if lifespan is not None and not callable(lifespan):
+            raise ConfigurationError(
+                f"lifespan={lifespan!r} must be a function of the worker returning a context "
+                "manager"
+            )
+        self.lifespan = lifespan
+        self.middleware = check_middleware(middleware)
+        if max_jobs is not None and (
+            isinstance(max_jobs, bool) or not isinstance(max_jobs, int) or max_jobs < 1
+        ):
+            raise ConfigurationError(f"max_jobs={max_jobs!r} must be an integer >= 1")
+        self.max_jobs = max_jobs
+        if max_memory is not None and (
+            isinstance(max_memory, bool)
+            or not isinstance(max_memory, (int, float))
+            or not 0 < max_memory < math.inf
+        ):
+            raise ConfigurationError(f"max_memory={max_memory!r} must be a number of MB > 0")
+        self.max_memory = None if max_memory is None else float(max_memory)
         self.started_at = time.time()
         #: The current (or last) run's state; None before the first run.
         self._state: WorkerState | None = None
@@ -160,6 +198,11 @@ class Worker:
         """Jobs this worker failed for good or dead-lettered."""
         return self._state.failed if self._state is not None else 0
 
+    def replace(self, **changes: Any) -> Worker:
+        """A new worker with this one's options, ``changes`` applied (the same names as
+        the constructor's)."""
+        return Worker(**{**self._options, **changes})
+
     # -- lifecycle -----------------------------------------------------------
 
     def run_sync(self) -> None:
@@ -172,10 +215,25 @@ class Worker:
         Raises:
             NaqConnectionError: NATS can't be reached at start.
         """
-        self._stopping = stopping = asyncio.Event()
-        self._event_loop = loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self._event_loop = asyncio.get_running_loop()
         for module in self.module_paths:
             importlib.import_module(module)
+        lifespan = Lifespan(self.lifespan, self)
+        app_state = await lifespan.enter()
+        token = bind_state(app_state)
+        hooks = Hooks(self.middleware) if self.middleware else None
+        try:
+            await self._run(app_state, hooks)
+        finally:
+            if hooks is not None:
+                await hooks.worker_stopped(self)
+            await lifespan.exit()
+            unbind_state(token)
+
+    async def _run(self, app_state: dict[str, Any], hooks: Hooks | None) -> None:
+        stopping, loop = self._stopping, self._event_loop
+        assert stopping is not None and loop is not None
         connection = await open_connection(
             self.settings,
             name=f"naq-worker-{self.name}",
@@ -195,6 +253,9 @@ class Worker:
             sets_ack_wait=self._sets_ack_wait,
             processed=previous.processed if previous else 0,
             failed=previous.failed if previous else 0,
+            hooks=hooks,
+            app_state=app_state,
+            jobs_left=self.max_jobs,
         )
         executor = Executor(self.concurrency)
         self._outcomes = outcomes = Outcomes(state)
@@ -231,6 +292,10 @@ class Worker:
                 ", ".join(self.queues),
                 self.concurrency,
             )
+            if hooks is not None:
+                await hooks.worker_started(self)
+            if self.max_memory is not None:
+                loops.append(asyncio.create_task(self._watch_memory(self.max_memory)))
             loops.append(asyncio.create_task(feeder.run()))
             loops.append(asyncio.create_task(liveness.heartbeat_loop(beating)))
             loops.append(asyncio.create_task(liveness.keepalive_loop()))
@@ -241,6 +306,21 @@ class Worker:
             await stopping.wait()
         finally:
             await self._shutdown(state, feeder, liveness, executor, loops)
+
+    async def _watch_memory(self, limit_mb: float) -> None:
+        usage = ProcessUsage()
+        while True:
+            await asyncio.sleep(MEMORY_CHECK)
+            rss = usage.rss_bytes()
+            if rss is not None and rss > limit_mb * 1024 * 1024:
+                log.info(
+                    "worker %s: memory %.0f MB is past max_memory %g MB, stopping",
+                    self.name,
+                    rss / 1024 / 1024,
+                    limit_mb,
+                )
+                self.request_stop()
+                return
 
     def request_stop(self) -> None:
         """Ask the worker to stop gracefully (same as SIGTERM); safe from any thread."""

@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from naq.broker import Broker
+from naq.context import JobContext
 from naq.models import AttemptEntry, JobEnvelope, WorkerStatus
 from naq.settings import Settings
 from naq.store import JobStore
 from naq.transport import Msg
+from naq.worker.callbacks import Callbacks
+from naq.worker.hooks import Hooks
 from naq.worker.metering import Metering
 
 #: What a running job last reported: (progress, message, meta).
@@ -33,6 +36,8 @@ class RunningJob:
     task: asyncio.Task[Any] | None = None
     started_at: float = field(default_factory=time.time)
     cancel_requested: bool = False
+    #: What its function (and the middleware) see of it, once it runs.
+    context: JobContext | None = None
     #: The running status still to write (job, attempt, start time) and when (monotonic);
     #: None once written or moot.
     announcement: tuple[JobEnvelope, int, float] | None = None
@@ -60,6 +65,12 @@ class WorkerState:
     sets_ack_wait: bool = False
     processed: int = 0
     failed: int = 0
+    #: Its middleware's hooks (None without middleware: nothing to call per job).
+    hooks: Hooks | None = None
+    #: What its lifespan yielded (:func:`naq.worker_state`).
+    app_state: dict[str, Any] = field(default_factory=dict)
+    #: Jobs it may still start before it stops to be replaced (``max_jobs``); None: no limit.
+    jobs_left: int | None = None
     #: Jobs whose function runs (they hold the concurrency slots) ...
     running: dict[str, RunningJob] = field(default_factory=dict)
     #: ... jobs whose function has returned, while their outcome is stored (storing is
@@ -88,11 +99,14 @@ class WorkerState:
     ack_wait: float = field(init=False)
     #: What its attempts add up to, and its metrics reports.
     metering: Metering = field(init=False)
+    #: Its jobs' callbacks.
+    callbacks: Callbacks = field(init=False)
 
     def __post_init__(self) -> None:
         self.idle.set()
         self.ack_wait = self.settings.default_ack_wait
         self.metering = Metering(self.broker, self.name)
+        self.callbacks = Callbacks(self.broker, self.settings)
 
     def held_jobs(self) -> list[RunningJob]:
         """Every job this worker has started and not yet acked: running, or storing its

@@ -105,3 +105,20 @@ def on_stopped(info: naq.JobInfo) -> None:
 
 def failing_callback(info: naq.JobInfo, result: Any) -> None:
     raise RuntimeError("callback bug")
+
+
+@naq.task(name="hooks.tripled", on_success=on_success)
+def tripled(x: int) -> int:
+    return 3 * x
+
+
+#: A worker defined in code, for ``naq worker --app tests.hook_jobs:app``.
+app = naq.Worker("hooks-app", concurrency=3, lifespan=lifespan)
+
+
+class AppSettings:
+    """A settings object for ``--app``: Worker options as attributes."""
+
+    queues = ["hooks-settings"]
+    concurrency = 2
+    burst = True

@@ -234,3 +234,58 @@ async def test_max_jobs_stops_the_worker_and_leaves_the_rest_pending() -> None:
         async with running_worker(Q):
             values = [await job.result(timeout=10) for job in batch]
     assert values == list(range(8))
+
+
+async def test_a_task_registration_defaults_its_callbacks() -> None:
+    async with Queue(Q) as queue, running_worker(Q):
+        job = await queue.enqueue("hooks.tripled", 5)
+        assert await job.result(timeout=10) == 15
+        await wait_until(lambda: EVENTS)
+    assert EVENTS == [("on_success", job.job_id, "completed", 15)]
+
+
+# -- the CLI's --app and --middleware ------------------------------------------------------
+
+
+async def test_cli_app_runs_the_worker_defined_in_code_with_flags_over_it(nats_url: str) -> None:
+    async with Queue("hooks-app") as queue:
+        job = await queue.enqueue(hook_jobs.async_state_job)
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "naq", "worker", "--app", "tests.hook_jobs:app",
+            "--nats-url", nats_url, "--burst", "--name", "from-cli",
+            "--middleware", "naq.middleware:JobLogMiddleware",
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await asyncio.wait_for(proc.communicate(), 30)
+        assert proc.returncode == 0, err.decode()
+        # The app's lifespan, the CLI's name and middleware.
+        assert await job.result(timeout=5) == "pool-of-from-cli"
+    assert f"job_id={job.job_id} function=tests.hook_jobs:async_state_job" in err.decode()
+
+
+async def test_cli_app_takes_a_settings_object(nats_url: str) -> None:
+    async with Queue("hooks-settings") as queue:
+        job = await queue.enqueue(jobs.add, 2, 3)
+        out = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "naq", "worker", "--app", "tests.hook_jobs:AppSettings",
+             "--nats-url", nats_url],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert await job.result(timeout=5) == 5
+    assert "on hooks-settings (concurrency 2)" in out.stderr
+
+
+def test_cli_bad_app_and_middleware_paths_are_one_line_naming_them(nats_url: str) -> None:
+    for flag, value, expected in [
+        ("--app", "tests.hook_jobs:nothing", "--app 'tests.hook_jobs:nothing'"),
+        ("--app", "nocolon", "must look like 'package.module:name'"),
+        ("--middleware", "no_such_module_x:M", "cannot import 'no_such_module_x'"),
+    ]:
+        out = subprocess.run(
+            [sys.executable, "-m", "naq", "worker", Q, flag, value, "--nats-url", nats_url],
+            capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+        assert out.returncode == 1, (flag, value, out.stderr)
+        assert expected in out.stderr and "Traceback" not in out.stderr

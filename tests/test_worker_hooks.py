@@ -289,3 +289,11 @@ def test_cli_bad_app_and_middleware_paths_are_one_line_naming_them(nats_url: str
         )  # fmt: skip
         assert out.returncode == 1, (flag, value, out.stderr)
         assert expected in out.stderr and "Traceback" not in out.stderr
+
+
+async def test_max_memory_stops_the_worker_gracefully(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, "naq.worker")
+    # Any Python process is past 1 MB: the first look stops it.
+    worker = naq.Worker(Q, max_memory=1, install_signal_handlers=False)
+    await asyncio.wait_for(worker.run(), 10)
+    assert "past max_memory 1 MB, stopping" in caplog.text

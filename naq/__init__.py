@@ -50,6 +50,7 @@ from naq.jobs import (
     wait_for_job_sync,
     watch_jobs,
 )
+from naq.limits import QueueLimits
 from naq.metrics import (
     FunctionMetrics,
     function_metrics,
@@ -198,6 +199,7 @@ __all__ = [
     "WorkerInfo",
     "WorkerStartupError",
     "JobLogMiddleware",
+    "QueueLimits",
     "JobOutcome",
     "Middleware",
     "worker_state",

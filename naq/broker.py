@@ -16,11 +16,13 @@ from typing import Any
 
 import msgspec
 
+from naq.limits import QueueLimits, consumer_changes, limits_of
 from naq.models import DeadLetter, StatusRecord, WorkerRecord, record_encoder, status_decoder
 from naq.names import Names
 from naq.settings import Settings
 from naq.transport import (
     ERR_WRONG_LAST_SEQUENCE,
+    UNLIMITED_ACK_PENDING,
     Bucket,
     Connection,
     KVEntry,
@@ -281,6 +283,25 @@ class Broker:
             for info in await self.connection.streams.consumers_info(self.names.jobs_stream)
             if (info.name or "").startswith(prefix)
         }
+
+    async def queue_limits(self, queue: str) -> QueueLimits:
+        """``queue``'s limits (none when it has no consumer yet)."""
+        try:
+            return limits_of(await self.queue_consumer(queue))
+        except NotFound:
+            return QueueLimits()
+
+    async def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
+        """Give ``queue``'s consumer ``limits`` and tell its workers."""
+        consumer = await self.ensure_consumer(queue)
+        info = await self.queue_consumer(queue)
+        changes = consumer_changes(info.config.metadata, limits, UNLIMITED_ACK_PENDING)
+        await self.connection.streams.update_consumer(self.names.jobs_stream, consumer, **changes)
+        await self.connection.send(self.names.queue_limits_subject(queue))
+
+    async def rates_kv(self) -> Bucket:
+        """The bucket of when each rate-limited queue's next job may start."""
+        return await self.connection.kv(self.names.rates_bucket)
 
     async def pause_queue(self, queue: str, until: str) -> None:
         """Keep every worker from taking ``queue``'s jobs until ``until`` (RFC 3339)."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from naq.broker import Broker, decode_or_none
+from naq.limits import QueueLimits, limits_of
 from naq.models import WorkerRecord, worker_decoder
 from naq.outcome_log import OutcomeCounts, outcome_counts
 from naq.results import resolve_settings
@@ -110,10 +111,12 @@ class QueueStats:
     rate: float
     #: Seconds the oldest pending job has waited (0.0 when none is): see :func:`queue_latency`.
     latency: float = 0.0
+    #: Its limits over all its workers (:meth:`naq.Queue.set_limits`).
+    limits: QueueLimits = field(default_factory=QueueLimits)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (for ``--json``)."""
-        return dict(self.__dict__)
+        return {**self.__dict__, "limits": self.limits.to_dict()}
 
 
 #: (prefix, queue) -> samples of (monotonic time, delivered count) for the rate.
@@ -158,6 +161,7 @@ def stats_of(
         if consumer
         else 0.0,
         latency=latency,
+        limits=limits_of(consumer),
     )
 
 

@@ -163,6 +163,15 @@ class Names:
         """KV bucket holding the scheduler leader lease."""
         return f"{self.prefix}_scheduler_lock"
 
+    @cached_property
+    def rates_bucket(self) -> str:
+        """KV bucket holding, per rate-limited queue, when its next job may start."""
+        return f"{self.prefix}_rates"
+
+    def queue_limits_subject(self, queue: str) -> str:
+        """Core-NATS subject announcing that ``queue``'s limits changed."""
+        return f"{self.prefix}.control.limits.{queue}"
+
     def queue_resumed_subject(self, queue: str) -> str:
         """Core-NATS subject announcing that ``queue`` was resumed."""
         return f"{self.prefix}.control.resumed.{queue}"

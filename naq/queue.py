@@ -17,6 +17,7 @@ from naq.callbacks import CALLBACK_OPTIONS
 from naq.dependencies import check_dependencies, hold, job_ended
 from naq.errors import ConfigurationError, NaqException
 from naq.job import Job
+from naq.limits import QueueLimits, check_concurrency, check_rate
 from naq.models import JobStatus, ScheduleRecord, ScheduleStatus, StatusRecord, WaitingJob
 from naq.monitor import QueueStats, queue_stats
 from naq.names import Names, validate_job_id, validate_queue_name
@@ -41,6 +42,9 @@ log = logging.getLogger("naq.queue")
 #: A batch enqueue lets the loop write what it has queued every this many messages, so the
 #: server stores the first ones while the rest are still being encoded.
 SEND_SLICE = 64
+
+#: A limit :meth:`Queue.set_limits` was not given: it stays as it is.
+UNCHANGED: Any = object()
 
 #: A paused queue's consumer is paused until this time (resume ends it early).
 PAUSED_UNTIL = "2999-12-31T00:00:00Z"
@@ -521,6 +525,40 @@ class Queue:
         return await queue_stats(await self._broker(), self.name)
 
     stats_sync = sync_twin(stats)
+
+    # -- limits --------------------------------------------------------------
+
+    async def limits(self) -> QueueLimits:
+        """This queue's limits across all its workers (:class:`~naq.limits.QueueLimits`)."""
+        return await (await self._broker()).queue_limits(self.name)
+
+    limits_sync = sync_twin(limits)
+
+    async def set_limits(
+        self, *, concurrency: Any = UNCHANGED, rate: Any = UNCHANGED
+    ) -> QueueLimits:
+        """Limit this queue over all its workers, on every machine; returns its limits.
+
+        ``concurrency=N``: at most N of its jobs run at the same time, whatever each
+        worker's own concurrency. ``rate="20/s"`` (or ``/m``, ``/h``): job starts stay within
+        it, with a burst of at most one second's worth; jobs beyond it wait pending. ``None``
+        removes a limit; one not given stays as it is. Limits live on the queue's consumer
+        in JetStream: they survive worker restarts, and running workers follow a change.
+
+        Raises:
+            ConfigurationError: a bad value (named in the message).
+        """
+        current = await self.limits()
+        limits = QueueLimits(
+            concurrency=current.concurrency
+            if concurrency is UNCHANGED
+            else check_concurrency(concurrency),
+            rate=current.rate if rate is UNCHANGED else check_rate(rate),
+        )
+        await (await self._broker()).set_queue_limits(self.name, limits)
+        return limits
+
+    set_limits_sync = sync_twin(set_limits)
 
     # -- maintenance -------------------------------------------------------
 

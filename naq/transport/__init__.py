@@ -42,6 +42,7 @@ from naq.transport.ordered import delivered_so_far
 from naq.transport.publisher import PubAck, forget
 from naq.transport.puller import Puller
 from naq.transport.resources import (
+    UNLIMITED_ACK_PENDING,
     consumer_config,
     failed_stream_config,
     jobs_stream_config,
@@ -67,6 +68,7 @@ __all__ = [
     "close_connections",
     "close_nats_connection",
     "connect",
+    "UNLIMITED_ACK_PENDING",
     "consumer_config",
     "delivered_so_far",
     "disconnect",

@@ -202,6 +202,11 @@ class Resources:
             await asyncio.sleep(LEADER_POLL)
 
 
+#: The ``max_ack_pending`` of a queue's consumer without a concurrency limit: more than any
+#: worker fleet holds at once.
+UNLIMITED_ACK_PENDING = 20_000
+
+
 def _same(a: float, b: float) -> bool:
     # Ack waits travel as nanoseconds: equal to the microsecond is the same.
     return abs(a - b) < 1e-6
@@ -273,6 +278,6 @@ def consumer_config(names: Names, settings: Settings, queue: str) -> api.Consume
         # Redeliveries are counted by the worker (attempts vs crashes), so the
         # server never parks a message at MaxDeliver inside the work queue.
         max_deliver=-1,
-        max_ack_pending=20_000,
+        max_ack_pending=UNLIMITED_ACK_PENDING,
         deliver_policy=api.DeliverPolicy.ALL,
     )

@@ -54,6 +54,13 @@ class Streams:
         with self._mapped:
             return list(await self._js.consumers_info(stream))
 
+    async def update_consumer(self, stream: str, consumer: str, **changes: Any) -> Any:
+        """Change fields of a consumer's configuration (the rest, a pause included, kept);
+        returns its new info."""
+        with self._mapped:
+            info = await self._js.consumer_info(stream, consumer)
+            return await self._js.add_consumer(stream, info.config.evolve(**changes))
+
     async def pause_consumer(self, stream: str, consumer: str, until: str) -> None:
         """Stop the consumer handing out messages until ``until`` (an RFC 3339 time)."""
         with self._mapped:

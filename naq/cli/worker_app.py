@@ -29,6 +29,7 @@ WORKER_OPTIONS = (
     "middleware",
     "max_jobs",
     "max_memory",
+    "fair",
 )
 
 

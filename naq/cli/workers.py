@@ -93,6 +93,14 @@ def worker(
         float | None,
         typer.Option(help="Stop gracefully once memory (RSS) passes this many MB."),
     ] = None,
+    fair: Annotated[
+        bool | None,
+        typer.Option(
+            "--fair",
+            help="Share the slots among the queues in turn, instead of taking them strictly "
+            "in the order given.",
+        ),
+    ] = None,
 ) -> None:
     """Start a worker that runs jobs from QUEUES."""
     from naq.cli.worker_app import app_worker, import_object, middleware_from
@@ -112,6 +120,7 @@ def worker(
         "shutdown_grace": shutdown_grace,
         "max_jobs": max_jobs,
         "max_memory": max_memory,
+        "fair": fair,
     }
     if allowed_modules is not None:
         given["allowed_modules"] = [m.strip() for m in allowed_modules.split(",") if m.strip()]

@@ -40,6 +40,7 @@ from naq.serialization import convert_arguments, resolve_function, stored_result
 from naq.transport import Msg
 from naq.worker.execution import Executor
 from naq.worker.liveness import Liveness
+from naq.worker.rate import RateGate
 from naq.worker.state import RunningJob, WorkerState
 from naq.worker.tracebacks import job_traceback
 
@@ -101,6 +102,7 @@ class Attempts:
         self._cancelled: set[str] = set()
         self._functions: dict[tuple[str, str | None], Any] = {}
         self._hooks = state.hooks
+        self._gates = state.gates
         self._callbacks = state.callbacks
         tracing.configure()  # decided once a run: each job only reads the answer
 
@@ -145,7 +147,9 @@ class Attempts:
 
     async def _process(self, key: str, running: RunningJob) -> None:
         try:
-            await self._handle(running)
+            gate = self._gates.get(running.queue) if self._gates else None
+            if gate is None or await self._turn_came(gate, running):
+                await self._handle(running)
         except asyncio.CancelledError:
             if not running.cancel_requested:
                 raise
@@ -168,6 +172,21 @@ class Attempts:
             if not self._running and not self._recording:
                 self._idle.set()
             self._wake.set()
+
+    async def _turn_came(self, gate: RateGate, running: RunningJob) -> bool:
+        """Wait for the job's turn under its queue's rate; False if it went back instead
+        (the worker stops meanwhile, or the turn could not be taken)."""
+        try:
+            await gate.wait_turn()
+        except NaqException as exc:
+            log.warning("worker %s: queue %s's rate: %s", self._name, running.queue, exc)
+            await running.msg.nak(delay=1.0)
+            return False
+        self._wake.set()  # its gate holds one fewer: the feeder may fetch the next
+        if self._stopping.is_set():
+            await running.msg.nak()
+            return False
+        return True
 
     def _function_returned(self, running: RunningJob) -> None:
         """Free the job's slot: what is left is storing its outcome."""

@@ -22,6 +22,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 from naq.transport import Msg, Puller
+from naq.worker.rate import GATE_HOLD
 from naq.worker.state import WorkerState
 
 log = logging.getLogger("naq.worker")
@@ -48,9 +49,12 @@ class Feeder:
         self._state = state
         self._deliver = deliver
         self._pullers: list[Puller] = []
+        self._queue_of: dict[int, str] = {}
         concurrency = state.concurrency
-        #: The most one queue is asked for at a time, so every queue gets its turn.
-        self._per_queue = max(1, math.ceil(concurrency / len(state.queues)))
+        #: The most one queue is asked for at a time: in strict order the first queue may
+        #: take every slot; fairly, each queue gets its share so every one gets its turn.
+        share = concurrency if state.strict_order else math.ceil(concurrency / len(state.queues))
+        self._per_queue = max(1, share)
         # Ask in batches once a quarter of a queue's share is free, so a busy
         # worker sends few requests; an empty request list always gets one.
         self._threshold = max(1, min(self._per_queue, MAX_BATCH) // 4)
@@ -81,6 +85,7 @@ class Feeder:
             )
             await puller.start()
             self._pullers.append(puller)
+            self._queue_of[id(puller)] = queue
         for queue, puller in zip(self._state.queues, self._pullers, strict=True):
             await connection.subscribe(
                 broker.names.queue_resumed_subject(queue),
@@ -97,11 +102,26 @@ class Feeder:
                 await asyncio.wait_for(wake.wait(), timeout=1.0)
 
     def _order(self) -> list[Puller]:
-        """The queues in the order they are asked this round: starting with a different
-        one each round, so that when slots are fewer than queues each gets its turn."""
+        """The queues in the order they are asked this round: in strict order, as given
+        (a queue is asked only for the slots the ones before it left); fairly, starting
+        with a different one each round, so that when slots are fewer than queues each
+        gets its turn."""
         pullers = self._pullers
+        if self._state.strict_order:
+            return pullers
         self._turn = turn = (self._turn + 1) % len(pullers)
         return pullers[turn:] + pullers[:turn]
+
+    def _room(self, puller: Puller) -> int:
+        """The most ``puller``'s queue may be asked for: its share, less what is on its
+        way; for a rate-limited queue, what its gate holds waiting counts too."""
+        room = self._per_queue - puller.outstanding
+        gates = self._state.gates
+        if gates:
+            gate = gates.get(self._queue_of[id(puller)])
+            if gate is not None:
+                room = min(room, GATE_HOLD - gate.waiting - puller.outstanding)
+        return room
 
     async def _round(self) -> None:
         state = self._state
@@ -125,7 +145,7 @@ class Feeder:
         for puller in pullers:
             if puller.cooldown_until > now:
                 continue
-            want = min(free - puller.watching, self._per_queue - puller.outstanding, MAX_BATCH)
+            want = min(free - puller.watching, self._room(puller), MAX_BATCH)
             if want > 0 and (want >= self._threshold or puller.outstanding == 0):
                 await self._send(puller, puller.watch, want, now)
 
@@ -142,7 +162,7 @@ class Feeder:
             if puller.empty_at is not None and (not busy or now - puller.empty_at < ASK_AGAIN):
                 continue
             # Another queue's watch holds no slot: the job it may bring waits for one.
-            want = min(free - asking, self._per_queue - puller.outstanding, MAX_BATCH)
+            want = min(free - asking, self._room(puller), MAX_BATCH)
             if want > 0 and (want >= self._threshold or puller.outstanding == 0):
                 if await self._send(puller, puller.ask, want, now):
                     asking += want

@@ -38,6 +38,7 @@ from naq.worker.feeding import Feeder
 from naq.worker.hooks import Hooks, check_middleware
 from naq.worker.lifespan import Lifespan, bind_state, unbind_state
 from naq.worker.liveness import Liveness
+from naq.worker.rate import RateGates
 from naq.worker.state import WorkerState
 from naq.worker.usage import ProcessUsage
 
@@ -60,7 +61,9 @@ class Worker:
     :func:`naq.worker_state`), ``middleware`` (:mod:`naq.middleware`), ``max_jobs`` (stop
     gracefully once that many jobs have started) and ``max_memory`` (stop gracefully once
     the process's RSS passes that many MB): a process pool replaces a worker stopped by
-    either.
+    either. A worker on several queues takes their jobs strictly in the order given
+    (while the first has a pending job, free slots go to it); ``fair=True`` shares the
+    slots among them instead.
 
     ``ack_wait`` (seconds; default ``NAQ_DEFAULT_ACK_WAIT``) is how long JetStream waits
     for an ack before it hands a job to another worker (a running job's in-progress
@@ -97,6 +100,7 @@ class Worker:
         middleware: Sequence[object] = (),
         max_jobs: int | None = None,
         max_memory: float | None = None,
+        fair: bool = False,
         settings: Settings | None = None,
         install_signal_handlers: bool = True,
     ) -> None:
@@ -163,6 +167,7 @@ class Worker:
         ):
             raise ConfigurationError(f"max_memory={max_memory!r} must be a number of MB > 0")
         self.max_memory = None if max_memory is None else float(max_memory)
+        self.fair = bool(fair)
         self.started_at = time.time()
         #: The current (or last) run's state; None before the first run.
         self._state: WorkerState | None = None
@@ -173,6 +178,7 @@ class Worker:
         self._attempts: Attempts | None = None
         self._outcomes: Outcomes | None = None
         self._liveness: Liveness | None = None
+        self._gates: RateGates | None = None
         self._signals = 0
 
     def __repr__(self) -> str:
@@ -256,7 +262,9 @@ class Worker:
             hooks=hooks,
             app_state=app_state,
             jobs_left=self.max_jobs,
+            strict_order=not self.fair,
         )
+        self._gates = gates = RateGates(broker, self.queues, state.gates)
         executor = Executor(self.concurrency)
         self._outcomes = outcomes = Outcomes(state)
         self._liveness = liveness = Liveness(
@@ -272,6 +280,7 @@ class Worker:
         loops: list[asyncio.Task[Any]] = []
         try:
             await feeder.start()
+            await gates.start()
             await broker.ensure_failed_stream()
             await broker.status_kv()
             await broker.results_kv()
@@ -427,3 +436,5 @@ class Worker:
         log.info("worker %s reconnected to NATS", self.name)
         if self._feeder is not None:
             self._feeder.reset()
+        if self._gates is not None:
+            await self._gates.refresh_all()

@@ -17,6 +17,7 @@ from naq.transport import Msg
 from naq.worker.callbacks import Callbacks
 from naq.worker.hooks import Hooks
 from naq.worker.metering import Metering
+from naq.worker.rate import RateGate
 
 #: What a running job last reported: (progress, message, meta).
 Progress = tuple[float | None, str | None, dict[str, Any]]
@@ -71,6 +72,10 @@ class WorkerState:
     app_state: dict[str, Any] = field(default_factory=dict)
     #: Jobs it may still start before it stops to be replaced (``max_jobs``); None: no limit.
     jobs_left: int | None = None
+    #: Its queues that take jobs strictly in their order (else each gets its turn).
+    strict_order: bool = True
+    #: queue -> the gate spacing its job starts (rate-limited queues only).
+    gates: dict[str, RateGate] = field(default_factory=dict)
     #: Jobs whose function runs (they hold the concurrency slots) ...
     running: dict[str, RunningJob] = field(default_factory=dict)
     #: ... jobs whose function has returned, while their outcome is stored (storing is

@@ -216,6 +216,8 @@ class WorkerRecord(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True
     cpu_percent: float | None = None
     #: Resident memory of the process (bytes).
     rss_bytes: int | None = None
+    #: Whether it shares its slots among its queues in turn (else strictly in their order).
+    fair: bool = False
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):

@@ -38,6 +38,9 @@ class WorkerInfo:
     cpu_percent: float | None = None
     #: The worker process's resident memory (bytes).
     rss_bytes: int | None = None
+    #: Whether it shares its slots among its queues in turn; else it takes them strictly
+    #: in the order of :attr:`queues`.
+    fair: bool = False
 
     @property
     def heartbeat_age(self) -> float:
@@ -61,6 +64,7 @@ class WorkerInfo:
             heartbeat_at=record.heartbeat_at,
             cpu_percent=record.cpu_percent,
             rss_bytes=record.rss_bytes,
+            fair=record.fair,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,6 +72,13 @@ class WorkerInfo:
         data = dict(self.__dict__)
         data["heartbeat_age"] = round(self.heartbeat_age, 3)
         return data
+
+    def queue_order(self) -> str:
+        """Its queues as it takes them: ``"high › default › low"`` in strict order,
+        ``"a, b (fair)"`` when it shares its slots."""
+        if len(self.queues) < 2:
+            return ", ".join(self.queues)
+        return ", ".join(self.queues) + " (fair)" if self.fair else " › ".join(self.queues)
 
 
 async def list_workers(

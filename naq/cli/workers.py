@@ -169,7 +169,7 @@ def list_workers_command(
         [
             w.name,
             w.status,
-            ", ".join(w.queues),
+            w.queue_order(),
             f"{len(w.running)}/{w.concurrency}",
             str(w.processed),
             str(w.failed),

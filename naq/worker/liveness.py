@@ -162,6 +162,7 @@ class Liveness:
             ttl=self._worker_ttl,
             cpu_percent=self._usage.cpu_percent(),
             rss_bytes=self._usage.rss_bytes(),
+            fair=not state.strict_order,
         )
         broker = state.broker
         await broker.connection.wait_ack(await broker.put_worker(record))

@@ -224,7 +224,7 @@ KEYS: tuple[Key, ...] = (
         group="next / reverse sort",
     ),
     Key("question_mark", "help", "Help", "this help", title="Help"),
-    Key("q", "quit", "Quit", "quit", title="Quit"),
+    Key("q,ctrl+c", "quit", "Quit", "quit", title="Quit"),
     # -- some panes (the help lists these pane by pane; the footer shows them first) ----
     Key(
         "enter",

@@ -625,9 +625,10 @@ async def test_help_and_palette() -> None:
         await wait_until(pilot, lambda: app.pane == "failed")
 
 
-async def test_q_quits() -> None:
+@pytest.mark.parametrize("key", ["q", "ctrl+c"])
+async def test_q_and_ctrl_c_quit(key: str) -> None:
     async with running() as (app, pilot, _):
-        await pilot.press("q")
+        await pilot.press(key)
         await pilot.pause()
         assert not app.is_running
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import os
+import socket
 import sys
 from typing import Annotated, Any
 
@@ -36,6 +37,7 @@ WORKER_COLUMNS = (
 @app.command()
 @guarded
 def worker(
+    ctx: typer.Context,
     queues: Annotated[
         list[str] | None,
         typer.Argument(help="Queues to take jobs from, first first (or from --app)."),
@@ -101,15 +103,30 @@ def worker(
             "in the order given.",
         ),
     ] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(
+            "--processes",
+            "-P",
+            help="Worker processes to run under a supervisor (replaced if they die), named "
+            "NAME-1 to NAME-N; with --burst the pool ends once all have ended.",
+        ),
+    ] = None,
 ) -> None:
-    """Start a worker that runs jobs from QUEUES."""
+    """Start a worker that runs jobs from QUEUES (or a pool of them: --processes)."""
     from naq.cli.worker_app import app_worker, import_object, middleware_from
     from naq.worker import Worker
+    from naq.worker.pool import validate_processes, watch_supervisor
 
     setup_logging(log_level, "INFO")
     # Like rq and celery: jobs' modules are found relative to where the worker starts.
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
+    pool_name = name or f"{socket.gethostname()}-{os.getpid()}"
+    if processes is not None:
+        validate_processes(processes)
+        # A pool's children get these options: checked here once, as the first child's.
+        name = f"{pool_name}-1"
     given: dict[str, Any] = {
         "queues": queues or None,
         "nats_url": nats_url,
@@ -135,6 +152,20 @@ def worker(
         raise fail("give the QUEUES to take jobs from (or --app pkg.module:worker)", code=2)
     else:
         w = Worker(**overrides)
+    if processes is not None:
+        from naq.cli.pool_args import pool_child_argv
+        from naq.worker.pool import run_pool
+
+        code = run_pool(
+            pool_child_argv(ctx),
+            processes=processes,
+            name=pool_name,
+            shutdown_grace=w.shutdown_grace,
+            settings=w.settings,
+            burst=w.burst,
+        )
+        raise typer.Exit(code)
+    watch_supervisor(w)
     # This process is the worker's alone, and everything imported so far lives as long as
     # it does: keep the garbage collector from scanning it all again and again. Scanning
     # the interpreter's and libraries' objects took a quarter of a short job's cost.
@@ -194,7 +225,13 @@ def worker_stop(name: WorkerName, nats_url: NatsUrl = None) -> None:
     settings = settings_for(nats_url)
 
     async def go() -> tuple[str, bool]:
+        # The exact name first: a pool's supervisor answers to its own name, which is the
+        # start of its children's names, and is no live worker to resolve a prefix among.
+        if await stop_worker(name, settings=settings):
+            return name, True
         full_name = await resolve_worker_name(name, settings=settings)
+        if full_name == name:
+            return name, False
         return full_name, await stop_worker(full_name, settings=settings)
 
     full_name, stopping = run(go())

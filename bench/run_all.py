@@ -15,6 +15,8 @@ Among them (every bench/bench_*.py is picked up by name):
   worker RSS idle and under load, drain scaling over 1, 2 and 4 worker processes;
 - bench_peers.py: the same workloads on RQ and arq against a throwaway redis-server; the first run
   installs what it lacks (`apt-get install -y redis-server` as root, `pip install rq arq redis`).
+- bench_pool.py: the process pool: a supervisor's cost, no-op drains over one and two
+  processes, CPU-bound sync jobs in two processes against two threads of one;
 - bench_scheduler.py: how late the scheduler fires runs after their due time;
 - bench_tui.py: the TUI's open time, key-press repaint and memory over a large history.
 """

@@ -1,6 +1,7 @@
 """Job functions the benchmarks enqueue (imported by worker processes as ``bench.tasks``).
 
-They do nothing on purpose: the benchmarks measure naq's own cost per job.
+The no-ops do nothing on purpose: the benchmarks measure naq's own cost per job. ``burn``
+is CPU work in pure Python, for what worker processes gain over threads.
 """
 
 from __future__ import annotations
@@ -12,3 +13,11 @@ def noop() -> None:
 
 async def async_noop() -> None:
     """Do nothing (runs on the worker's event loop)."""
+
+
+def burn(iterations: int) -> None:
+    """Spend the CPU on ``iterations`` turns of a pure-Python loop (it holds the GIL
+    throughout: threads of one process can't run two of these at once)."""
+    total = 0
+    for i in range(iterations):
+        total += i * i

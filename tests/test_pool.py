@@ -279,6 +279,32 @@ async def test_a_burst_pool_ends_once_its_children_emptied_the_queues(
     assert pool.output().count("exited with code 0") == 2
 
 
+async def test_a_child_recycled_by_max_jobs_is_replaced_and_every_job_runs_once(
+    pools: list[PoolProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A job on its way to a child as it stops after its last job is handed back only after
+    # the ack wait: a short one keeps the test short.
+    monkeypatch.setenv("NAQ_DEFAULT_ACK_WAIT", "1")
+    log = tmp_path / "runs.log"
+    tags = [f"job{i}" for i in range(20)]
+    pool = start_pool(pools, tmp_path, "-P", "1", "-c", "2", "--max-jobs", "5")
+    await pool.wait_listed(1)
+    jobs = await Queue(Q).enqueue_many(
+        [(pool_jobs.mark_run, (str(log), tag, 0.0), {}) for tag in tags]
+    )
+    assert await asyncio.gather(*(job.result(timeout=30) for job in jobs)) == tags
+    lines = marks(log)
+    assert Counter((kind, tag) for kind, tag, _ in lines) == {
+        (kind, tag): 1 for tag in tags for kind in ("start", "end")
+    }
+    # Each child ran at most five of them and left with code 0; a fresh one took its place.
+    by_pid = Counter(pid for kind, _, pid in lines if kind == "start")
+    assert len(by_pid) >= 4 and max(by_pid.values()) <= 5, by_pid
+    assert set(by_pid) <= {pid for _, pid in pool.started()}
+    assert pool.output().count("exited with code 0") >= 3
+    assert pool.proc.poll() is None
+
+
 async def test_processes_below_one_is_one_clear_error() -> None:
     result = await naq_cli("worker", Q, "--processes", "0")
     result.assert_one_line_error("processes=0")
@@ -309,7 +335,9 @@ def test_a_child_gets_the_options_given_less_processes_and_a_name_of_its_own() -
     given = [
         *("q1", "q2", "-u", "nats://h:4222", "-c", "3", "-n", "web", "-l", "debug"),
         *("--burst", "-m", "pkg.a", "-m", "pkg.b", "--allowed-modules", "pkg"),
-        *("--shutdown-grace", "2.5", "-P", "3"),
+        *("--shutdown-grace", "2.5", "-P", "3", "--app", "app.workers:worker"),
+        *("--lifespan", "app:lifespan", "--middleware", "app:A", "--middleware", "app:B"),
+        *("--max-jobs", "5", "--max-memory", "256.5"),
     ]
     argv = pool_child_argv(worker_context(*given))("web-2")
     assert argv[:4] == [sys.executable, "-m", "naq", "worker"]
@@ -322,6 +350,8 @@ def test_a_child_gets_the_options_given_less_processes_and_a_name_of_its_own() -
 def test_options_left_at_their_defaults_are_not_passed_on() -> None:
     argv = pool_child_argv(worker_context("q1", "-P", "2"))("h-1-1")
     assert argv == [sys.executable, "-m", "naq", "worker", "--name=h-1-1", "--", "q1"]
+    argv = pool_child_argv(worker_context("--app", "app:w", "-P", "2"))("h-1-2")
+    assert argv == [sys.executable, "-m", "naq", "worker", "--app=app:w", "--name=h-1-2"]
 
 
 # -- replacement's pace, exits, the supervisor watch --------------------------------------------

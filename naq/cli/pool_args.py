@@ -59,6 +59,6 @@ def pool_child_argv(ctx: typer.Context) -> Callable[[str], list[str]]:
 
     def child_argv(child_name: str) -> list[str]:
         # After "--" the queues can't be taken for options, whatever their names.
-        return [*command, f"--name={child_name}", "--", *arguments]
+        return [*command, f"--name={child_name}", *(["--", *arguments] if arguments else [])]
 
     return child_argv

@@ -161,11 +161,14 @@ class WorkerPool:
                     )
                     self._send_all(signal.SIGKILL)
             await all_ended
+        except BaseException:
+            # An error in the supervisor itself: leave no child behind.
+            stopping.set()
+            self._send_all(signal.SIGKILL)
+            await asyncio.gather(*keepers, return_exceptions=True)
+            raise
         finally:
             stop_wait.cancel()
-            if self._stop_signal is None:  # an error in the supervisor: leave no child behind
-                self._send_all(signal.SIGKILL)
-                await asyncio.gather(*keepers, return_exceptions=True)
             await self._close_control(control)
         log.info("pool %s stopped", self.name)
         return 1 if self._killed_on_request else 0

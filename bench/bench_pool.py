@@ -9,7 +9,7 @@ that a sample of the jobs has its result stored. Configurations:
 
 1. ``--n-drain`` (20,000) async no-ops (``bench.tasks:async_noop``), ``-c 100``:
    one plain worker process; a pool of one (``-P 1``); a pool of two (``-P 2``, each ``-c 100``).
-2. ``--cpu-jobs`` (400) sync jobs of ``--cpu-ms`` (5) ms of pure-Python CPU work each
+2. ``--cpu-jobs`` (1,000) sync jobs of ``--cpu-ms`` (5) ms of pure-Python CPU work each
    (``bench.tasks:burn``, its loop count calibrated on this machine before the runs): one worker
    process with two threads (``-c 2``) against a pool of two with one slot each (``-P 2 -c 1``),
    the same two slots.
@@ -77,7 +77,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     p.add_argument("--n-drain", type=int, default=20000, help="async no-op jobs per drain (20000)")
     p.add_argument("--concurrency", "-c", type=int, default=100, help="drain workers' -c (100)")
-    p.add_argument("--cpu-jobs", type=int, default=400, help="CPU-bound jobs per run (400)")
+    p.add_argument("--cpu-jobs", type=int, default=1000, help="CPU-bound jobs per run (1000)")
     p.add_argument("--cpu-ms", type=float, default=5.0, help="CPU ms per such job (5)")
     p.add_argument("--rounds", type=int, default=3, help="runs of each configuration (3)")
     p.add_argument("--chunk", type=int, default=1000, help="enqueue_many chunk size (1000)")

@@ -337,7 +337,7 @@ def test_a_child_gets_the_options_given_less_processes_and_a_name_of_its_own() -
         *("--burst", "-m", "pkg.a", "-m", "pkg.b", "--allowed-modules", "pkg"),
         *("--shutdown-grace", "2.5", "-P", "3", "--app", "app.workers:worker"),
         *("--lifespan", "app:lifespan", "--middleware", "app:A", "--middleware", "app:B"),
-        *("--max-jobs", "5", "--max-memory", "256.5"),
+        *("--max-jobs", "5", "--max-memory", "256.5", "--fair"),
     ]
     argv = pool_child_argv(worker_context(*given))("web-2")
     assert argv[:4] == [sys.executable, "-m", "naq", "worker"]

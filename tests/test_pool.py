@@ -282,9 +282,8 @@ async def test_a_burst_pool_ends_once_its_children_emptied_the_queues(
 async def test_a_child_recycled_by_max_jobs_is_replaced_and_every_job_runs_once(
     pools: list[PoolProcess], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A job on its way to a child as it stops after its last job is handed back only after
-    # the ack wait: a short one keeps the test short.
-    monkeypatch.setenv("NAQ_DEFAULT_ACK_WAIT", "1")
+    # The default ack wait (30 s): a child asks for no job past its last, so none is left
+    # on its way to a stopped child to wait that out (the results would time out).
     log = tmp_path / "runs.log"
     tags = [f"job{i}" for i in range(20)]
     pool = start_pool(pools, tmp_path, "-P", "1", "-c", "2", "--max-jobs", "5")

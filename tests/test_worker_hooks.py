@@ -297,3 +297,18 @@ async def test_max_memory_stops_the_worker_gracefully(caplog: pytest.LogCaptureF
     worker = naq.Worker(Q, max_memory=1, install_signal_handlers=False)
     await asyncio.wait_for(worker.run(), 10)
     assert "past max_memory 1 MB, stopping" in caplog.text
+
+
+async def test_max_jobs_takes_no_job_past_its_last() -> None:
+    # Any job taken past the last would be handed back, or, on its way as the worker stops,
+    # wait out the ack wait before another worker could run it.
+    q = "hooks-last"
+    async with Queue(q) as queue:
+        for i in range(10):
+            await queue.enqueue(jobs.add, i, 0)
+        worker = naq.Worker(q, concurrency=10, max_jobs=3, install_signal_handlers=False)
+        await asyncio.wait_for(worker.run(), 20)
+        consumer = await (await queue._broker()).queue_consumer(q)
+    assert worker.processed == 3
+    assert consumer.delivered.consumer_seq == 3
+    assert consumer.num_pending == 7 and consumer.num_ack_pending == 0

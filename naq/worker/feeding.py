@@ -130,6 +130,11 @@ class Feeder:
         for puller in pullers:
             puller.expire_lost()
         free = state.concurrency - len(state.running) - len(state.backlog)
+        if state.jobs_left is not None:
+            # Its last jobs (max_jobs): never ask for one it would not start, which would be
+            # on its way when it stops and wait out the ack wait before another worker.
+            owed = sum(puller.outstanding for puller in pullers)
+            free = min(free, state.jobs_left - len(state.backlog) - owed)
         if free <= 0:
             # Every slot is taken: a watch would only hold a job another worker could run
             # now. The next free slot asks those queues again.

@@ -258,14 +258,26 @@ class Broker:
         """Every status record written while the block runs (after the last ``recent``
         changes of the history, if asked), in the order they were stored."""
         await self.status_kv()
-        stream = f"KV_{self.names.status_bucket}"
         start = None
         if recent:
-            info = await self.connection.streams.stream_info(stream)
-            start = max(1, (info.state.last_seq or 0) - recent + 1)
+            start = max(1, await self.status_changes() - recent + 1)
         subject = self.kv_subject(self.names.status_bucket, ">")
-        async with self.connection.ordered.follow(stream, subject, start) as messages:
+        async with self.connection.ordered.follow(self._status_stream, subject, start) as messages:
             yield messages
+
+    @property
+    def _status_stream(self) -> str:
+        return f"KV_{self.names.status_bucket}"
+
+    async def status_changes(self) -> int:
+        """How many status changes were ever written (the status stream's last sequence)."""
+        info = await self.connection.streams.stream_info(self._status_stream)
+        return int(info.state.last_seq or 0)
+
+    async def status_changes_from(self, start: int) -> list[Msg]:
+        """The status changes stored from sequence ``start`` on, oldest first."""
+        subject = self.kv_subject(self.names.status_bucket, ">")
+        return await self.connection.ordered.read_from(self._status_stream, subject, start)
 
     # -- queues' consumers -----------------------------------------------------
 

@@ -172,6 +172,11 @@ class Names:
         """Core-NATS subject announcing that ``queue``'s limits changed."""
         return f"{self.prefix}.control.limits.{queue}"
 
+    def job_events_subject(self, status: str) -> str:
+        """Core-NATS subject carrying a copy of each status record in ``status`` (one of
+        :data:`naq.store.NOTABLE`; ``*`` for all of them)."""
+        return f"{self.prefix}.events.jobs.{status}"
+
     def queue_resumed_subject(self, queue: str) -> str:
         """Core-NATS subject announcing that ``queue`` was resumed."""
         return f"{self.prefix}.control.resumed.{queue}"

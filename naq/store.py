@@ -59,6 +59,12 @@ END_BATCH = 256
 #: What the outcome log counts besides the ended statuses: a failed job put back.
 REQUEUED = "requeued"
 
+#: Statuses whose records are also sent on a core-NATS subject (:meth:`Names.job_events_subject`):
+#: what a screen must show even when it samples the status changes, because they come
+#: faster than it can read (a job running, waiting to run again, failed or cancelled).
+#: Pending and completed, nearly every change of a busy system, are not.
+NOTABLE = frozenset({JobStatus.RUNNING, JobStatus.RETRY, JobStatus.FAILED, JobStatus.CANCELLED})
+
 
 class JobStore:
     """The job-state transitions of one broker (connection, names, settings)."""
@@ -87,18 +93,25 @@ class JobStore:
         subject = self.broker.kv_subject(self.names.status_bucket, record.job_id)
         return subject, record_encoder.encode(record), headers
 
+    def _announce(self, record: StatusRecord, payload: bytes) -> None:
+        """Send a notable status record's copy (nobody may listen: nothing waits for it)."""
+        if record.status in NOTABLE:
+            self.connection.post(self.names.job_events_subject(record.status), payload)
+
     async def _post_status(self, record: StatusRecord, ttl: int | None = None) -> None:
         # Not acknowledged: the result record is a job's outcome of record, and readers
         # (get_job, align) trust it over the status.
         if not self._ready:
             await self.prepare()
-        self.connection.post(*self._status_message(record, ttl))
+        message = self._status_message(record, ttl)
+        self.connection.post(*message)
+        self._announce(record, message[1])
 
     async def _put_status(self, record: StatusRecord, ttl: int | None = None) -> None:
         await self.broker.status_kv()
-        await self.connection.wait_ack(
-            self.connection.publish_nowait(*self._status_message(record, ttl))
-        )
+        message = self._status_message(record, ttl)
+        await self.connection.wait_ack(self.connection.publish_nowait(*message))
+        self._announce(record, message[1])
 
     async def create_pending(self, record: StatusRecord) -> asyncio.Future[PubAck]:
         """A new job's pending status, only if the job id is new (the id fence), pipelined.

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -74,11 +75,16 @@ class WorkerInfo:
         return data
 
     def queue_order(self) -> str:
-        """Its queues as it takes them: ``"high › default › low"`` in strict order,
-        ``"a, b (fair)"`` when it shares its slots."""
-        if len(self.queues) < 2:
-            return ", ".join(self.queues)
-        return ", ".join(self.queues) + " (fair)" if self.fair else " › ".join(self.queues)
+        """Its queues as it takes them: see :func:`queue_order`."""
+        return queue_order(self.queues, self.fair)
+
+
+def queue_order(queues: Sequence[str], fair: bool) -> str:
+    """A worker's queues as it takes them: ``"high › default › low"`` in strict order,
+    ``"a, b (fair)"`` when it shares its slots (``fair``)."""
+    if len(queues) < 2:
+        return ", ".join(queues)
+    return ", ".join(queues) + " (fair)" if fair else " › ".join(queues)
 
 
 async def list_workers(

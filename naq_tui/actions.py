@@ -14,10 +14,12 @@ from textual import work
 from textual.app import App
 from textual.widgets import TabbedContent
 
+from naq.limits import QueueLimits
 from naq_tui.columns import short_function
 from naq_tui.screens.confirm import ConfirmScreen
 from naq_tui.screens.help import HelpScreen
 from naq_tui.screens.job_detail import JobDetailScreen
+from naq_tui.screens.limits import LimitsScreen
 from naq_tui.screens.reschedule import Reschedule, RescheduleScreen
 from naq_tui.service import FailedRow, Service
 from naq_tui.state import PANES, TITLES, State, toggle_mark
@@ -161,6 +163,24 @@ class PaneActions(App[None]):
             )
 
         self.push_screen(RescheduleScreen(row), chosen)
+
+    def action_limits(self) -> None:
+        """Open the limits dialog for the selected queue."""
+        row = self._selected()
+        if row is None:
+            return
+        name = row.name
+
+        def chosen(limits: QueueLimits | None) -> None:
+            if limits is None:
+                return
+            self._act(
+                "Queue limits",
+                lambda: self.service.set_limits(name, limits.concurrency, limits.rate),
+                lambda now: f"queue {name}: {now.describe() or 'no limits'}",
+            )
+
+        self.push_screen(LimitsScreen(row), chosen)
 
     def action_cancel(self) -> None:
         """Cancel the selected job, or delete the selected schedule (after asking)."""

@@ -6,6 +6,7 @@ tests; no widgets here.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +14,8 @@ from typing import Any
 
 from rich.text import Text
 
+from naq.limits import QueueLimits
+from naq.monitor import queue_order
 from naq_tui.charts import spark
 from naq_tui.health import LEVEL_STYLES, failure_style, latency_level
 from naq_tui.service import FailedRow, FunctionRow, JobRow, QueueRow, ScheduleRow, WorkerRow
@@ -143,6 +146,15 @@ def _num(attribute: str) -> Callable[[Any, float], Any]:
     return lambda row, now: getattr(row, attribute) or 0
 
 
+def _limit_order(row: QueueRow) -> tuple[float, float]:
+    # Tightest first: a queue without a limit sorts after every limited one.
+    limits = row.limits
+    return (
+        limits.concurrency if limits.concurrency is not None else math.inf,
+        limits.per_second if limits.per_second is not None else math.inf,
+    )
+
+
 QUEUE_COLUMNS = (
     Column("name", "Queue", lambda r, n: r.name, lambda r, n: r.name),
     Column("pending", "Pending", lambda r, n: str(r.pending), _num("pending")),
@@ -158,12 +170,18 @@ QUEUE_COLUMNS = (
         lambda r, n: r.paused,
     ),
     Column("rate", "Jobs/s", lambda r, n: f"{r.rate:.1f}", _num("rate")),
+    Column("limits", "Limits", lambda r, n: r.limits.describe(), lambda r, n: _limit_order(r)),
 )
 
 WORKER_COLUMNS = (
     Column("name", "Worker", lambda r, n: r.name, lambda r, n: r.name),
     Column("status", "Status", lambda r, n: styled(r.status), lambda r, n: r.status),
-    Column("queues", "Queues", lambda r, n: ",".join(r.queues), lambda r, n: r.queues),
+    Column(
+        "queues",
+        "Queues",
+        lambda r, n: queue_order(r.queues, r.fair),
+        lambda r, n: (r.queues, r.fair),
+    ),
     Column(
         "jobs",
         "Jobs",
@@ -346,5 +364,10 @@ _CHART_FIELDS = frozenset({"series"})
 def row_text(row: Any) -> str:
     """All of a row's words, for the ``/`` filter."""
     return " ".join(
-        str(v) for k, v in row.__dict__.items() if v is not None and k not in _CHART_FIELDS
+        _words(v) for k, v in row.__dict__.items() if v is not None and k not in _CHART_FIELDS
     )
+
+
+def _words(value: Any) -> str:
+    # A queue's limits read as the pane shows them ("≤5 at once, 20/s").
+    return value.describe() if isinstance(value, QueueLimits) else str(value)

@@ -18,6 +18,7 @@ from typing import Any
 from croniter import croniter
 
 from naq.errors import JobNotFoundError
+from naq.limits import QueueLimits, check_concurrency, check_rate
 from naq_tui.columns import clock, every
 from naq_tui.fake_metrics import attempts, function_rows, series
 from naq_tui.service import (
@@ -130,6 +131,7 @@ def _queues() -> list[QueueRow]:
             failed=2,
             rate=12.8,
             latency=0.6,
+            limits=QueueLimits(concurrency=5, rate="20/s"),
         ),
         # Paused five minutes ago: its oldest pending job has waited since then.
         QueueRow(
@@ -141,6 +143,7 @@ def _queues() -> list[QueueRow]:
             failed=3,
             paused=True,
             latency=312.0,
+            limits=QueueLimits(concurrency=1),
         ),
     ]
 
@@ -238,6 +241,7 @@ def _workers(jobs: list[JobRow]) -> list[WorkerRow]:
             heartbeat_at=NOW - 2,
             cpu_percent=1.5,
             rss_bytes=88_080_384,
+            fair=True,
         ),
         WorkerRow(
             name="worker-bravo",
@@ -494,6 +498,15 @@ class FakeService:
             self.emit(Remove("job", job.job_id))
         self._set_queue(queue, pending=0)
         return row.pending
+
+    async def set_limits(
+        self, queue: str, concurrency: int | None, rate: str | None
+    ) -> QueueLimits:
+        """Give a queue these limits (checked as the library checks them)."""
+        self.calls.append(("set_limits", queue, concurrency, rate))
+        limits = QueueLimits(concurrency=check_concurrency(concurrency), rate=check_rate(rate))
+        self._set_queue(queue, limits=limits)
+        return limits
 
     async def pause_schedule(self, job_id: str) -> bool:
         """Pause a schedule."""

@@ -6,7 +6,7 @@ and whether it changes something. The app's and the pane tables' bindings, the f
 (Textual draws it from those bindings), the ``?`` screen, the palette's commands and
 the read-only rule are all derived from it here; nothing else names a key.
 
-Dialogs (confirm, reschedule, job detail, help, the filter input) keep their own
+Dialogs (confirm, reschedule, limits, job detail, help, the filter input) keep their own
 few keys: they apply only while that dialog is open and are shown in it.
 """
 
@@ -302,6 +302,15 @@ KEYS: tuple[Key, ...] = (
         panes=("queues",),
         mutates=True,
         title="Purge queue",
+    ),
+    Key(
+        "l",
+        "limits",
+        "Limits",
+        "limit concurrency / rate",
+        panes=("queues",),
+        mutates=True,
+        title="Queue limits",
     ),
     Key(
         "d",

@@ -16,6 +16,7 @@ from naq.dead_letters import delete_failed_job, delete_failed_seq, requeue_faile
 from naq.errors import JobNotFoundError
 from naq.feed import Feed, FeedEvent
 from naq.jobs import cancel_job, get_job
+from naq.limits import QueueLimits
 from naq.queue import Queue
 from naq.settings import Settings, get_settings
 from naq_tui.live_metrics import READ_SECONDS, MetricsReader
@@ -182,6 +183,12 @@ class LiveService:
     async def purge_queue(self, queue: str) -> int:
         """Remove a queue's pending jobs."""
         return await self._queue(queue).purge()
+
+    async def set_limits(
+        self, queue: str, concurrency: int | None, rate: str | None
+    ) -> QueueLimits:
+        """Limit a queue over all its workers (None: no limit)."""
+        return await self._queue(queue).set_limits(concurrency=concurrency, rate=rate)
 
     async def pause_schedule(self, job_id: str) -> bool:
         """Pause a schedule."""

@@ -12,6 +12,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from naq.limits import QueueLimits
+
 # -- rows -------------------------------------------------------------------------
 
 
@@ -29,6 +31,8 @@ class QueueRow:
     rate: float = 0.0
     #: Seconds the oldest pending job has waited (0.0 when nothing is pending).
     latency: float = 0.0
+    #: Its limits over all its workers.
+    limits: QueueLimits = field(default_factory=QueueLimits)
 
 
 @dataclass(frozen=True)
@@ -48,6 +52,9 @@ class WorkerRow:
     #: The worker process's CPU use and resident memory, when its heartbeat carries them.
     cpu_percent: float | None = None
     rss_bytes: int | None = None
+    #: It shares its slots among its queues in turn; else it takes them in the order of
+    #: :attr:`queues`.
+    fair: bool = False
 
 
 @dataclass(frozen=True)
@@ -279,6 +286,13 @@ class Service(Protocol):
 
     async def purge_queue(self, queue: str) -> int:
         """Remove ``queue``'s pending jobs; returns how many."""
+        ...
+
+    async def set_limits(
+        self, queue: str, concurrency: int | None, rate: str | None
+    ) -> QueueLimits:
+        """Give ``queue`` these limits over all its workers (None: no limit); returns them.
+        Bad values raise naq's ConfigurationError, naming them."""
         ...
 
     async def pause_schedule(self, job_id: str) -> bool:

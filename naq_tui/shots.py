@@ -130,6 +130,11 @@ SHOTS: tuple[Shot, ...] = (
     Shot("job-detail-retried", _detail(fake_id("c2"))),
     Shot("reschedule", ("3", "e")),
     Shot("reschedule-invalid", ("3", "e", *"61 * * *")),
+    Shot(
+        "limits-invalid",
+        ("1", _select("queues", "emails"), "l", "tab", *"20/x"),
+        sizes=(LARGE,),
+    ),
     Shot("confirm-purge", ("1", "d")),
     Shot("confirm-cancel", ("4", _select("jobs", fake_id("p1")), "c")),
     Shot("help", ("question_mark",)),

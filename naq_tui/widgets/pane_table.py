@@ -32,14 +32,15 @@ TIME_COLUMNS = frozenset({"heartbeat", "next_run", "duration", "updated", "faile
 #: Terminals narrower than this hide a few columns, so 80 columns show what matters.
 WIDE = 100
 NARROW_HIDDEN: dict[str, frozenset[str]] = {
+    "queues": frozenset({"scheduled", "completed"}),
     "scheduled": frozenset({"job_id", "queue"}),
     "jobs": frozenset({"job_id"}),
     "failed": frozenset({"job_id"}),
-    "workers": frozenset({"host", "processed"}),
+    "workers": frozenset({"host", "processed", "rss"}),
     "metrics": frozenset({"queue", "retried", "duration_p50", "duration_max"}),
 }
 #: ... and cut a few to this many cells (a worker's queues can be a long list).
-NARROW_CUT: dict[str, dict[str, int]] = {"workers": {"queues": 16}}
+NARROW_CUT: dict[str, dict[str, int]] = {"workers": {"queues": 22}}
 #: Free-text last columns, cut to what the terminal has room for (the detail has it all).
 FLEX_COLUMNS = frozenset({"outcome", "error"})
 #: Room the other columns of a pane with a free-text column take, roughly.

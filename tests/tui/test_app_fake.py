@@ -13,12 +13,15 @@ from textual.events import Key
 from textual.pilot import Pilot
 from textual.widgets import Button, Input, Label, TabbedContent
 
+from naq.errors import ConfigurationError
+from naq.limits import QueueLimits
 from naq_tui import state as state_module
 from naq_tui.app import NaqApp
 from naq_tui.fake import NOW, FakeService, fake_id
 from naq_tui.screens.confirm import ConfirmScreen
 from naq_tui.screens.help import HelpScreen
 from naq_tui.screens.job_detail import JobDetailScreen
+from naq_tui.screens.limits import LimitsScreen, read_concurrency, read_rate
 from naq_tui.screens.reschedule import RescheduleScreen
 from naq_tui.service import Connection, JobRow, Upsert
 from naq_tui.shots import settle
@@ -186,6 +189,119 @@ async def test_reschedule_escape_changes_nothing() -> None:
         assert fake.calls == []
 
 
+async def open_limits(app: NaqApp, pilot: Pilot[None], queue: str) -> LimitsScreen:
+    """Select ``queue`` in the Queues pane and press ``l``: its limits dialog."""
+    assert app.tables["queues"].select_key(queue)
+    await pilot.press("l")
+    await wait_until(pilot, lambda: isinstance(app.screen, LimitsScreen))
+    assert isinstance(app.screen, LimitsScreen)
+    return app.screen
+
+
+def error_of(dialog: LimitsScreen, field: str) -> str:
+    return str(dialog.query_one(f"#{field}-error", Label).render())
+
+
+async def test_l_refuses_a_bad_rate_as_you_type_and_saves_a_good_one() -> None:
+    async with running() as (app, pilot, fake):
+        assert cell(app, "queues", "emails", "limits") == "≤5 at once, 20/s"
+        dialog = await open_limits(app, pilot, "emails")
+        assert "Limits of queue emails" in str(dialog.query_one(".dialog-title", Label).render())
+        concurrency = dialog.query_one("#concurrency", Input)
+        rate = dialog.query_one("#rate", Input)
+        save = dialog.query_one("#save", Button)
+        # Prefilled with the queue's limits, which are valid as they are.
+        assert (concurrency.value, rate.value) == ("5", "20/s")
+        assert not save.disabled and concurrency.has_focus
+
+        await pilot.press("tab")  # the rate, its text selected: typing replaces it
+        assert rate.has_focus
+        await pilot.press(*"20/x")
+        assert rate.value == "20/x"
+        assert "rate='20/x' must look like '20/s'" in error_of(dialog, "rate")
+        assert rate.has_class("-invalid") and save.disabled
+        await pilot.press("enter")  # refused: the dialog stays, nothing is asked
+        await pilot.click("#save")
+        await pilot.pause()
+        assert app.screen is dialog
+        assert fake.calls == []
+
+        await pilot.press(*["backspace"] * 4, *"100/m")
+        assert rate.value == "100/m"
+        assert error_of(dialog, "rate") == "" and not save.disabled
+        concurrency.value = "0"
+        await pilot.pause()
+        assert "concurrency=0 must be a whole number >= 1" in error_of(dialog, "concurrency")
+        assert save.disabled
+        concurrency.value = "3"
+        await pilot.pause()
+        assert error_of(dialog, "concurrency") == "" and not save.disabled
+        await pilot.press("enter")
+        await wait_until(
+            pilot, lambda: cell(app, "queues", "emails", "limits") == "≤3 at once, 100/m"
+        )
+        assert fake.calls == [("set_limits", "emails", 3, "100/m")]
+        assert app.screen is not dialog
+        assert "queue emails: ≤3 at once, 100/m" in messages(app)
+
+
+async def test_l_with_empty_fields_removes_the_limits() -> None:
+    async with running() as (app, pilot, fake):
+        dialog = await open_limits(app, pilot, "reports")
+        assert dialog.query_one("#concurrency", Input).value == "1"
+        assert dialog.query_one("#rate", Input).value == ""
+        dialog.query_one("#concurrency", Input).value = " "
+        await pilot.pause()
+        await pilot.click("#save")
+        await wait_until(pilot, lambda: cell(app, "queues", "reports", "limits") == "")
+        assert fake.calls == [("set_limits", "reports", None, None)]
+        assert fake.queues["reports"].limits == QueueLimits()
+        assert "queue reports: no limits" in messages(app)
+
+
+async def test_escape_on_the_limits_dialog_changes_nothing() -> None:
+    async with running() as (app, pilot, fake):
+        dialog = await open_limits(app, pilot, "default")
+        dialog.query_one("#concurrency", Input).value = "4"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is not dialog
+        assert fake.calls == []
+        assert cell(app, "queues", "default", "limits") == ""
+
+
+@pytest.mark.parametrize(
+    ("text", "value"), [("", None), ("  ", None), (" 7 ", 7)], ids=["empty", "blank", "seven"]
+)
+def test_read_concurrency_takes_a_whole_number_or_nothing(text: str, value: int | None) -> None:
+    assert read_concurrency(text) == value
+
+
+@pytest.mark.parametrize("text", ["0", "-3", "2.5", "many"])
+def test_read_concurrency_refuses_anything_else_naming_it(text: str) -> None:
+    with pytest.raises(ConfigurationError, match=f"concurrency=.?{text}"):
+        read_concurrency(text)
+
+
+def test_read_rate_writes_the_rate_as_the_library_keeps_it() -> None:
+    assert read_rate("") is None
+    assert read_rate(" 20 / sec ") == "20/s"
+    with pytest.raises(ConfigurationError, match="rate='20/x'"):
+        read_rate("20/x")
+
+
+async def test_queues_show_their_limits_and_workers_the_order_they_take_queues() -> None:
+    async with running() as (app, pilot, _):
+        assert app.tables["queues"].header_label("limits") == "Limits"
+        assert cell(app, "queues", "emails", "limits") == "≤5 at once, 20/s"
+        assert cell(app, "queues", "reports", "limits") == "≤1 at once"
+        assert cell(app, "queues", "default", "limits") == ""
+        await pilot.press("2")
+        assert cell(app, "workers", "worker-bravo", "queues") == "default › emails › reports"
+        assert cell(app, "workers", "worker-alpha", "queues") == "default, emails (fair)"
+        assert cell(app, "workers", "worker-charlie", "queues") == "reports"
+
+
 async def test_c_and_yes_cancels_a_job() -> None:
     async with running() as (app, pilot, fake):
         await pilot.press("4")
@@ -293,12 +409,15 @@ async def test_readonly_refuses_and_hides_mutations() -> None:
             await pilot.press(key)
             await pilot.pause()
             assert not isinstance(app.screen, (ConfirmScreen, RescheduleScreen))
-        await pilot.press("1", "d", "5", "R", "space")
+        await pilot.press("1", "d", "l")
+        await pilot.pause()
+        assert not isinstance(app.screen, (ConfirmScreen, LimitsScreen))
+        await pilot.press("5", "R", "space")
         await pilot.pause()
         assert fake.calls == []
         assert any("read-only" in m for m in messages(app))
         shown = {b.binding.action for b in app.screen.active_bindings.values()}
-        assert not shown & {"pause", "resume", "retry", "delete_failed", "mark"}
+        assert not shown & {"pause", "resume", "retry", "delete_failed", "mark", "limits"}
         assert app.query_one("#readonly", Label)
 
 
@@ -640,3 +759,6 @@ async def test_fits_80x24() -> None:
             table = app.tables[app.pane]
             assert table.region.height >= 15
             assert table.region.right <= 80
+            if app.pane in ("queues", "workers"):
+                # Every column on show, the limits and the queue order included.
+                assert table.virtual_size.width <= 80, app.pane

@@ -31,6 +31,7 @@ from naq.settings import Settings
 from naq_tui.app import NaqApp
 from naq_tui.live import LiveService
 from naq_tui.screens.confirm import ConfirmScreen
+from naq_tui.screens.limits import LimitsScreen
 from naq_tui.screens.reschedule import RescheduleScreen
 from naq_tui.state import pane_number
 from naq_tui.widgets.header import HeaderBar
@@ -315,6 +316,43 @@ async def test_p_pauses_a_queue_so_workers_hold_its_jobs_and_r_resumes_it() -> N
             assert (await held_queue.stats()).paused is False
     assert any("tui-held paused" in m for m in messages(app))
     assert any("tui-held resumed" in m for m in messages(app))
+
+
+async def test_l_limits_a_queue_over_all_its_workers() -> None:
+    queue = Queue("tui-limits")
+    await queue.enqueue(jobs.add, 1, 1)  # no worker: the queue shows with a pending job
+    await queue.set_limits(rate="5/h")
+    async with live_app() as (app, pilot):
+        await select_row(pilot, "queues", "tui-limits")
+        table = app.tables["queues"]
+        # The queue's limits come to its row from the server.
+        await wait_until(
+            pilot, lambda: table.cell_text("tui-limits", "limits") == "5/h", "the row's limits"
+        )
+        await pilot.press("l")
+        await wait_until(pilot, lambda: isinstance(app.screen, LimitsScreen), "the dialog")
+        dialog = app.screen
+        concurrency, rate = (
+            dialog.query_one("#concurrency", Input),
+            dialog.query_one("#rate", Input),
+        )
+        assert (concurrency.value, rate.value) == ("", "5/h")
+        assert concurrency.has_focus
+        await pilot.press("3", "tab", *"10/s")  # the rate's text is selected: it is replaced
+        assert (concurrency.value, rate.value) == ("3", "10/s")
+        await pilot.press("enter")
+        await wait_until(pilot, lambda: app.screen is not dialog, "the dialog to close")
+
+        async def stored() -> bool:
+            return await queue.limits() == naq.QueueLimits(concurrency=3, rate="10/s")
+
+        await wait_until(pilot, stored, "the limits stored on the queue")
+        await wait_until(
+            pilot,
+            lambda: table.cell_text("tui-limits", "limits") == "≤3 at once, 10/s",
+            "the row to show the new limits",
+        )
+    assert any("tui-limits: ≤3 at once, 10/s" in m for m in messages(app))
 
 
 async def test_the_overview_opens_first_and_shows_a_queue_no_worker_takes() -> None:

@@ -15,7 +15,7 @@ from naq_tui.charts import from_zero, spark
 from naq_tui.health import climbing, failing, latency_level
 from naq_tui.live import attempt, to_change
 from naq_tui.live_metrics import MetricsReader
-from naq_tui.service import Attempt, FunctionRow, QueueRow, Remove, Series, Upsert
+from naq_tui.service import Attempt, FunctionRow, QueueRow, Remove, Series, Upsert, WorkerRow
 
 
 def test_bars_start_at_zero_and_fill_the_width() -> None:
@@ -73,20 +73,25 @@ def test_attempts_log_entries_become_attempts() -> None:
     assert attempt({"attempt": 1, "started_at": 1.0}).duration is None
 
 
-def test_queue_latency_and_worker_usage_reach_their_rows() -> None:
+def test_queue_latency_limits_and_worker_usage_and_order_reach_their_rows() -> None:
     # The library's queue stats and worker info carry the fields the panes show.
     from naq.feed import FeedEvent
+    from naq.limits import QueueLimits
     from naq.monitor import QueueStats, WorkerInfo
 
-    stats = QueueStats("q", 1, 0, 0, 0, 0, False, 0.0, latency=4.5)
+    limits = QueueLimits(concurrency=5, rate="20/s")
+    stats = QueueStats("q", 1, 0, 0, 0, 0, False, 0.0, latency=4.5, limits=limits)
     change = to_change(FeedEvent("queue", "q", stats), "nats://x")
-    assert isinstance(change, Upsert) and change.row == QueueRow("q", pending=1, latency=4.5)
+    assert isinstance(change, Upsert)
+    assert change.row == QueueRow("q", pending=1, latency=4.5, limits=limits)
     worker = WorkerInfo(
-        "w", "h", 1, ["q"], "idle", 2, [], 0, 0, 0.0, 0.0, cpu_percent=12.5, rss_bytes=2048
+        "w", "h", 1, ["a", "b"], "idle", 2, [], 0, 0, 0.0, 0.0, 12.5, 2048, fair=True
     )
     change = to_change(FeedEvent("worker", "w", worker), "nats://x")
     assert isinstance(change, Upsert)
-    assert (change.row.cpu_percent, change.row.rss_bytes) == (12.5, 2048)  # type: ignore[union-attr]
+    row = change.row
+    assert isinstance(row, WorkerRow)
+    assert (row.cpu_percent, row.rss_bytes, row.queues, row.fair) == (12.5, 2048, ("a", "b"), True)
 
 
 @dataclass(frozen=True)

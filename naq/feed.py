@@ -17,7 +17,8 @@ from typing import Any
 from naq.broker import Broker, decode_or_none
 from naq.dead_letters import list_failed_jobs
 from naq.errors import NaqException
-from naq.models import WorkerRecord, schedule_decoder, status_decoder, worker_decoder
+from naq.feed_jobs import JobFollower
+from naq.models import WorkerRecord, schedule_decoder, worker_decoder
 from naq.monitor import QueueStats, WorkerInfo, current_queue_stats
 from naq.outcome_log import outcome_counts
 from naq.schedules import ScheduleInfo
@@ -26,16 +27,15 @@ from naq.transport import open_connection
 
 log = logging.getLogger("naq.feed")
 
-#: Status changes read back from history when a feed starts (the most recent ones).
-RECENT_STATUS_CHANGES = 3000
 #: Seconds between reads of stream and consumer counts (not watchable in NATS).
 STATS_INTERVAL = 1.0
 
 
 @dataclass(frozen=True)
 class FeedEvent:
-    """A change seen by :class:`Feed`: ``kind`` is queue, worker, schedule, job, failed or
-    connection; ``value`` is None when the thing went away."""
+    """A change seen by :class:`Feed`: ``kind`` is queue, worker, schedule, job, failed,
+    connection or sampling (a :class:`~naq.feed_jobs.JobSampling`, None once every job
+    change is shown again); ``value`` is None when the thing went away."""
 
     kind: str
     key: str
@@ -47,7 +47,8 @@ class Feed:
 
     Workers, schedules and dead letters come from watches (KV and stream
     consumers); jobs from the tail of the job-status history and then every
-    change; queue counts and latencies from one read of stream and consumer
+    change, or a sample of them while they come faster than a screen could show
+    (:mod:`naq.feed_jobs`); queue counts and latencies from one read of stream and consumer
     state per second. ``events()`` first delivers the current state, then changes; a
     lost connection is reported and, once back, the state is delivered again.
     """
@@ -62,6 +63,8 @@ class Feed:
         self._schedules: dict[str, Any] = {}
         self._failed: dict[str, Any] = {}
         self._queues: dict[str, QueueStats] = {}
+        self._jobs: JobFollower | None = None
+        self._job_filter = ""
 
     def _emit(self, kind: str, key: str, value: Any) -> None:
         self._events.put_nowait(FeedEvent(kind, key, value))
@@ -160,20 +163,21 @@ class Feed:
         await self._sync_failed(broker)
         self._tasks.append(asyncio.create_task(self._poll_counts(broker)))
 
+    def set_job_filter(self, text: str) -> None:
+        """Show every job change matching ``text``, even while the changes are sampled."""
+        self._job_filter = text
+        if self._jobs is not None:
+            self._jobs.set_filter(text)
+
     async def _follow_jobs(self, broker: Broker) -> None:
+        self._jobs = JobFollower(broker, self._emit)
+        self._jobs.set_filter(self._job_filter)
         try:
-            await self._follow_jobs_from_recent(broker)
+            await self._jobs.run()
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # the connection went; a reconnect restarts the feed
             log.warning("feed: job feed stopped: %r", exc)
-
-    async def _follow_jobs_from_recent(self, broker: Broker) -> None:
-        async with broker.follow_statuses(recent=RECENT_STATUS_CHANGES) as messages:
-            async for msg in messages:
-                record = decode_or_none(status_decoder, msg.data)
-                if record is not None:
-                    self._emit("job", record.job_id, record)
 
     async def _sync_failed(self, broker: Broker) -> None:
         current = {

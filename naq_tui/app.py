@@ -268,6 +268,8 @@ class NaqApp(PaneViews):
                 del self._stale[pane]
         if dirty.connection:
             self.query_one(HeaderBar).set_connection(self.state.connection)
+        if dirty.sampling:
+            self.query_one(HeaderBar).set_sampling(self.state.sampling.note())
         if draw:
             self.draw()
         return dirty

@@ -424,6 +424,10 @@ class FakeService:
             self._pending = asyncio.Queue()
         return self._pending
 
+    def set_job_filter(self, text: str) -> None:
+        """Record the Jobs pane's filter (the fake sends every change anyway)."""
+        self.calls.append(("set_job_filter", text))
+
     async def job_detail(self, job_id: str) -> JobDetail:
         """The detail of a job (or of a schedule's job); raises JobNotFoundError."""
         self.calls.append(("job_detail", job_id))

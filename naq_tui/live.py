@@ -29,6 +29,7 @@ from naq_tui.service import (
     JobRow,
     QueueRow,
     Remove,
+    Sampling,
     ScheduleRow,
     Upsert,
     WorkerRow,
@@ -49,6 +50,8 @@ def to_change(event: FeedEvent, url: str) -> Change:
         if event.key == "disconnected":
             detail = f"{detail} ({_HINT})" if detail else _HINT
         return Connection(event.key, url, detail)
+    if event.kind == "sampling" and value is None:
+        return Sampling()
     if value is None:
         return Remove(event.kind, event.key)
     if event.kind == "queue":
@@ -66,6 +69,8 @@ def to_change(event: FeedEvent, url: str) -> Change:
         return Upsert(project(ScheduleRow, value))
     if event.kind == "job":
         return Upsert(project(JobRow, value))
+    if event.kind == "sampling":
+        return Sampling(every=value.every, rate=value.rate)
     return Upsert(project(FailedRow, value, key=event.key))
 
 
@@ -103,6 +108,8 @@ class LiveService:
     def __init__(self, settings: Settings | None = None, nats_url: str | None = None) -> None:
         self.settings = (settings or get_settings()).replace(nats_url=nats_url)
         self.url = ",".join(self.settings.servers)
+        self._feed: Feed | None = None
+        self._job_filter = ""
 
     def now(self) -> float:
         """The wall clock."""
@@ -137,7 +144,9 @@ class LiveService:
         self, out: asyncio.Queue[Change | _Failed], reader: MetricsReader
     ) -> None:
         try:
-            async for event in Feed(self.settings).events():
+            self._feed = Feed(self.settings)
+            self._feed.set_job_filter(self._job_filter)
+            async for event in self._feed.events():
                 change = to_change(event, self.url)
                 reader.saw(change)
                 out.put_nowait(change)
@@ -158,6 +167,12 @@ class LiveService:
             for change in changes:
                 out.put_nowait(change)
             await asyncio.sleep(READ_SECONDS)
+
+    def set_job_filter(self, text: str) -> None:
+        """Have the feed send every job change matching ``text``, sampling or not."""
+        self._job_filter = text
+        if self._feed is not None:
+            self._feed.set_job_filter(text)
 
     async def job_detail(self, job_id: str) -> JobDetail:
         """A job's full detail, its attempts included."""

@@ -252,7 +252,23 @@ class Series:
         return round(sum(self.failed[-steps:]) * self.step) if steps else 0
 
 
-Change = Connection | Upsert | Remove | Series
+@dataclass(frozen=True)
+class Sampling:
+    """Whether the Jobs pane shows every job change: ``every`` 0 when it does; else about
+    one completed job in ``every`` is shown, of ``rate`` changes a second (running,
+    retried, failed and cancelled jobs, and matches of the filter, are all shown)."""
+
+    every: int = 0
+    rate: float = 0.0
+
+    def note(self) -> str:
+        """What the screen says while sampling (empty when it is not)."""
+        if not self.every:
+            return ""
+        return f"showing 1 in {self.every} completed ({self.rate:,.0f} changes/s)"
+
+
+Change = Connection | Upsert | Remove | Series | Sampling
 
 
 class Service(Protocol):
@@ -274,6 +290,10 @@ class Service(Protocol):
 
     async def job_detail(self, job_id: str) -> JobDetail:
         """A job's full detail (raises naq errors for unknown jobs)."""
+        ...
+
+    def set_job_filter(self, text: str) -> None:
+        """The Jobs pane's filter: every job change matching it is sent, sampling or not."""
         ...
 
     async def pause_queue(self, queue: str) -> None:

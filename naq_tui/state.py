@@ -19,6 +19,7 @@ from naq_tui.service import (
     JobRow,
     QueueRow,
     Remove,
+    Sampling,
     ScheduleRow,
     Series,
     Upsert,
@@ -87,6 +88,8 @@ class State:
     series: Series | None = None
     #: Keys marked in the Failed pane for bulk requeue / delete.
     marked: set[str] = field(default_factory=set)
+    #: Whether the job changes shown are a sample.
+    sampling: Sampling = field(default_factory=Sampling)
 
 
 @dataclass
@@ -96,13 +99,14 @@ class Dirty:
     rows: dict[str, set[str]] = field(default_factory=dict)
     connection: bool = False
     series: bool = False
+    sampling: bool = False
 
     def add(self, pane: str, key: str) -> None:
         """Note that ``key`` changed in ``pane``."""
         self.rows.setdefault(pane, set()).add(key)
 
     def __bool__(self) -> bool:
-        return self.connection or self.series or any(self.rows.values())
+        return self.connection or self.series or self.sampling or any(self.rows.values())
 
 
 def reduce(state: State, changes: Iterable[Change]) -> Dirty:
@@ -129,6 +133,10 @@ def reduce(state: State, changes: Iterable[Change]) -> Dirty:
             if state.series != change:
                 state.series = change
                 dirty.series = True
+        elif isinstance(change, Sampling):
+            if state.sampling != change:
+                state.sampling = change
+                dirty.sampling = True
     for key in _evict_jobs(state):
         dirty.add("jobs", key)
     return dirty

@@ -30,12 +30,19 @@ class PaneViews(PaneActions):
         # "/" are the filter's, not the pane's ("c" would be cancel).
         self.screen.set_focus(filter_input)
 
+    def _filter_set(self, pane: str, text: str) -> None:
+        # The Jobs pane's filter goes to the service too: its matches are all sent, even
+        # while the job changes are sampled.
+        if pane == "jobs":
+            self.service.set_job_filter(text)
+
     @on(Input.Changed, "#filter")
     def _filter_changed(self, event: Input.Changed) -> None:
         event.stop()
         pane = self.pane
         if self.state.views[pane].filter != event.value:
             self.state.views[pane].filter = event.value
+            self._filter_set(pane, event.value)
             self._redraw(pane)
 
     @on(FilterInput.Closed)
@@ -43,6 +50,7 @@ class PaneViews(PaneActions):
         pane = self.pane
         if event.cleared and self.state.views[pane].filter:
             self.state.views[pane].filter = ""
+            self._filter_set(pane, "")
             self._redraw(pane)
         self.query_one(FilterInput).display = False
         self._focus(pane)

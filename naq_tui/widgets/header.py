@@ -1,4 +1,5 @@
-"""The header line: title, server URL, read-only tag and the connection indicator."""
+"""The header line: title, server URL, read-only tag, a note while the job changes are
+sampled, and the connection indicator."""
 
 from __future__ import annotations
 
@@ -41,7 +42,14 @@ class HeaderBar(Horizontal):
         yield Label(self.url, id="url")
         if self.readonly:
             yield Label("read-only", id="readonly")
+        yield Label("", id="sampling")
         yield Label(indicator(None), id="connection")
+
+    def set_sampling(self, note: str) -> None:
+        """Say the job changes shown are a sample (``note`` empty: they are not)."""
+        label = self.query_one("#sampling", Label)
+        label.update(note)
+        label.display = bool(note)
 
     def set_connection(self, connection: Connection | None) -> None:
         """Show the link's status (and the URL the service reports)."""

@@ -464,9 +464,11 @@ async def test_text_typed_right_after_slash_goes_to_the_filter() -> None:
             app.post_message(Key(key, character))
         await wait_until(pilot, lambda: app.state.views["jobs"].filter == "cancel")
         assert app.query_one(FilterInput).value == "cancel"
-        # "c" was text, not the cancel action: no confirm dialog, no job touched.
+        # "c" was text, not the cancel action: no confirm dialog, no job touched; the
+        # service was told the filter (it sends every job change matching it).
         assert not isinstance(app.screen, ConfirmScreen)
-        assert fake.calls == []
+        assert [call for call in fake.calls if call[0] != "set_job_filter"] == []
+        assert fake.calls[-1] == ("set_job_filter", "cancel")
 
 
 async def test_enter_keeps_the_filter() -> None:

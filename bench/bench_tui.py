@@ -1,4 +1,5 @@
-"""TUI at scale: open time, keypress repaint time and memory with a large history.
+"""TUI at scale: open time, keypress repaint time and memory with a large history, and
+what an open TUI costs while a worker drains jobs at full speed.
 
 Seeds a server with 100,000 ended jobs (ended through ``JobStore.end``: result,
 status and outcome-log entry each, as naq ends a job) and 50 live workers, then
@@ -9,14 +10,22 @@ runs the real app (``NaqApp`` over the live service) headless and measures:
   from the key press until the screen has repainted (median and max);
 - memory: the process's peak RSS before and after.
 
-Run: ``.venv/bin/python bench/bench_tui.py [--jobs 100000 --workers 50]``;
-``--quick`` seeds 2,000 jobs and 5 workers and writes no result files.
+The drain case: ``--drain`` no-op jobs (100,000) are enqueued, then one burst worker
+(``naq worker -c 100``) drains them twice, first with no TUI open, then with the app open,
+showing each pane in turn for three seconds. Measured: the TUI process's CPU share over
+the drain (its CPU seconds over the drain's wall time), its keypress-to-frame times
+meanwhile, and the drain rate both times (the worker's own first-start to last-end).
+
+Run: ``.venv/bin/python bench/bench_tui.py [--jobs 100000 --workers 50 --drain 60000]``;
+``--quick`` seeds 2,000 jobs and 5 workers, drains 20,000, and writes no result files;
+``--only drain`` runs the drain case alone.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import resource
 import socket
@@ -35,6 +44,7 @@ from bench.common import (  # noqa: E402
     Row,
     embedded_server,
     install_stop_handlers,
+    naq_drain,
     print_table,
     reproduce_command,
     save_results,
@@ -46,7 +56,7 @@ from naq.settings import Settings  # noqa: E402
 from naq.transport import close_connections  # noqa: E402
 from naq_tui.app import NaqApp  # noqa: E402
 from naq_tui.live import LiveService  # noqa: E402
-from naq_tui.state import MAX_JOBS  # noqa: E402
+from naq_tui.state import MAX_JOBS, PANES  # noqa: E402
 from naq_tui.widgets.filter_input import FilterInput  # noqa: E402
 
 
@@ -218,15 +228,137 @@ async def measure(settings: Settings, jobs: int, workers: int) -> dict[str, floa
         }
 
 
+#: Keys pressed (and timed) over and over while the worker drains: every pane in turn.
+DRAIN_KEYS = tuple(os.environ.get("NAQ_BENCH_KEYS", "4012356"))
+#: Seconds each pane is shown before the next key (an operator looking around).
+KEY_PAUSE = float(os.environ.get("NAQ_BENCH_KEY_PAUSE", "3.0"))
+
+
+async def drain(settings: Settings, n: int, workdir: Path, with_tui: bool) -> dict[str, float]:
+    """Enqueue ``n`` no-op jobs, then time one burst worker draining them, with the app
+    open (on the Jobs pane, pane keys pressed all along) or not."""
+    import nats
+
+    from naq.queue import Queue
+
+    queue = Queue("drain", settings=settings)
+    for start in range(0, n, 1000):
+        await queue.enqueue_many([("bench.tasks:async_noop", (), {})] * min(1000, n - start))
+    nc = await nats.connect(settings.nats_url)
+    js = nc.jetstream()
+
+    async def run_drain() -> dict[str, Any]:
+        return await naq_drain(
+            js, settings, "drain", "bench.tasks:async_noop", 0, workdir=workdir, worker_mode="cli"
+        )
+
+    figures: dict[str, float] = {}
+    try:
+        if not with_tui:
+            out = await run_drain()
+        else:
+            app = NaqApp(LiveService(settings))
+            async with app.run_test(size=(120, 36)) as pilot:
+                while app.state.connection is None or len(app.state.rows["jobs"]) < 100:
+                    await asyncio.sleep(0.05)
+                await pilot.press("4")
+                await pilot.pause(1.0)  # the first read of the history is over
+                cpu, wall = time.process_time(), time.perf_counter()
+                worker = asyncio.create_task(run_drain())
+                timings: list[float] = []
+                #: pane -> CPU seconds and wall seconds it was shown, while the worker ran.
+                shown: dict[str, list[float]] = {}
+                while not worker.done():
+                    for key in DRAIN_KEYS:
+                        target = "overview" if key == "0" else PANES[int(key)]
+                        timings.append(await time_key(app, key, lambda t=target: app.pane == t))
+                        at_cpu, at_wall = time.process_time(), time.perf_counter()
+                        with contextlib.suppress(asyncio.TimeoutError):
+                            await asyncio.wait_for(asyncio.shield(worker), KEY_PAUSE)
+                        spent = shown.setdefault(target, [0.0, 0.0])
+                        spent[0] += time.process_time() - at_cpu
+                        spent[1] += time.perf_counter() - at_wall
+                        if worker.done():
+                            break
+                out = await worker
+                # Over the drain alone: the worker process's life, from spawn to exit.
+                figures["tui_cpu_share"] = (time.process_time() - cpu) / (
+                    time.perf_counter() - wall
+                )
+                worst = max(shown, key=lambda p: shown[p][0] / shown[p][1])
+                figures["worst_pane"] = worst  # type: ignore[assignment]
+                figures["worst_pane_share"] = shown[worst][0] / shown[worst][1]
+                figures["pane_shares"] = ", ".join(  # type: ignore[assignment]
+                    f"{p} {c / w * 100:.0f} %" for p, (c, w) in shown.items()
+                )
+                figures["key_p90"] = statistics.quantiles(timings, n=10)[-1]
+                figures["key_median"] = statistics.median(timings)
+                figures["keys"] = len(timings)
+                figures["sampled_every"] = float(app.state.sampling.every)
+    finally:
+        await nc.close()
+        await close_connections()
+    figures["drain_seconds"] = out["busy_seconds"] or out["seconds"]
+    figures["drain_rate"] = n / figures["drain_seconds"]
+    return figures
+
+
+def drain_case(url: str, n: int) -> tuple[list[Row], list[str]]:
+    """The drain case's rows and notes."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as workdir:
+        runs = {}
+        for with_tui in (False, True):
+            settings = Settings.from_env().replace(
+                nats_url=url, prefix="benchdrain" + ("tui" if with_tui else "")
+            )
+            runs[with_tui] = asyncio.run(drain(settings, n, Path(workdir), with_tui))
+    bare, watched = runs[False], runs[True]
+    rows = [
+        Row("drain, no TUI open: naq worker -c 100 async no-op", n, bare["drain_seconds"],
+            unit="job/s"),
+        Row("drain, TUI open on it (each pane in turn)", n, watched["drain_seconds"],
+            unit="job/s", baseline="drain, no TUI open: naq worker -c 100 async no-op"),
+        Row("TUI CPU share during the drain", 1, watched["tui_cpu_share"], unit="core"),
+        Row("keypress repaint during the drain, p90", 1, watched["key_p90"], unit="key"),
+    ]  # fmt: skip
+    rows[1].ratio = watched["drain_rate"] / bare["drain_rate"]
+    notes = [
+        f"Drain of {n:,} no-op jobs by one worker: {bare['drain_rate']:,.0f} jobs/s with no TUI "
+        f"open, {watched['drain_rate']:,.0f} jobs/s with it open "
+        f"({rows[1].ratio:.2f}×).",
+        f"TUI process during that drain: {watched['tui_cpu_share'] * 100:.1f} % of one core "
+        f"on average (target ≤ 15 %), {watched['worst_pane_share'] * 100:.1f} % while its "
+        f"costliest pane ({watched['worst_pane']}) was shown, each pane shown {KEY_PAUSE:g} s "
+        f"in turn ({watched['pane_shares']}, the switch to it included); "
+        f"{int(watched['keys'])} pane keys pressed, frame after the key "
+        f"median {watched['key_median'] * 1000:.1f} ms, p90 {watched['key_p90'] * 1000:.1f} ms "
+        "(target < 100 ms); the Jobs pane said it showed 1 in "
+        f"{int(watched['sampled_every'])} completed at the end.",
+    ]
+    return rows, notes
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=50)
+    parser.add_argument("--drain", type=int, default=100_000, help="jobs of the drain case")
+    parser.add_argument("--only", choices=["drain"], help="run only this case (no files)")
     parser.add_argument("--quick", action="store_true", help="2,000 jobs, 5 workers; no files")
     args = parser.parse_args()
     if args.quick:
         args.jobs, args.workers = min(args.jobs, 2_000), min(args.workers, 5)
+        args.drain = min(args.drain, 20_000)
     install_stop_handlers()
+    if args.only == "drain":
+        with embedded_server() as server:
+            rows, notes = drain_case(server.url, args.drain)
+        print_table("TUI during a drain", rows)
+        for note in notes:
+            print("-", note)
+        return
     with embedded_server() as server:
         settings = Settings.from_env().replace(nats_url=server.url, prefix="benchtui")
         t0 = time.perf_counter()
@@ -235,12 +367,14 @@ def main() -> None:
         before = rss_mb()
         figures = asyncio.run(measure(settings, args.jobs, args.workers))
         after = rss_mb()
+        drain_rows, drain_notes = drain_case(server.url, args.drain)
     rows = [
         Row("seed: jobs ended (JobStore.end) + heartbeats", args.jobs, seeded, unit="job/s"),
         Row("TUI open (jobs + workers shown)", 1, figures["open"], unit="open"),
         Row("keypress repaint, median", 1, figures["key_median"], unit="key"),
         Row("keypress repaint, p90", 1, figures["key_p90"], unit="key"),
         Row("keypress repaint, max", 1, figures["key_max"], unit="key"),
+        *drain_rows,
     ]
     print_table("TUI at scale" + (" (quick)" if args.quick else ""), rows)
     notes = [
@@ -256,6 +390,7 @@ def main() -> None:
         "Keys timed, three rounds: pane switches 1/2/4/5, s/S re-sorts of the Jobs pane, "
         "cursor down/page down/home, / then typing a filter, escape. Each is timed from the "
         "key event until the first frame showing its effect is handed to the terminal.",
+        *drain_notes,
     ]
     for note in notes:
         print("-", note)
@@ -267,7 +402,7 @@ def main() -> None:
         title="TUI at scale: open time, keypress repaint, memory",
         command=reproduce_command("bench_tui.py", sys.argv[1:]),
         rows=rows,
-        params={"jobs": args.jobs, "workers": args.workers},
+        params={"jobs": args.jobs, "workers": args.workers, "drain": args.drain},
         notes=notes,
     )
 

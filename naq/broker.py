@@ -274,10 +274,9 @@ class Broker:
         info = await self.connection.streams.stream_info(self._status_stream)
         return int(info.state.last_seq or 0)
 
-    async def status_changes_from(self, start: int) -> list[Msg]:
-        """The status changes stored from sequence ``start`` on, oldest first."""
-        subject = self.kv_subject(self.names.status_bucket, ">")
-        return await self.connection.ordered.read_from(self._status_stream, subject, start)
+    async def status_changes_at(self, seqs: list[int]) -> list[bytes]:
+        """The status records at these sequences of the status stream (those still there)."""
+        return await self.connection.streams.messages_at(self._status_stream, seqs)
 
     # -- queues' consumers -----------------------------------------------------
 

@@ -42,10 +42,10 @@ RECENT_STATUS_CHANGES = 3000
 SAMPLE_ABOVE = 300.0
 FOLLOW_BELOW = 150.0
 #: Seconds between samples, and the newest changes each reads.
-SAMPLE_EVERY = 0.5
+SAMPLE_EVERY = 1.0
 SAMPLE_SIZE = 25
 #: Seconds between looks at the rate while every change is read.
-RATE_CHECK = 1.0
+RATE_CHECK = 0.5
 #: Notable changes shown a second, at most, while sampling.
 NOTABLE_MAX = 200
 #: Jobs shown before they ended, looked up again at each sample (the oldest first), and
@@ -102,9 +102,16 @@ class JobFollower:
                 async for msg in messages:
                     self._show(msg.data)
 
+        # Too fast already? Then not one change is read each (a second of them at thousands
+        # a second would cost the screen as much as sampling does in a minute).
+        last, at = await self._broker.status_changes(), time.monotonic()
+        await asyncio.sleep(RATE_CHECK)
+        seq, now = await self._broker.status_changes(), time.monotonic()
+        if (seq - last) / (now - at) > SAMPLE_ABOVE:
+            return
         reader = asyncio.create_task(follow())
         try:
-            last, at = await self._broker.status_changes(), time.monotonic()
+            last, at = seq, now
             while True:
                 done, _ = await asyncio.wait({reader}, timeout=RATE_CHECK)
                 if done:
@@ -153,8 +160,9 @@ class JobFollower:
 
     async def _show_newest(self, seq: int) -> None:
         """The completed jobs among the newest changes (a pending one would go stale)."""
-        for msg in await self._broker.status_changes_from(max(1, seq - SAMPLE_SIZE + 1)):
-            record = decode_or_none(status_decoder, msg.data)
+        seqs = list(range(max(1, seq - SAMPLE_SIZE + 1), seq + 1))
+        for data in await self._broker.status_changes_at(seqs):
+            record = decode_or_none(status_decoder, data)
             if record is not None and record.status == JobStatus.COMPLETED:
                 self._show_record(record)
 

@@ -21,6 +21,7 @@ from textual.content import Content
 from textual.css.query import NoMatches
 from textual.events import Key, Resize
 from textual.screen import ModalScreen
+from textual.timer import Timer
 from textual.widgets import Footer, Input, TabbedContent, TabPane
 
 from naq_tui.actions import error_text
@@ -68,6 +69,9 @@ class NaqApp(PaneViews):
     BATCH_MAX = 500
     #: While a backlog drains, draw at least this often.
     DRAW_SECONDS = 0.5
+    #: Changes are drawn at most this often (a key's effect is drawn at once): a busy
+    #: system changes the screen many times a second, and each frame costs the same.
+    DRAW_MIN = 0.25
     #: Changed keys a hidden pane remembers before it settles for a full redraw.
     STALE_MAX = 5000
     #: Pause before asking the service for its changes again after the stream failed.
@@ -90,6 +94,9 @@ class NaqApp(PaneViews):
         self._redraw_all: set[str] = set()
         #: Panes whose row count may have changed since the tabs were last drawn.
         self._retab: set[str] = set()
+        #: When changes were last drawn (the loop's clock), and the drawing due after it.
+        self._drawn_at = 0.0
+        self._draw_timer: Timer | None = None
         #: The task reading the service's change stream, while one runs.
         self._pump_task: asyncio.Task[None] | None = None
         #: Something the Overview shows changed since it was last drawn.
@@ -218,7 +225,6 @@ class NaqApp(PaneViews):
 
     async def _consume(self, queue: asyncio.Queue[Change | _Ended]) -> _Ended:
         loop = asyncio.get_running_loop()
-        last_draw = loop.time()
         while True:
             item = await queue.get()
             batch: list[Change] = []
@@ -241,13 +247,19 @@ class NaqApp(PaneViews):
                 except asyncio.TimeoutError:
                     break
             # While a backlog drains (catching up after a connect), only reduce: the
-            # table is drawn once it has caught up, or every DRAW_SECONDS meanwhile.
-            draw = queue.empty() or loop.time() - last_draw >= self.DRAW_SECONDS
+            # table is drawn once it has caught up, or every DRAW_SECONDS meanwhile; and
+            # never sooner than DRAW_MIN after the last drawing (a later one is due then).
+            since = loop.time() - self._drawn_at
+            draw = (queue.empty() or since >= self.DRAW_SECONDS) and since >= self.DRAW_MIN
             self.apply(batch, draw=draw)
-            if draw:
-                last_draw = loop.time()
+            if not draw and queue.empty() and self._draw_timer is None:
+                self._draw_timer = self.set_timer(self.DRAW_MIN - since, self._draw_due)
             # Let key presses in between batches.
             await asyncio.sleep(0)
+
+    def _draw_due(self) -> None:
+        self._draw_timer = None
+        self.draw()
 
     def apply(self, batch: list[Change], draw: bool = True) -> Dirty:
         """Reduce a batch into the state; redraw exactly the rows it touched (if ``draw``)."""
@@ -279,6 +291,7 @@ class NaqApp(PaneViews):
 
         A hidden pane keeps collecting its changed keys and is drawn when shown.
         """
+        self._drawn_at = asyncio.get_running_loop().time()
         if not self._retab:
             return
         shown = self.pane

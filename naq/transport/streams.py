@@ -3,6 +3,7 @@ message reads by sequence, deletes and purges, with naq's errors."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -96,6 +97,20 @@ class Streams:
                 return messages
             messages.append((int(msg.seq or seq), msg.data or b""))
             seq = int(msg.seq or seq) + 1
+
+    async def messages_at(self, stream: str, seqs: list[int]) -> list[bytes]:
+        """The data of the messages at ``seqs`` that are still there (requests sent together)."""
+
+        async def one(seq: int) -> bytes | None:
+            try:
+                with self._mapped:
+                    msg = await self._js.get_msg(stream, seq=seq)
+            except NotFound:
+                return None
+            return msg.data or b""
+
+        found = await asyncio.gather(*(one(seq) for seq in seqs))
+        return [data for data in found if data is not None]
 
     async def stored_at(self, stream: str, subject: str, start: int) -> float | None:
         """When the stream stored its first message on ``subject`` at or after sequence

@@ -14,14 +14,17 @@ PYTEST := -m pytest -q -p no:cacheprovider
 # The other Pythons run the suite less, for CI's time, what a second interpreter adds least to:
 # the slow tests, the fuzzing, the TUI's app (its pixel snapshots, screens, keys and panes,
 # against the fake service and a live server; its state and charts still run there), the
-# scheduler's timing tests (the CLI's scheduling tests still run the scheduler there) and the
+# scheduler's timing tests (the CLI's scheduling tests still run the scheduler there), the
 # CLI's operations and table widths (subprocesses of the CLI; its scheduling commands still
-# run). Besides, mypy checks naq against Python 3.10's standard library.
+# run), the process pool and the dashboard (processes driving processes) and the feed's
+# sampling (a rush of jobs timed). Besides, mypy checks naq against Python 3.10's library.
 VERSION_SUBSET := -m "not slow" --ignore=tests/test_fuzz.py \
 	--ignore=tests/tui/test_snapshots.py --ignore=tests/tui/test_app_fake.py \
 	--ignore=tests/tui/test_keys.py --ignore=tests/tui/test_overview_metrics.py \
 	--ignore=tests/tui/test_app_live.py --ignore=tests/test_cli_operations.py \
-	--ignore=tests/test_scheduling.py --ignore=tests/test_cli_width.py
+	--ignore=tests/test_scheduling.py --ignore=tests/test_cli_width.py \
+	--ignore=tests/test_pool.py --ignore=tests/test_dashboard.py \
+	--ignore=tests/test_feed_sampling.py
 # What publishes, pulls and subscribes, run again through nats-py's public API only.
 PLAIN_SUBSET := tests/test_fast_paths.py tests/test_frames.py tests/test_direct.py \
 	tests/test_enqueue.py tests/test_worker.py tests/test_running_status.py \

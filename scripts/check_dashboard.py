@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import secrets
 import shutil
 import signal
 import subprocess
@@ -121,15 +122,28 @@ def main() -> int:
     with EmbeddedServer() as server:
         asyncio.run(seed(server.url))
         port = free_port()
+        token = secrets.token_urlsafe(16)
         dashboard = subprocess.Popen(
-            [sys.executable, "-m", "naq", "dashboard", "--port", str(port), "-u", server.url],
+            [
+                sys.executable,
+                "-m",
+                "naq",
+                "dashboard",
+                "--port",
+                str(port),
+                "-u",
+                server.url,
+                "--token",
+                token,
+            ],  # fmt: skip
             cwd=REPO,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
         try:
-            page = f"http://127.0.0.1:{port}/"
+            # As a user opens it: the token in the URL once, a cookie from then on.
+            page = f"http://127.0.0.1:{port}/?token={token}"
             wait_for(page, 20)
             OUTPUT.parent.mkdir(exist_ok=True)
             OUTPUT.write_bytes(asyncio.run(screenshot(browser, page)))

@@ -9,7 +9,7 @@ import typer
 from naq.cli.app import app
 from naq.cli.options import LogLevel, NatsUrl
 from naq.cli.output import console
-from naq.cli.runner import fail, guarded, run, settings_for, setup_logging
+from naq.cli.runner import fail, guarded, run, settings_for, setup_logging, until_signal
 
 
 @app.command()
@@ -42,4 +42,4 @@ def exporter(
         finally:
             await metrics.close()
 
-    run(serve())
+    run(until_signal(serve()))

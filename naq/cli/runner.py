@@ -5,8 +5,10 @@ traceback)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import signal
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -54,6 +56,37 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
         raise fail(str(exc)) from None
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
+
+
+async def until_signal(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a long-lived command's coroutine until it ends, or SIGINT/SIGTERM cancels it
+    (then exit 130 or 143, as the shell reports a process ended by that signal).
+
+    The signal cancels the command's task from the event loop, so its clean-up (closing
+    servers and connections) runs whole: a KeyboardInterrupt raised inside whatever
+    callback the signal happened to interrupt could leave a connection half closed.
+    """
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(coro)
+    received: list[int] = []
+
+    def stop(sig: int) -> None:
+        received.append(sig)
+        task.cancel()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop, sig)
+    try:
+        return await task
+    except asyncio.CancelledError:
+        if received:
+            raise typer.Exit(128 + received[0]) from None
+        raise
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
 
 
 def guarded(func: Callable[..., T]) -> Callable[..., T]:

@@ -23,7 +23,7 @@ from naq_tui.screens.help import HelpScreen
 from naq_tui.screens.job_detail import JobDetailScreen
 from naq_tui.screens.limits import LimitsScreen, read_concurrency, read_rate
 from naq_tui.screens.reschedule import RescheduleScreen
-from naq_tui.service import Connection, JobRow, Upsert
+from naq_tui.service import Connection, JobRow, Sampling, Upsert
 from naq_tui.shots import settle
 from naq_tui.state import TABLES, pane_number
 from naq_tui.widgets.filter_input import FilterInput
@@ -765,3 +765,15 @@ async def test_fits_80x24() -> None:
             if app.pane in ("queues", "workers"):
                 # Every column on show, the limits and the queue order included.
                 assert table.virtual_size.width <= 80, app.pane
+
+
+async def test_the_header_says_while_the_job_changes_are_sampled() -> None:
+    async with running(size=(80, 24)) as (app, pilot, fake):
+        label = app.query_one("#sampling", Label)
+        assert not label.display
+        fake.emit(Sampling(every=40, rate=13_000))
+        await wait_until(pilot, lambda: label.display)
+        assert "showing 1 in 40 completed (13,000 changes/s)" in str(label.render())
+        assert label.region.width > 0 and label.region.right <= 80  # it fits at 80 columns
+        fake.emit(Sampling())
+        await wait_until(pilot, lambda: not label.display)

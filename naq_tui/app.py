@@ -259,7 +259,8 @@ class NaqApp(PaneViews):
 
     def _draw_due(self) -> None:
         self._draw_timer = None
-        self.draw()
+        with contextlib.suppress(NoMatches):  # the app closed meanwhile: nothing to draw on
+            self.draw()
 
     def apply(self, batch: list[Change], draw: bool = True) -> Dirty:
         """Reduce a batch into the state; redraw exactly the rows it touched (if ``draw``)."""
@@ -358,9 +359,11 @@ class NaqApp(PaneViews):
         if filter_input.display:
             with filter_input.prevent(Input.Changed):
                 filter_input.value = self.state.views[pane].filter
+            self.refresh_bindings()
         else:
+            # The focus moving to this pane's table refreshes the bindings (and the footer,
+            # whose every refresh rebuilds it): a second refresh would rebuild it again.
             table.focus()
-        self.refresh_bindings()
 
     # -- which actions apply ----------------------------------------------------
 

@@ -44,10 +44,12 @@ async def seed(url: str) -> None:
 
 
 def wait_for(url: str, seconds: float) -> None:
+    # With cookies, as a browser: the token in the URL comes back as a cookie on a redirect.
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
     deadline = time.monotonic() + seconds
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
+            with opener.open(url, timeout=2) as response:
                 if response.status == 200:
                     return
         except OSError:

@@ -5,10 +5,8 @@ traceback)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
-import signal
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -19,6 +17,7 @@ from rich.text import Text
 from naq.errors import NaqException
 from naq.log_level import choose_level, configure_logging
 from naq.settings import Settings, get_settings
+from naq.stop_signals import install_stop_signals, remove_stop_signals
 
 T = TypeVar("T")
 
@@ -66,7 +65,6 @@ async def until_signal(coro: Coroutine[Any, Any, T]) -> T:
     servers and connections) runs whole: a KeyboardInterrupt raised inside whatever
     callback the signal happened to interrupt could leave a connection half closed.
     """
-    loop = asyncio.get_running_loop()
     task = asyncio.ensure_future(coro)
     received: list[int] = []
 
@@ -74,9 +72,7 @@ async def until_signal(coro: Coroutine[Any, Any, T]) -> T:
         received.append(sig)
         task.cancel()
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop, sig)
+    install_stop_signals(stop)
     try:
         return await task
     except asyncio.CancelledError:
@@ -84,9 +80,7 @@ async def until_signal(coro: Coroutine[Any, Any, T]) -> T:
             raise typer.Exit(128 + received[0]) from None
         raise
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.remove_signal_handler(sig)
+        remove_stop_signals()
 
 
 def guarded(func: Callable[..., T]) -> Callable[..., T]:

@@ -17,7 +17,6 @@ import math
 import os
 import signal
 import socket
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -29,6 +28,7 @@ from naq.models import WorkerStatus
 from naq.monitor import list_workers, list_workers_sync
 from naq.names import validate_queue_name
 from naq.settings import Settings, get_settings
+from naq.stop_signals import install_stop_signals
 from naq.store import JobStore
 from naq.sync import set_threadsafe
 from naq.transport import Msg, open_connection
@@ -341,15 +341,8 @@ class Worker:
         self.request_stop()
 
     def _install_signals(self) -> None:
-        if (
-            not self.install_signal_handlers
-            or threading.current_thread() is not threading.main_thread()
-        ):
-            return
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._on_signal, sig)
+        if self.install_signal_handlers:
+            install_stop_signals(self._on_signal)
 
     def _on_signal(self, sig: int) -> None:
         self._signals += 1

@@ -32,6 +32,7 @@ from naq.errors import ConfigurationError, NaqConnectionError, NaqException
 from naq.models import WorkerStatus
 from naq.names import Names
 from naq.settings import Settings
+from naq.stop_signals import install_stop_signals
 from naq.transport import Connection, Msg, open_connection
 
 if TYPE_CHECKING:
@@ -282,12 +283,7 @@ class WorkerPool:
         self._send_all(signal.SIGTERM)
 
     def _install_signals(self) -> None:
-        if threading.current_thread() is not threading.main_thread():
-            return
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            with contextlib.suppress(NotImplementedError, RuntimeError):
-                loop.add_signal_handler(sig, self._on_signal, sig)
+        install_stop_signals(self._on_signal)
 
     def _on_signal(self, sig: int) -> None:
         if not self._is_stopping():

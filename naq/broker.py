@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 
-from naq.limits import QueueLimits, consumer_changes, limits_of
+from naq.limits import QueueLimits, consumer_changes, limits_of, limits_of_config
 from naq.models import DeadLetter, StatusRecord, WorkerRecord, record_encoder, status_decoder
 from naq.names import Names
 from naq.settings import Settings
@@ -302,13 +302,22 @@ class Broker:
         except NotFound:
             return QueueLimits()
 
-    async def set_queue_limits(self, queue: str, limits: QueueLimits) -> None:
-        """Give ``queue``'s consumer ``limits`` and tell its workers."""
+    async def set_queue_limits(
+        self, queue: str, change: Callable[[QueueLimits], QueueLimits]
+    ) -> QueueLimits:
+        """Give ``queue``'s consumer the limits ``change(its current limits)`` returns (one
+        read of the consumer, one write), tell its workers, and return them."""
         consumer = await self.ensure_consumer(queue)
-        info = await self.queue_consumer(queue)
-        changes = consumer_changes(info.config.metadata, limits, UNLIMITED_ACK_PENDING)
-        await self.connection.streams.update_consumer(self.names.jobs_stream, consumer, **changes)
+        limits = QueueLimits()
+
+        def changes(config: Any) -> dict[str, Any]:
+            nonlocal limits
+            limits = change(limits_of_config(config))
+            return consumer_changes(config.metadata, limits, UNLIMITED_ACK_PENDING)
+
+        await self.connection.streams.update_consumer(self.names.jobs_stream, consumer, changes)
         await self.connection.send(self.names.queue_limits_subject(queue))
+        return limits
 
     async def rates_kv(self) -> Bucket:
         """The bucket of when each rate-limited queue's next job may start."""

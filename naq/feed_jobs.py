@@ -211,10 +211,8 @@ class JobFollower:
 
     def _show_record(self, record: StatusRecord) -> None:
         job_id = record.job_id
-        if record.status in JobStatus.ENDED:
-            self._open.pop(job_id, None)
-        else:
-            self._open.pop(job_id, None)
+        self._open.pop(job_id, None)
+        if record.status not in JobStatus.ENDED:
             self._open[job_id] = None  # the newest last
             if len(self._open) > MAX_OPEN:
                 del self._open[next(iter(self._open))]

@@ -108,9 +108,12 @@ def check_rate(value: Any) -> str | None:
 
 def limits_of(consumer: Any | None) -> QueueLimits:
     """The limits a queue's consumer (its ``consumer_info``) carries."""
-    metadata = (
-        (getattr(getattr(consumer, "config", None), "metadata", None) or {}) if consumer else {}
-    )
+    return limits_of_config(getattr(consumer, "config", None))
+
+
+def limits_of_config(config: Any | None) -> QueueLimits:
+    """The limits a queue's consumer configuration carries (in its metadata)."""
+    metadata = getattr(config, "metadata", None) or {}
     concurrency = metadata.get(CONCURRENCY_KEY)
     return QueueLimits(
         concurrency=int(concurrency) if concurrency and concurrency.isdigit() else None,

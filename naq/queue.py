@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -548,15 +549,17 @@ class Queue:
         Raises:
             ConfigurationError: a bad value (named in the message).
         """
-        current = await self.limits()
-        limits = QueueLimits(
-            concurrency=current.concurrency
-            if concurrency is UNCHANGED
-            else check_concurrency(concurrency),
-            rate=current.rate if rate is UNCHANGED else check_rate(rate),
-        )
-        await (await self._broker()).set_queue_limits(self.name, limits)
-        return limits
+        # Checked before anything is read or written; the limits not given are kept.
+        given: dict[str, Any] = {}
+        if concurrency is not UNCHANGED:
+            given["concurrency"] = check_concurrency(concurrency)
+        if rate is not UNCHANGED:
+            given["rate"] = check_rate(rate)
+
+        def change(current: QueueLimits) -> QueueLimits:
+            return dataclasses.replace(current, **given)
+
+        return await (await self._broker()).set_queue_limits(self.name, change)
 
     set_limits_sync = sync_twin(set_limits)
 

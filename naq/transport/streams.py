@@ -4,6 +4,7 @@ message reads by sequence, deletes and purges, with naq's errors."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -55,12 +56,14 @@ class Streams:
         with self._mapped:
             return list(await self._js.consumers_info(stream))
 
-    async def update_consumer(self, stream: str, consumer: str, **changes: Any) -> Any:
-        """Change fields of a consumer's configuration (the rest, a pause included, kept);
-        returns its new info."""
+    async def update_consumer(
+        self, stream: str, consumer: str, changes: Callable[[Any], dict[str, Any]]
+    ) -> Any:
+        """Change fields of a consumer's configuration to ``changes(its config)`` (the rest,
+        a pause included, kept): one read and one write; returns its new info."""
         with self._mapped:
             info = await self._js.consumer_info(stream, consumer)
-            return await self._js.add_consumer(stream, info.config.evolve(**changes))
+            return await self._js.add_consumer(stream, info.config.evolve(**changes(info.config)))
 
     async def pause_consumer(self, stream: str, consumer: str, until: str) -> None:
         """Stop the consumer handing out messages until ``until`` (an RFC 3339 time)."""

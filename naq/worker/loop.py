@@ -23,6 +23,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from naq.broker import Broker
+from naq.control import answer_control
 from naq.errors import ConfigurationError
 from naq.models import WorkerStatus
 from naq.monitor import list_workers, list_workers_sync
@@ -413,16 +414,11 @@ class Worker:
     # -- remote control ----------------------------------------------------------
 
     async def _on_control(self, msg: Msg) -> None:
-        command = msg.data.decode(errors="replace").strip()
-        if command == "stop":
-            log.info("worker %s: stop requested remotely", self.name)
-            self.request_stop()
-            reply = b"stopping"
-        else:
-            reply = f"unknown command {command!r}".encode()
-        if msg.reply:
-            with contextlib.suppress(Exception):
-                await msg.respond(reply)
+        await answer_control(msg, self._stop_remotely)
+
+    def _stop_remotely(self) -> None:
+        log.info("worker %s: stop requested remotely", self.name)
+        self.request_stop()
 
     async def _on_reconnect(self) -> None:
         # Pull requests die with the old connection: ask again from scratch.

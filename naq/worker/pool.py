@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from naq.control import answer_control
 from naq.errors import ConfigurationError, NaqConnectionError, NaqException
 from naq.models import WorkerStatus
 from naq.names import Names
@@ -344,15 +345,7 @@ class WorkerPool:
         return None
 
     async def _on_control(self, msg: Msg) -> None:
-        command = msg.data.decode(errors="replace").strip()
-        if command == "stop":
-            self._stop("stop requested remotely")
-            reply = b"stopping"
-        else:
-            reply = f"unknown command {command!r}".encode()
-        if msg.reply:
-            with contextlib.suppress(Exception):
-                await msg.respond(reply)
+        await answer_control(msg, lambda: self._stop("stop requested remotely"))
 
     async def _close_control(self, control: asyncio.Task[Connection | None]) -> None:
         if not control.done():

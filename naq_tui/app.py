@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -22,7 +23,7 @@ from textual.css.query import NoMatches
 from textual.events import Key, Resize
 from textual.screen import ModalScreen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, TabbedContent, TabPane
+from textual.widgets import Input, TabbedContent, TabPane
 
 from naq_tui.actions import error_text
 from naq_tui.commands import NaqCommands
@@ -42,6 +43,7 @@ from naq_tui.summary import problems
 from naq_tui.views import PaneViews
 from naq_tui.widgets.filter_input import FilterInput
 from naq_tui.widgets.header import HeaderBar
+from naq_tui.widgets.key_footer import KeyFooter
 from naq_tui.widgets.overview import Overview
 from naq_tui.widgets.pane_table import WIDE, PaneTable
 
@@ -82,6 +84,10 @@ class NaqApp(PaneViews):
 
     def __init__(self, service: Service, readonly: bool = False) -> None:
         super().__init__()
+        if "TEXTUAL_ANIMATIONS" not in os.environ:
+            # A moving tab underline is a dozen frames per pane switch, each one CPU on a
+            # busy host and bytes over SSH or the dashboard's socket: off unless asked for.
+            self.animation_level = "none"
         self.service = service
         self.readonly = readonly
         self.state = State()
@@ -118,7 +124,7 @@ class NaqApp(PaneViews):
                     self.tables[pane] = table
                     yield table
         yield FilterInput()
-        yield Footer(compact=True)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         now = self.service.now()

@@ -3,7 +3,7 @@
 :data:`KEYS` is the one table: each row is a key, the action it runs, the words the
 footer, the help screen and the command palette show for it, the panes it applies to
 and whether it changes something. The app's and the pane tables' bindings, the footer
-(Textual draws it from those bindings), the ``?`` screen, the palette's commands and
+(drawn from those bindings), the ``?`` screen, the palette's commands and
 the read-only rule are all derived from it here; nothing else names a key.
 
 Dialogs (confirm, reschedule, limits, job detail, help, the filter input) keep their own

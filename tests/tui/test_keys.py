@@ -9,15 +9,19 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import App
 from textual.binding import Binding
+from textual.command import CommandPalette
+from textual.content import Content
 from textual.screen import Screen
 from textual.scroll_view import ScrollView
-from textual.widgets import Static
+from textual.widgets import Static, TabbedContent
 
 from naq_tui.app import NaqApp
 from naq_tui.commands import NaqCommands
+from naq_tui.fake import FakeService
 from naq_tui.keys import IN_TABLES, KEYS, Key, display
 from naq_tui.screens.help import HelpScreen
 from naq_tui.state import PANES, TABLES, TITLES, pane_number
+from naq_tui.widgets.key_footer import KeyFooter
 from naq_tui.widgets.pane_table import PaneTable
 from tests.tui.test_app_fake import cell, messages, running, wait_until
 
@@ -89,6 +93,76 @@ async def test_each_pane_binds_and_shows_exactly_its_keys_of_the_table(readonly:
             elif pane not in ("overview", "workers", "metrics"):
                 # The read-only case is not empty: these panes do bind mutations.
                 assert any(row.mutates for row in rows), pane
+
+
+def footer_text(app: NaqApp) -> str:
+    """The footer's line as drawn."""
+    rendered = app.query_one(KeyFooter).render()
+    assert isinstance(rendered, Content)
+    return rendered.plain
+
+
+@pytest.mark.parametrize("readonly", [False, True], ids=["normal", "readonly"])
+async def test_the_footer_draws_exactly_the_panes_keys_of_the_table(readonly: bool) -> None:
+    async with running(readonly=readonly) as (app, pilot, _):
+        footer = app.query_one(KeyFooter)
+        for pane in PANES:
+            await pilot.press(str(pane_number(pane)))
+            await pilot.pause()
+            labels = {row.label for row in expected(pane, readonly) if row.footer}
+            assert {shown.label for shown in footer.keys} == labels, pane
+            text = footer_text(app)
+            for shown in footer.keys:
+                assert f"{shown.display} {shown.label}" in text, (pane, shown)
+            # The palette's key keeps the right end.
+            assert text.endswith("▏^p Palette "), text
+            assert len(text) == app.size.width
+
+
+async def test_the_footer_cuts_its_keys_short_before_the_palette_at_40_columns() -> None:
+    async with running(size=(40, 24), pane="failed") as (app, pilot, _):
+        await pilot.pause()
+        text = footer_text(app)
+        assert len(text) == 40
+        assert text.endswith("▏^p Palette ")
+        assert text.startswith("⏎ Open")
+
+
+async def test_a_click_on_a_footer_key_runs_it_as_its_key_would() -> None:
+    async with running(pane="failed") as (app, pilot, _):
+        text = footer_text(app)
+        assert await pilot.click(KeyFooter, offset=(text.index("? Help") + 2, 0))
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        assert await pilot.click(KeyFooter, offset=(text.index("^p Palette"), 0))
+        await wait_until(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, CommandPalette))
+        # A click between keys runs nothing.
+        assert await pilot.click(KeyFooter, offset=(len(text) - len("▏^p Palette ") - 2, 0))
+        await pilot.pause()
+        assert app.screen is app.screen_stack[0]
+
+
+async def test_the_footer_key_under_the_mouse_is_highlighted() -> None:
+    async with running(pane="failed") as (app, pilot, _):
+        footer = app.query_one(KeyFooter)
+        column = footer_text(app).index("? Help") + 2
+
+        def background(x: int) -> object:
+            """The background drawn at column ``x`` of the footer."""
+            cell = footer.render_line(0).crop(x, x + 1)
+            return next(segment.style.bgcolor for segment in cell if segment.style)
+
+        plain = background(column)
+        await pilot.hover(KeyFooter, offset=(column, 0))
+        await pilot.pause()
+        assert background(column) != plain
+        assert background(0) == plain  # another key is not
+        await pilot.hover(TabbedContent)
+        await pilot.pause()
+        assert background(column) == plain
 
 
 def help_columns(screen: HelpScreen) -> dict[str, list[tuple[str, str, bool]]]:
@@ -224,3 +298,10 @@ def test_every_row_is_complete() -> None:
                     key.mutates,
                 )
     assert len(actions) > len(set(actions))
+
+
+def test_the_app_does_not_animate_unless_asked_to(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TEXTUAL_ANIMATIONS", raising=False)
+    assert NaqApp(FakeService()).animation_level == "none"
+    monkeypatch.setenv("TEXTUAL_ANIMATIONS", "full")
+    assert NaqApp(FakeService()).animation_level == "full"

@@ -58,6 +58,7 @@ from naq_tui.app import NaqApp  # noqa: E402
 from naq_tui.live import LiveService  # noqa: E402
 from naq_tui.state import MAX_JOBS, PANES  # noqa: E402
 from naq_tui.widgets.filter_input import FilterInput  # noqa: E402
+from naq_tui.widgets.overview import Overview  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -127,7 +128,7 @@ def key_script(app: NaqApp) -> list[tuple[str, Callable[[], Callable[[], bool]]]
     filter_input = app.query_one(FilterInput)
 
     def pane(name: str) -> Callable[[], Callable[[], bool]]:
-        return lambda: lambda: app.pane == name
+        return lambda: lambda: pane_drawn(app, name)
 
     class SortMoved:
         """Holds once the Jobs pane's sort differs from what it was when created."""
@@ -168,6 +169,13 @@ def key_script(app: NaqApp) -> list[tuple[str, Callable[[], Callable[[], bool]]]
         ("r", typed("car")),
         ("escape", lambda: lambda: not filter_input.display),
     ]
+
+
+def pane_drawn(app: NaqApp, pane: str) -> bool:
+    """Whether ``pane`` is the one shown and the screen's layout has placed it (a frame
+    drawn before that shows the tab's highlight move, not the pane)."""
+    widget = app.tables[pane] if pane in app.tables else app.query_one(Overview)
+    return app.pane == pane and widget.region.area > 0
 
 
 async def time_key(app: NaqApp, key: str, handled: Callable[[], bool]) -> float:
@@ -271,7 +279,7 @@ async def drain(settings: Settings, n: int, workdir: Path, with_tui: bool) -> di
                 while not worker.done():
                     for key in DRAIN_KEYS:
                         target = "overview" if key == "0" else PANES[int(key)]
-                        timings.append(await time_key(app, key, lambda t=target: app.pane == t))
+                        timings.append(await time_key(app, key, lambda t=target: pane_drawn(app, t)))
                         at_cpu, at_wall = time.process_time(), time.perf_counter()
                         with contextlib.suppress(asyncio.TimeoutError):
                             await asyncio.wait_for(asyncio.shield(worker), KEY_PAUSE)

@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 
 from textual import work
 from textual.app import App
-from textual.widgets import TabbedContent
 
 from naq.limits import QueueLimits
 from naq_tui.columns import short_function
@@ -22,7 +21,7 @@ from naq_tui.screens.job_detail import JobDetailScreen
 from naq_tui.screens.limits import LimitsScreen
 from naq_tui.screens.reschedule import Reschedule, RescheduleScreen
 from naq_tui.service import FailedRow, Service
-from naq_tui.state import PANES, TITLES, State, toggle_mark
+from naq_tui.state import TITLES, State, toggle_mark
 from naq_tui.widgets.pane_table import PaneTable
 
 T = TypeVar("T")
@@ -41,11 +40,8 @@ class PaneActions(App[None]):
     state: State
     readonly: bool
     tables: dict[str, PaneTable]
-
-    @property
-    def pane(self) -> str:
-        """The pane on show."""
-        return self.query_one("#panes", TabbedContent).active or PANES[0]
+    #: The pane on show.
+    pane: str
 
     def _redraw(self, pane: str, key: str | None = None) -> None:
         """Redraw a pane after a view change, or one row (the app's own)."""

@@ -21,9 +21,9 @@ from textual.app import ComposeResult
 from textual.content import Content
 from textual.css.query import NoMatches
 from textual.events import Key, Resize
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
-from textual.widgets import Input, TabbedContent, TabPane
+from textual.widgets import Input
 
 from naq_tui.actions import error_text
 from naq_tui.commands import NaqCommands
@@ -46,6 +46,7 @@ from naq_tui.widgets.header import HeaderBar
 from naq_tui.widgets.key_footer import KeyFooter
 from naq_tui.widgets.overview import Overview
 from naq_tui.widgets.pane_table import WIDE, PaneTable
+from naq_tui.widgets.pane_tabs import PaneTabs
 
 #: Panes whose rows the Overview draws from.
 OVERVIEW_SOURCES = frozenset({"queues", "workers", "metrics"})
@@ -56,6 +57,13 @@ class _Ended:
 
     def __init__(self, error: BaseException | None) -> None:
         self.error = error
+
+
+class MainScreen(Screen[None]):
+    """The screen of the panes. The app gives the keyboard itself (to the shown pane's
+    table; on the Overview to no widget): Textual's auto focus could pick a hidden table."""
+
+    AUTO_FOCUS = ""
 
 
 class NaqApp(PaneViews):
@@ -74,6 +82,9 @@ class NaqApp(PaneViews):
     #: Changes are drawn at most this often (a key's effect is drawn at once): a busy
     #: system changes the screen many times a second, and each frame costs the same.
     DRAW_MIN = 0.25
+    #: ... and at most this often while the job changes are sampled: they come faster
+    #: than anyone reads them, and each frame of a busy Jobs pane redraws most of its rows.
+    DRAW_MIN_SAMPLED = 1.0
     #: Changed keys a hidden pane remembers before it settles for a full redraw.
     STALE_MAX = 5000
     #: Pause before asking the service for its changes again after the stream failed.
@@ -85,9 +96,10 @@ class NaqApp(PaneViews):
     def __init__(self, service: Service, readonly: bool = False) -> None:
         super().__init__()
         if "TEXTUAL_ANIMATIONS" not in os.environ:
-            # A moving tab underline is a dozen frames per pane switch, each one CPU on a
-            # busy host and bytes over SSH or the dashboard's socket: off unless asked for.
+            # Every frame of an animation costs CPU on a busy host and bytes over SSH or the
+            # dashboard's socket, for looks only: off unless asked for.
             self.animation_level = "none"
+        self.pane = PANES[0]
         self.service = service
         self.readonly = readonly
         self.state = State()
@@ -112,17 +124,21 @@ class NaqApp(PaneViews):
 
     # -- layout -----------------------------------------------------------------
 
+    def get_default_screen(self) -> Screen[None]:
+        """The screen of the panes."""
+        return MainScreen(id="_default")
+
     def compose(self) -> ComposeResult:
         yield HeaderBar(self.service.url, readonly=self.readonly)
-        with TabbedContent(initial=PANES[0], id="panes"):
-            for pane in PANES:
-                with TabPane(self._tab_label(pane), id=pane):
-                    if pane not in TABLES:
-                        yield Overview()
-                        continue
-                    table = PaneTable(pane)
-                    self.tables[pane] = table
-                    yield table
+        yield PaneTabs(list(PANES), self.pane, id="tabs")
+        # Every pane is a child of the screen, all but the shown one hidden: showing
+        # another is two display flags and one layout.
+        for pane in PANES:
+            widget = Overview() if pane not in TABLES else PaneTable(pane)
+            if isinstance(widget, PaneTable):
+                self.tables[pane] = widget
+            widget.display = pane == self.pane
+            yield widget
         yield FilterInput()
         yield KeyFooter()
 
@@ -131,17 +147,20 @@ class NaqApp(PaneViews):
         for table in self.tables.values():
             table.rebuild(self.state, now)
         self.query_one(FilterInput).display = False
+        for pane in PANES:
+            self._update_tab(pane)
         self.watch_changes()
         self.set_interval(1.0, self._tick)
         self._draw_overview()
         self._focus(self.pane)
 
     def _focus(self, pane: str) -> None:
-        """Give the keyboard to the pane's table (or to the Overview)."""
+        """Give the keyboard to the pane's table (on the Overview, to no widget: the app's
+        keys are all it has, and a focused container restyles all its parts)."""
         if pane in self.tables:
             self.tables[pane].focus()
         else:
-            self.query_one(Overview).focus()
+            self.screen.set_focus(None)
 
     def _tab_label(self, pane: str) -> Content:
         # Below WIDE columns the tabs leave out their number keys, so all seven fit.
@@ -181,14 +200,10 @@ class NaqApp(PaneViews):
 
     def _update_tab(self, pane: str) -> None:
         try:
-            tabs = self.query_one("#panes", TabbedContent)
-            tab = tabs.get_tab(pane)
+            tabs = self.query_one(PaneTabs)
         except NoMatches:
             return  # the app is closing: a last batch of changes has nothing to draw on
-        label = self._tab_label(pane)
-        # A new label re-lays the tabs out: only when it reads differently.
-        if tab.label != label:
-            tab.label = label
+        tabs.set_label(pane, self._tab_label(pane))
 
     # -- the one worker that owns the watches -----------------------------------
 
@@ -254,12 +269,14 @@ class NaqApp(PaneViews):
                     break
             # While a backlog drains (catching up after a connect), only reduce: the
             # table is drawn once it has caught up, or every DRAW_SECONDS meanwhile; and
-            # never sooner than DRAW_MIN after the last drawing (a later one is due then).
+            # never sooner than DRAW_MIN (DRAW_MIN_SAMPLED) after the last drawing (a later one is
+            # due then).
             since = loop.time() - self._drawn_at
-            draw = (queue.empty() or since >= self.DRAW_SECONDS) and since >= self.DRAW_MIN
+            gap = self.DRAW_MIN_SAMPLED if self.state.sampling.every else self.DRAW_MIN
+            draw = (queue.empty() or since >= self.DRAW_SECONDS) and since >= gap
             self.apply(batch, draw=draw)
             if not draw and queue.empty() and self._draw_timer is None:
-                self._draw_timer = self.set_timer(self.DRAW_MIN - since, self._draw_due)
+                self._draw_timer = self.set_timer(gap - since, self._draw_due)
             # Let key presses in between batches.
             await asyncio.sleep(0)
 
@@ -340,17 +357,35 @@ class NaqApp(PaneViews):
     # -- panes, filter, sort ----------------------------------------------------
 
     def action_show_pane(self, pane: str) -> None:
-        """Show a pane (the number keys)."""
-        self.query_one("#panes", TabbedContent).active = pane
-        self._focus(pane)
+        """Show a pane (the number keys, or a click on its tab)."""
+        if pane == self.pane:
+            return
+        # Bring the pane up to date first: the frame that shows it is then the only one.
+        self._bring_up_to_date(pane)
+        self._pane_widget(self.pane).display = False
+        self._pane_widget(pane).display = True
+        self.pane = pane
+        self.query_one(PaneTabs).active = pane
+        filter_input = self.query_one(FilterInput)
+        if filter_input.display and pane in self.tables:
+            with filter_input.prevent(Input.Changed):
+                filter_input.value = self.state.views[pane].filter
+            self.refresh_bindings()
+        else:
+            # The focus moving refreshes the bindings (and the footer) too.
+            self._focus(pane)
 
-    @on(TabbedContent.TabActivated)
-    def _pane_shown(self, event: TabbedContent.TabActivated) -> None:
-        pane = event.pane.id or PANES[0]
+    def _pane_widget(self, pane: str) -> PaneTable | Overview:
+        return self.tables[pane] if pane in self.tables else self.query_one(Overview)
+
+    @on(PaneTabs.Chosen)
+    def _tab_clicked(self, event: PaneTabs.Chosen) -> None:
+        self.action_show_pane(event.pane)
+
+    def _bring_up_to_date(self, pane: str) -> None:
+        """Draw what a pane missed while hidden (nothing when it missed nothing)."""
         if pane not in self.tables:
             self._draw_overview()
-            self._focus(pane)
-            self.refresh_bindings()
             return
         table = self.tables[pane]
         now = self.service.now()
@@ -361,15 +396,6 @@ class NaqApp(PaneViews):
         elif stale:
             table.sync(self.state, Dirty(rows={pane: stale}), now)
         table.refresh_times(self.state, now)
-        filter_input = self.query_one(FilterInput)
-        if filter_input.display:
-            with filter_input.prevent(Input.Changed):
-                filter_input.value = self.state.views[pane].filter
-            self.refresh_bindings()
-        else:
-            # The focus moving to this pane's table refreshes the bindings (and the footer,
-            # whose every refresh rebuilds it): a second refresh would rebuild it again.
-            table.focus()
 
     # -- which actions apply ----------------------------------------------------
 

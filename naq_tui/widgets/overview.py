@@ -12,6 +12,8 @@ from rich.console import RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.events import Resize
+from textual.geometry import Size
 from textual.widgets import Label, Static
 
 from naq_tui.charts import ZeroSparkline
@@ -32,7 +34,7 @@ from naq_tui.summary import (
 NO_METRICS = "no metrics yet: workers publish theirs every few seconds"
 
 
-class Overview(Vertical, can_focus=True):
+class Overview(Vertical):
     """Jobs processed and failed per second, each queue's depth and latency, the workers'
     slots, recent failures and what needs attention."""
 
@@ -40,8 +42,9 @@ class Overview(Vertical, can_focus=True):
         super().__init__(id="overview-view")
         self._state: State | None = None
         self._now = 0.0
-        #: Each part's figures as last drawn.
+        #: Each part's figures as last drawn, and the size they were drawn for.
         self._drawn: dict[str, object] = {}
+        self._drawn_size = Size(0, 0)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="ov-chart") as chart:
@@ -127,7 +130,11 @@ class Overview(Vertical, can_focus=True):
         self.query_one("#ov-axis").display = True
         self.query_one("#ov-axis-start", Label).update(f"{ago(series.at - span, series.at)} ago")
 
-    def on_resize(self) -> None:
+    def on_resize(self, event: Resize) -> None:
+        # Shown again at the size it had, it has nothing to redraw (hiding sends no size).
+        if event.size == self._drawn_size or not event.size.area:
+            return
+        self._drawn_size = event.size
         if self._state is not None:
             self._drawn.clear()
             self.show(self._state, self._now)

@@ -140,6 +140,9 @@ class PaneTable(ScrollView, can_focus=True):
         self._made_at: dict[str, float] = {}
         #: Each column's width: the widest cell or label seen since the last rebuild.
         self._widths: dict[str, int] = {}
+        #: Each drawn row's line, with what it was drawn from (its cells, the row's style
+        #: and the widths): a row that only moved, or a pane shown again, is not re-made.
+        self._lines: dict[str, tuple[tuple[Text, ...], Style, tuple[int, ...], Strip]] = {}
         self._cursor = 0
         self._sort: tuple[str, bool] = DEFAULT_SORT[pane]
 
@@ -195,6 +198,7 @@ class PaneTable(ScrollView, can_focus=True):
         self._fit()
         self._cells.clear()
         self._made_at.clear()
+        self._lines.clear()
         self._widths = {MARK: 1} if self.marks else {}
         for spec in self.specs:
             self._widths[spec.key] = max(spec.width or 0, cell_len(spec.label))
@@ -212,6 +216,7 @@ class PaneTable(ScrollView, can_focus=True):
         for key in dirty.rows.get(self.pane, ()):
             self._cells.pop(key, None)
             self._made_at.pop(key, None)
+            self._lines.pop(key, None)
         rows = visible(state, self.pane, now)
         self._order = [row_key(row) for row in rows]
         self._index = {key: index for index, key in enumerate(self._order)}
@@ -220,6 +225,7 @@ class PaneTable(ScrollView, can_focus=True):
         for key in [key for key in self._cells if key not in live]:
             del self._cells[key]
             self._made_at.pop(key, None)
+            self._lines.pop(key, None)
         self._sort = self._sort_of(state)
         self._grow_label(self._sort[0])
         if selected is not None and selected in self._index:
@@ -230,9 +236,14 @@ class PaneTable(ScrollView, can_focus=True):
         self.refresh()
 
     def refresh_times(self, state: State, now: float) -> None:
-        """Move the clock: ages ("4s", "in 3m") are re-made as their rows are drawn."""
+        """Move the clock: ages ("4s", "in 3m") are re-made as their rows are drawn.
+
+        Ages are written in whole seconds at the finest: within the same second as the
+        last drawing nothing is repainted.
+        """
+        moved = int(now) != int(self._now)
         self._state, self._now = state, now
-        if any(spec.key in TIME_COLUMNS for spec in self.specs):
+        if moved and any(spec.key in TIME_COLUMNS for spec in self.specs):
             self.refresh()
 
     def select_key(self, key: str) -> bool:
@@ -318,6 +329,10 @@ class PaneTable(ScrollView, can_focus=True):
             for index, spec in enumerate(self.specs, offset):
                 if spec.key in TIME_COLUMNS:
                     aged[index] = self._make_cell(spec, row)
+            self._made_at[key] = self._now
+            if aged == list(cells):
+                # Ages read the same ("4s" is still "4s"): the row's drawn line still holds.
+                return cells
             cells = tuple(aged)
         else:
             return cells
@@ -368,10 +383,18 @@ class PaneTable(ScrollView, can_focus=True):
                 style = base + self.get_component_rich_style("pane-table--even-row")
             else:
                 style = base
-            strip = self._line(list(self._row_cells(self._order[index])), style)
-            if index == self._cursor:
-                # The cursor's colours win over the cells' own, so the row stays legible.
-                strip = Strip(Segment.apply_style(strip, post_style=style), strip.cell_length)
+            key = self._order[index]
+            cells = self._row_cells(key)
+            widths = tuple(self._widths.values())
+            drawn = self._lines.get(key)
+            if drawn is not None and drawn[0] is cells and drawn[1] == style and drawn[2] == widths:
+                strip = drawn[3]
+            else:
+                strip = self._line(list(cells), style)
+                if index == self._cursor:
+                    # The cursor's colours win over the cells' own, so the row stays legible.
+                    strip = Strip(Segment.apply_style(strip, post_style=style), strip.cell_length)
+                self._lines[key] = (cells, style, widths, strip)
         return strip.crop_extend(scroll_x, scroll_x + width, style)
 
     # -- cursor -------------------------------------------------------------------

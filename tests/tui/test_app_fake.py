@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from textual.events import Key
 from textual.pilot import Pilot
-from textual.widgets import Button, Input, Label, TabbedContent
+from textual.widgets import Button, Input, Label
 
 from naq.errors import ConfigurationError
 from naq.limits import QueueLimits
@@ -28,6 +28,8 @@ from naq_tui.shots import settle
 from naq_tui.state import TABLES, pane_number
 from naq_tui.widgets.filter_input import FilterInput
 from naq_tui.widgets.header import HeaderBar
+from naq_tui.widgets.overview import Overview
+from naq_tui.widgets.pane_tabs import PaneTabs
 
 SIZE = (120, 36)
 
@@ -89,8 +91,8 @@ async def test_every_row_is_drawn_and_tabs_count_them() -> None:
         assert app.tables["jobs"].row_count == len(fake.jobs) == 25
         await pilot.press("5")
         assert app.tables["failed"].row_count == 4
-        tab = app.query_one("#panes", TabbedContent).get_tab("jobs")
-        assert tab.label.plain == "4 Jobs 25"
+        tab = app.query_one(PaneTabs).label("jobs")
+        assert tab.plain == "4 Jobs 25"
 
 
 async def test_p_pauses_a_schedule_and_the_row_shows_it() -> None:
@@ -447,8 +449,8 @@ async def test_slash_filters_the_jobs_live_and_escape_clears() -> None:
         emails = sum(1 for j in fake.jobs.values() if "email" in j.function)
         assert 0 < emails < 25
         await wait_until(pilot, lambda: app.tables["jobs"].row_count == emails)
-        tab = app.query_one("#panes", TabbedContent).get_tab("jobs")
-        assert tab.label.plain == f"4 Jobs {emails}/25"
+        tab = app.query_one(PaneTabs).label("jobs")
+        assert tab.plain == f"4 Jobs {emails}/25"
         await pilot.press("escape")
         await pilot.pause()
         assert not filter_input.display
@@ -777,3 +779,43 @@ async def test_the_header_says_while_the_job_changes_are_sampled() -> None:
         assert label.region.width > 0 and label.region.right <= 80  # it fits at 80 columns
         fake.emit(Sampling())
         await wait_until(pilot, lambda: not label.display)
+
+
+async def test_a_click_on_a_tab_shows_its_pane_up_to_date() -> None:
+    async with running(pane=None) as (app, pilot, fake):
+        tabs = app.query_one(PaneTabs)
+        text = tabs.render().plain.splitlines()[0]
+        assert await pilot.click(PaneTabs, offset=(text.index("4 Jobs") + 2, 0))
+        await pilot.pause()
+        assert app.pane == "jobs"
+        assert app.focused is app.tables["jobs"]
+        assert app.tables["jobs"].row_count == len(fake.jobs)
+        assert app.tables["jobs"].region.area > 0 and not app.query_one(Overview).display
+
+
+async def test_the_underline_is_under_the_shown_tab_only() -> None:
+    async with running(pane="failed") as (app, pilot, _):
+        tabs = app.query_one(PaneTabs)
+        labels, bar = tabs.render().plain.splitlines()
+        strip = tabs.render_line(1)
+        colors = [
+            segment.style.color if segment.style else None
+            for segment in strip
+            for _ in range(segment.cell_length)
+        ]
+        start = labels.index("5 Failed")
+        end = start + len(tabs.label("failed").plain)
+        highlighted = [x for x, color in enumerate(colors) if color != colors[0]]
+        assert highlighted == list(range(start, end)), bar
+
+
+async def test_no_hidden_table_takes_the_keyboard_on_the_overview() -> None:
+    async with running(pane=None) as (app, pilot, _):
+        assert app.focused is None
+        await pilot.press("question_mark")
+        await wait_until(pilot, lambda: isinstance(app.screen, HelpScreen))
+        await pilot.press("escape")
+        await wait_until(pilot, lambda: not isinstance(app.screen, HelpScreen))
+        assert app.focused is None
+        await pilot.press("down", "end")
+        assert all(table.cursor_row == 0 for table in app.tables.values())

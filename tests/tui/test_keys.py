@@ -13,7 +13,7 @@ from textual.command import CommandPalette
 from textual.content import Content
 from textual.screen import Screen
 from textual.scroll_view import ScrollView
-from textual.widgets import Static, TabbedContent
+from textual.widgets import Static
 
 from naq_tui.app import NaqApp
 from naq_tui.commands import NaqCommands
@@ -23,6 +23,7 @@ from naq_tui.screens.help import HelpScreen
 from naq_tui.state import PANES, TABLES, TITLES, pane_number
 from naq_tui.widgets.key_footer import KeyFooter
 from naq_tui.widgets.pane_table import PaneTable
+from naq_tui.widgets.pane_tabs import PaneTabs
 from tests.tui.test_app_fake import cell, messages, running, wait_until
 
 #: Every (key, action) the table binds.
@@ -160,7 +161,7 @@ async def test_the_footer_key_under_the_mouse_is_highlighted() -> None:
         await pilot.pause()
         assert background(column) != plain
         assert background(0) == plain  # another key is not
-        await pilot.hover(TabbedContent)
+        await pilot.hover(PaneTabs)
         await pilot.pause()
         assert background(column) == plain
 

@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
-from textual.widgets import Static, TabbedContent
+from textual.widgets import Static
 
 from naq_tui.app import NaqApp
 from naq_tui.fake import NOW, fake_id
@@ -18,6 +18,7 @@ from naq_tui.screens.job_detail import JobDetailScreen
 from naq_tui.service import FunctionRow, QueueRow, QueueTrend, Remove, Series, Upsert
 from naq_tui.widgets.filter_input import FilterInput
 from naq_tui.widgets.overview import Overview
+from naq_tui.widgets.pane_tabs import PaneTabs
 from tests.tui.test_app_fake import cell, running, wait_until
 
 
@@ -60,14 +61,14 @@ def queue_cells(app: NaqApp) -> dict[str, list[str]]:
 async def test_the_app_opens_on_the_overview_and_flags_the_problems() -> None:
     async with running(pane=None) as (app, pilot, _):
         assert app.pane == "overview"
-        assert app.focused is app.query_one(Overview)
+        assert app.focused is None  # the app's keys are all the Overview has
         problems = attention_text(app)
         # The paused queue whose oldest job keeps waiting, the failing function, the idle worker.
         assert "queue reports: oldest job waiting 5m 12s (paused)" in problems
         assert "billing:charge_card (default) failing: 42% of 412 runs" in problems
         assert "idle while jobs wait: worker-alpha" in problems
-        tab = app.query_one("#panes", TabbedContent).get_tab("overview")
-        assert tab.label.plain == "0 Overview ▲3"
+        tab = app.query_one(PaneTabs).label("overview")
+        assert tab.plain == "0 Overview ▲3"
         queues = queue_cells(app)
         assert queues["reports"][1] == "3"  # depth
         assert queues["reports"][3] == "5m 12s ↑"  # stuck and climbing
@@ -96,8 +97,8 @@ async def test_the_overview_follows_the_changes() -> None:
         )
         await wait_until(pilot, lambda: "nothing needs attention" in attention_text(app))
         assert "0 in the last minute" in shown(app, "#ov-failures")
-        tab = app.query_one("#panes", TabbedContent).get_tab("overview")
-        assert tab.label.plain == "0 Overview"
+        tab = app.query_one(PaneTabs).label("overview")
+        assert tab.plain == "0 Overview"
         # A queue that no worker takes, with jobs waiting: flagged at once.
         fake.emit(Upsert(QueueRow("orphans", pending=7, latency=LATENCY_STUCK + 1)))
         await wait_until(pilot, lambda: "orphans: 7 waiting, no worker" in attention_text(app))
@@ -139,8 +140,8 @@ async def test_the_metrics_pane_sorts_and_filters() -> None:
         await pilot.press("slash", *"reports", "enter")
         await wait_until(pilot, lambda: table.row_count == 1)
         assert table.keys == ["reports/myapp.reports:build_report"]
-        tab = app.query_one("#panes", TabbedContent).get_tab("metrics")
-        assert tab.label.plain == "6 Metrics 1/6"
+        tab = app.query_one(PaneTabs).label("metrics")
+        assert tab.plain == "6 Metrics 1/6"
         await pilot.press("slash", "escape")
         await wait_until(pilot, lambda: table.row_count == 6)
 
@@ -213,8 +214,8 @@ async def test_the_new_panes_fit_80x24() -> None:
         for part in ("#ov-chart", "#ov-queues-box", "#ov-attention"):
             region = overview.query_one(part).region
             assert region.right <= 80 and region.bottom <= 23, part  # above the footer
-        tabs = app.query_one("#panes", TabbedContent)
-        assert [tabs.get_tab(p).label.plain.split()[0] for p in ("overview", "metrics")] == [
+        tabs = app.query_one(PaneTabs)
+        assert [tabs.label(p).plain.split()[0] for p in ("overview", "metrics")] == [
             "Overview",
             "Metrics",
         ]

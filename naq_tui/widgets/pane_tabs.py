@@ -1,0 +1,158 @@
+"""The tabs of the panes: their labels on one line and the shown one's underline below.
+
+One widget draws them all. A label that changes (a count, a problem flag) repaints these
+two lines and lays nothing out again; a pane switch moves the underline. A tab is
+clicked to show its pane.
+"""
+
+from __future__ import annotations
+
+from textual.app import RenderResult
+from textual.content import Content
+from textual.events import Click, Leave, MouseMove
+from textual.message import Message
+from textual.widget import Widget
+
+#: Blank cells either side of each label.
+PADDING = 1
+
+
+class PaneTabs(Widget, can_focus=False):
+    """``0 Overview ▲3  1 Queues 3  …`` over ``━━━━━╸━━━━━━╺━━━━``."""
+
+    ALLOW_SELECT = False
+    COMPONENT_CLASSES = {
+        "pane-tabs--tab",
+        "pane-tabs--active",
+        "pane-tabs--hover",
+        "pane-tabs--bar",
+        "pane-tabs--highlight",
+    }
+    DEFAULT_CSS = """
+    PaneTabs {
+        height: 2;
+        width: 1fr;
+        text-wrap: nowrap;
+        text-overflow: clip;
+        .pane-tabs--tab {
+            color: $foreground 50%;
+        }
+        .pane-tabs--active {
+            color: $foreground;
+        }
+        .pane-tabs--hover {
+            color: $foreground;
+        }
+        .pane-tabs--bar {
+            color: $foreground 10%;
+        }
+        .pane-tabs--highlight {
+            color: $block-cursor-background;
+        }
+    }
+    """
+
+    class Chosen(Message):
+        """A tab was clicked: show its pane."""
+
+        def __init__(self, pane: str) -> None:
+            super().__init__()
+            self.pane = pane
+
+    def __init__(self, panes: list[str], active: str, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._labels: dict[str, Content] = {pane: Content(pane) for pane in panes}
+        self._active = active
+        self._hovered: str | None = None
+        #: Where each tab was last drawn: (first column, past the last, pane).
+        self._spans: list[tuple[int, int, str]] = []
+
+    @property
+    def active(self) -> str:
+        """The pane whose tab is underlined."""
+        return self._active
+
+    @active.setter
+    def active(self, pane: str) -> None:
+        if pane not in self._labels:
+            raise KeyError(pane)
+        if pane != self._active:
+            self._active = pane
+            self.refresh()
+
+    def label(self, pane: str) -> Content:
+        """A tab's label, as drawn (padding left out)."""
+        return self._labels[pane]
+
+    def set_label(self, pane: str, label: Content) -> None:
+        """Relabel a tab (nothing is drawn when it reads the same)."""
+        if self._labels[pane] != label:
+            self._labels[pane] = label
+            self.refresh()
+
+    # -- drawing --------------------------------------------------------------------
+
+    def _tab(self, pane: str) -> Content:
+        if pane == self._active:
+            style = self.get_visual_style("pane-tabs--active", partial=True)
+        elif pane == self._hovered:
+            style = self.get_visual_style("pane-tabs--hover", partial=True)
+        else:
+            style = self.get_visual_style("pane-tabs--tab", partial=True)
+        pad = " " * PADDING
+        return Content.assemble(pad, self._labels[pane], pad).stylize_before(style)
+
+    def render(self) -> RenderResult:
+        """The labels, and under them the bar, highlighted under the shown pane's label."""
+        width = self.size.width
+        spans: list[tuple[int, int, str]] = []
+        tabs: list[Content] = []
+        column = 0
+        for pane in self._labels:
+            tab = self._tab(pane)
+            spans.append((column, column + tab.cell_length, pane))
+            tabs.append(tab)
+            column += tab.cell_length
+        self._spans = spans
+        labels = Content("").join(tabs).truncate(width, pad=True)
+        return Content("\n").join([labels, self._bar(width, spans)])
+
+    def _bar(self, width: int, spans: list[tuple[int, int, str]]) -> Content:
+        bar = self.get_visual_style("pane-tabs--bar", partial=True)
+        highlight = self.get_visual_style("pane-tabs--highlight", partial=True)
+        start, end = next(
+            ((s + PADDING, e - PADDING) for s, e, pane in spans if pane == self._active), (0, 0)
+        )
+        start, end = min(start, width), min(end, width)
+        parts = [Content.styled("━" * start, bar)]
+        if start:
+            parts[0] = Content.styled("━" * (start - 1) + "╸", bar)
+        parts.append(Content.styled("━" * (end - start), highlight))
+        if end < width:
+            parts.append(Content.styled("╺" + "━" * (width - end - 1), bar))
+        return Content("").join(parts)
+
+    # -- the mouse ------------------------------------------------------------------
+
+    def _at(self, x: int) -> str | None:
+        for start, end, pane in self._spans:
+            if start <= x < end:
+                return pane
+        return None
+
+    def on_mouse_move(self, event: MouseMove) -> None:
+        self._hover(self._at(event.x) if event.y == 0 else None)
+
+    def on_leave(self, event: Leave) -> None:
+        self._hover(None)
+
+    def _hover(self, pane: str | None) -> None:
+        if pane != self._hovered:
+            self._hovered = pane
+            self.refresh()
+
+    def on_click(self, event: Click) -> None:
+        pane = self._at(event.x)
+        if pane is not None:
+            event.stop()
+            self.post_message(self.Chosen(pane))

@@ -279,7 +279,8 @@ async def drain(settings: Settings, n: int, workdir: Path, with_tui: bool) -> di
                 while not worker.done():
                     for key in DRAIN_KEYS:
                         target = "overview" if key == "0" else PANES[int(key)]
-                        timings.append(await time_key(app, key, lambda t=target: pane_drawn(app, t)))
+                        drawn = lambda t=target: pane_drawn(app, t)  # noqa: E731
+                        timings.append(await time_key(app, key, drawn))
                         at_cpu, at_wall = time.process_time(), time.perf_counter()
                         with contextlib.suppress(asyncio.TimeoutError):
                             await asyncio.wait_for(asyncio.shield(worker), KEY_PAUSE)

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import os
 import resource
 import socket
@@ -279,7 +280,7 @@ async def drain(settings: Settings, n: int, workdir: Path, with_tui: bool) -> di
                 while not worker.done():
                     for key in DRAIN_KEYS:
                         target = "overview" if key == "0" else PANES[int(key)]
-                        drawn = lambda t=target: pane_drawn(app, t)  # noqa: E731
+                        drawn = functools.partial(pane_drawn, app, target)
                         timings.append(await time_key(app, key, drawn))
                         at_cpu, at_wall = time.process_time(), time.perf_counter()
                         with contextlib.suppress(asyncio.TimeoutError):

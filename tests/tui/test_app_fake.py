@@ -819,3 +819,24 @@ async def test_no_hidden_table_takes_the_keyboard_on_the_overview() -> None:
         assert app.focused is None
         await pilot.press("down", "end")
         assert all(table.cursor_row == 0 for table in app.tables.values())
+
+
+async def test_while_sampled_the_changes_are_drawn_at_most_once_a_second() -> None:
+    async with running(pane="jobs") as (app, pilot, fake):
+        table = app.tables["jobs"]
+        fake.emit(Sampling(every=40, rate=13_000))
+        await wait_until(pilot, lambda: app.state.sampling.every == 40)
+        drawn = []
+        for name in ("first", "second", "third"):
+            fake.emit(Upsert(JobRow(name, "default", "m:f", "completed", updated_at=NOW + 1)))
+            await wait_until(pilot, lambda n=name: n in table.keys)
+            drawn.append(app._drawn_at)
+        gaps = [later - earlier for earlier, later in zip(drawn, drawn[1:], strict=False)]
+        assert min(gaps) >= app.DRAW_MIN_SAMPLED - 0.01, gaps
+        # Once the changes are all read again, they are drawn sooner.
+        fake.emit(Sampling())
+        for name in ("fourth", "fifth"):
+            fake.emit(Upsert(JobRow(name, "default", "m:f", "completed", updated_at=NOW + 1)))
+            await wait_until(pilot, lambda n=name: n in table.keys)
+            drawn.append(app._drawn_at)
+        assert drawn[-1] - drawn[-2] < app.DRAW_MIN_SAMPLED - 0.2

@@ -14,7 +14,11 @@ from textual.app import RenderResult
 from textual.content import Content
 from textual.events import Click, Leave, MouseMove
 from textual.screen import Screen
+from textual.style import Style as VisualStyle
 from textual.widget import Widget
+
+#: The parts drawn in their own styles.
+STYLES = ("key-footer--key", "key-footer--label", "key-footer--disabled", "key-footer--hover")
 
 
 class Shown(NamedTuple):
@@ -30,12 +34,7 @@ class KeyFooter(Widget, can_focus=False):
     """``⏎ Open  p Pause  …  q Quit        ▏^p Palette``, from the screen's bindings."""
 
     ALLOW_SELECT = False
-    COMPONENT_CLASSES = {
-        "key-footer--key",
-        "key-footer--label",
-        "key-footer--disabled",
-        "key-footer--hover",
-    }
+    COMPONENT_CLASSES = set(STYLES)
     DEFAULT_CSS = """
     KeyFooter {
         dock: bottom;
@@ -109,16 +108,14 @@ class KeyFooter(Widget, can_focus=False):
                 keys.append(shown)
         return tuple(keys), palette
 
-    def _item(self, shown: Shown, hovered: bool) -> Content:
-        key = Content.styled(shown.display, self.get_visual_style("key-footer--key", partial=True))
-        label = Content.styled(
-            f" {shown.label}", self.get_visual_style("key-footer--label", partial=True)
-        )
+    def _item(self, shown: Shown, hovered: bool, styles: dict[str, VisualStyle]) -> Content:
+        key = Content.styled(shown.display, styles["key-footer--key"])
+        label = Content.styled(f" {shown.label}", styles["key-footer--label"])
         item = key + label
         if not shown.enabled:
-            item = item.stylize(self.get_visual_style("key-footer--disabled", partial=True))
+            item = item.stylize(styles["key-footer--disabled"])
         if hovered:
-            item = item.stylize(self.get_visual_style("key-footer--hover", partial=True))
+            item = item.stylize(styles["key-footer--hover"])
         return item
 
     def _items(self) -> tuple[Shown, ...]:
@@ -126,7 +123,10 @@ class KeyFooter(Widget, can_focus=False):
         return self.keys if self.palette is None else (*self.keys, self.palette)
 
     def render(self) -> RenderResult:
-        parts = [self._item(shown, i == self._hovered) for i, shown in enumerate(self._items())]
+        styles = {name: self.get_visual_style(name, partial=True) for name in STYLES}
+        parts = [
+            self._item(shown, i == self._hovered, styles) for i, shown in enumerate(self._items())
+        ]
         spans: list[tuple[int, int, int]] = []
         column = 0
         for index, part in enumerate(parts[: len(self.keys)]):

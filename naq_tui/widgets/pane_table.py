@@ -238,10 +238,10 @@ class PaneTable(ScrollView, can_focus=True):
     def refresh_times(self, state: State, now: float) -> None:
         """Move the clock: ages ("4s", "in 3m") are re-made as their rows are drawn.
 
-        Ages are written in whole seconds at the finest: within the same second as the
-        last drawing nothing is repainted.
+        Ages are written in whole seconds at the finest: less than a second after the
+        last drawing nothing is repainted (a busy table is drawn that often anyway).
         """
-        moved = int(now) != int(self._now)
+        moved = now - self._now >= 1.0 or now < self._now
         self._state, self._now = state, now
         if moved and any(spec.key in TIME_COLUMNS for spec in self.specs):
             self.refresh()

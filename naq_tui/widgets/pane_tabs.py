@@ -11,23 +11,26 @@ from textual.app import RenderResult
 from textual.content import Content
 from textual.events import Click, Leave, MouseMove
 from textual.message import Message
+from textual.style import Style as VisualStyle
 from textual.widget import Widget
 
 #: Blank cells either side of each label.
 PADDING = 1
+#: The parts drawn in their own styles.
+STYLES = (
+    "pane-tabs--tab",
+    "pane-tabs--active",
+    "pane-tabs--hover",
+    "pane-tabs--bar",
+    "pane-tabs--highlight",
+)
 
 
 class PaneTabs(Widget, can_focus=False):
     """``0 Overview ▲3  1 Queues 3  …`` over ``━━━━━╸━━━━━━╺━━━━``."""
 
     ALLOW_SELECT = False
-    COMPONENT_CLASSES = {
-        "pane-tabs--tab",
-        "pane-tabs--active",
-        "pane-tabs--hover",
-        "pane-tabs--bar",
-        "pane-tabs--highlight",
-    }
+    COMPONENT_CLASSES = set(STYLES)
     DEFAULT_CSS = """
     PaneTabs {
         height: 2;
@@ -92,34 +95,36 @@ class PaneTabs(Widget, can_focus=False):
 
     # -- drawing --------------------------------------------------------------------
 
-    def _tab(self, pane: str) -> Content:
+    def _tab(self, pane: str, styles: dict[str, VisualStyle]) -> Content:
         if pane == self._active:
-            style = self.get_visual_style("pane-tabs--active", partial=True)
+            style = styles["pane-tabs--active"]
         elif pane == self._hovered:
-            style = self.get_visual_style("pane-tabs--hover", partial=True)
+            style = styles["pane-tabs--hover"]
         else:
-            style = self.get_visual_style("pane-tabs--tab", partial=True)
+            style = styles["pane-tabs--tab"]
         pad = " " * PADDING
         return Content.assemble(pad, self._labels[pane], pad).stylize_before(style)
 
     def render(self) -> RenderResult:
         """The labels, and under them the bar, highlighted under the shown pane's label."""
         width = self.size.width
+        styles = {name: self.get_visual_style(name, partial=True) for name in STYLES}
         spans: list[tuple[int, int, str]] = []
         tabs: list[Content] = []
         column = 0
         for pane in self._labels:
-            tab = self._tab(pane)
+            tab = self._tab(pane, styles)
             spans.append((column, column + tab.cell_length, pane))
             tabs.append(tab)
             column += tab.cell_length
         self._spans = spans
         labels = Content("").join(tabs).truncate(width, pad=True)
-        return Content("\n").join([labels, self._bar(width, spans)])
+        return Content("\n").join([labels, self._bar(width, spans, styles)])
 
-    def _bar(self, width: int, spans: list[tuple[int, int, str]]) -> Content:
-        bar = self.get_visual_style("pane-tabs--bar", partial=True)
-        highlight = self.get_visual_style("pane-tabs--highlight", partial=True)
+    def _bar(
+        self, width: int, spans: list[tuple[int, int, str]], styles: dict[str, VisualStyle]
+    ) -> Content:
+        bar, highlight = styles["pane-tabs--bar"], styles["pane-tabs--highlight"]
         start, end = next(
             ((s + PADDING, e - PADDING) for s, e, pane in spans if pane == self._active), (0, 0)
         )

@@ -82,8 +82,9 @@ class KeyFooter(Widget, can_focus=False):
 
     def _bindings_changed(self, screen: Screen[object]) -> None:
         # While the terminal has lost the focus, no widget has it either: the footer keeps
-        # what it showed rather than flash the app's keys alone.
-        if screen is not self.screen or not self.app.app_focus:
+        # what it showed rather than flash the app's keys alone (a first drawing is shown
+        # whatever the focus: a browser's tab may open unfocused).
+        if screen is not self.screen or (self.keys and not self.app.app_focus):
             return
         keys, palette = self._read(screen)
         if (keys, palette) != (self.keys, self.palette):

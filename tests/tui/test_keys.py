@@ -4,6 +4,8 @@ none of its mutations."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from rich.table import Table
 from rich.text import Text
@@ -15,6 +17,7 @@ from textual.screen import Screen
 from textual.scroll_view import ScrollView
 from textual.widgets import Static
 
+from naq_tui import app as app_module
 from naq_tui.app import NaqApp
 from naq_tui.commands import NaqCommands
 from naq_tui.fake import FakeService
@@ -306,3 +309,22 @@ def test_the_app_does_not_animate_unless_asked_to(monkeypatch: pytest.MonkeyPatc
     assert NaqApp(FakeService()).animation_level == "none"
     monkeypatch.setenv("TEXTUAL_ANIMATIONS", "full")
     assert NaqApp(FakeService()).animation_level == "full"
+
+
+async def test_the_footer_is_drawn_when_the_app_opens_unfocused() -> None:
+    class Unfocused(NaqApp):
+        """A browser's tab that opens in the background."""
+
+        CSS_PATH = str(Path(app_module.__file__).with_name(NaqApp.CSS_PATH))
+
+        def on_mount(self) -> None:
+            self.app_focus = False
+
+    app = Unfocused(FakeService())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await wait_until(pilot, lambda: bool(app.query_one(KeyFooter).keys))
+        assert not app.app_focus
+        assert "? Help" in footer_text(app)
+        app.app_focus = True
+        await pilot.press("5")
+        await wait_until(pilot, lambda: "Requeue" in footer_text(app))

@@ -12,10 +12,10 @@ from typing import NamedTuple
 
 from textual.app import RenderResult
 from textual.content import Content
-from textual.events import Click, Leave, MouseMove
 from textual.screen import Screen
 from textual.style import Style as VisualStyle
-from textual.widget import Widget
+
+from naq_tui.widgets.clickable_line import ClickableLine
 
 #: The parts drawn in their own styles.
 STYLES = ("key-footer--key", "key-footer--label", "key-footer--disabled", "key-footer--hover")
@@ -30,10 +30,10 @@ class Shown(NamedTuple):
     enabled: bool
 
 
-class KeyFooter(Widget, can_focus=False):
-    """``⏎ Open  p Pause  …  q Quit        ▏^p Palette``, from the screen's bindings."""
+class KeyFooter(ClickableLine[int]):
+    """``⏎ Open  p Pause  …  q Quit        ▏^p Palette``, from the screen's bindings; its
+    items are the keys' indices (the palette's is ``len(keys)``)."""
 
-    ALLOW_SELECT = False
     COMPONENT_CLASSES = set(STYLES)
     DEFAULT_CSS = """
     KeyFooter {
@@ -68,10 +68,6 @@ class KeyFooter(Widget, can_focus=False):
         self.keys: tuple[Shown, ...] = ()
         #: The command palette's key, shown on the right (None: none).
         self.palette: Shown | None = None
-        #: Where each key was last drawn: (first column, past the last, its index).
-        self._spans: list[tuple[int, int, int]] = []
-        #: The index of the key under the mouse (the palette's is ``len(keys)``).
-        self._hovered: int | None = None
 
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
@@ -143,30 +139,9 @@ class KeyFooter(Widget, can_focus=False):
         self._spans.append((room + 1, room + 1 + parts[-1].cell_length, len(self.keys)))
         return left.truncate(room, pad=True) + Content.styled("▏", "dim") + parts[-1] + " "
 
-    def _at(self, x: int) -> int | None:
-        """The index of the key drawn at column ``x`` (the palette's is ``len(keys)``)."""
-        for start, end, index in self._spans:
-            if start <= x < end:
-                return index
-        return None
-
-    def on_mouse_move(self, event: MouseMove) -> None:
-        self._hover(self._at(event.x))
-
-    def on_leave(self, event: Leave) -> None:
-        self._hover(None)
-
-    def _hover(self, index: int | None) -> None:
-        if index != self._hovered:
-            self._hovered = index
-            self.refresh()
-
-    def on_click(self, event: Click) -> None:
-        index = self._at(event.x)
-        if index is None:
-            return
-        event.stop()
-        shown = self._items()[index]
+    def clicked(self, item: int) -> None:
+        """A key clicked: as though it was pressed."""
+        shown = self._items()[item]
         if shown.enabled:
             # As though it was pressed: the focused widget's binding runs, as for a key.
             self.app.simulate_key(shown.key)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from textual.app import RenderResult
 from textual.content import Content
-from textual.events import Click, Leave, MouseMove
 from textual.message import Message
 from textual.style import Style as VisualStyle
-from textual.widget import Widget
+
+from naq_tui.widgets.clickable_line import ClickableLine
 
 #: Blank cells either side of each label.
 PADDING = 1
@@ -26,10 +26,9 @@ STYLES = (
 )
 
 
-class PaneTabs(Widget, can_focus=False):
-    """``0 Overview ▲3  1 Queues 3  …`` over ``━━━━━╸━━━━━━╺━━━━``."""
+class PaneTabs(ClickableLine[str]):
+    """``0 Overview ▲3  1 Queues 3  …`` over ``━━━━━╸━━━━━━╺━━━━``; its items are panes."""
 
-    ALLOW_SELECT = False
     COMPONENT_CLASSES = set(STYLES)
     DEFAULT_CSS = """
     PaneTabs {
@@ -66,9 +65,6 @@ class PaneTabs(Widget, can_focus=False):
         super().__init__(id=id)
         self._labels: dict[str, Content] = {pane: Content(pane) for pane in panes}
         self._active = active
-        self._hovered: str | None = None
-        #: Where each tab was last drawn: (first column, past the last, pane).
-        self._spans: list[tuple[int, int, str]] = []
 
     @property
     def active(self) -> str:
@@ -137,27 +133,6 @@ class PaneTabs(Widget, can_focus=False):
             parts.append(Content.styled("╺" + "━" * (width - end - 1), bar))
         return Content("").join(parts)
 
-    # -- the mouse ------------------------------------------------------------------
-
-    def _at(self, x: int) -> str | None:
-        for start, end, pane in self._spans:
-            if start <= x < end:
-                return pane
-        return None
-
-    def on_mouse_move(self, event: MouseMove) -> None:
-        self._hover(self._at(event.x) if event.y == 0 else None)
-
-    def on_leave(self, event: Leave) -> None:
-        self._hover(None)
-
-    def _hover(self, pane: str | None) -> None:
-        if pane != self._hovered:
-            self._hovered = pane
-            self.refresh()
-
-    def on_click(self, event: Click) -> None:
-        pane = self._at(event.x)
-        if pane is not None:
-            event.stop()
-            self.post_message(self.Chosen(pane))
+    def clicked(self, item: str) -> None:
+        """A tab clicked: show its pane."""
+        self.post_message(self.Chosen(item))

@@ -27,6 +27,9 @@ from naq_tui.columns import DEFAULT_SORT, PANE_COLUMNS, Column, row_key
 from naq_tui.keys import bindings
 from naq_tui.state import Dirty, State, visible
 
+#: Seconds after a drawing within which the clock moving repaints nothing (a little less
+#: than the app's tick, so that every tick repaints a table drawn at the tick before).
+AGE_EVERY = 0.9
 #: Columns whose text depends on the clock; they are re-made when drawn after a tick.
 TIME_COLUMNS = frozenset({"heartbeat", "next_run", "duration", "updated", "failed_at"})
 #: Terminals narrower than this hide a few columns, so 80 columns show what matters.
@@ -238,10 +241,11 @@ class PaneTable(ScrollView, can_focus=True):
     def refresh_times(self, state: State, now: float) -> None:
         """Move the clock: ages ("4s", "in 3m") are re-made as their rows are drawn.
 
-        Ages are written in whole seconds at the finest: less than a second after the
-        last drawing nothing is repainted (a busy table is drawn that often anyway).
+        Ages are written in whole seconds at the finest: soon after the last drawing
+        (within ``AGE_EVERY``) nothing is repainted, as a busy table is drawn once a second
+        anyway; the app's once-a-second tick always repaints an idle one.
         """
-        moved = now - self._now >= 1.0 or now < self._now
+        moved = now - self._now >= AGE_EVERY or now < self._now
         self._state, self._now = state, now
         if moved and any(spec.key in TIME_COLUMNS for spec in self.specs):
             self.refresh()

@@ -840,3 +840,33 @@ async def test_while_sampled_the_changes_are_drawn_at_most_once_a_second() -> No
             await wait_until(pilot, lambda n=name: n in table.keys)
             drawn.append(app._drawn_at)
         assert drawn[-1] - drawn[-2] < app.DRAW_MIN_SAMPLED - 0.2
+
+
+async def test_every_tick_repaints_the_ages_of_an_idle_table(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [NOW]
+    monkeypatch.setattr(FakeService, "now", lambda self: clock[0])
+    async with running(pane="jobs") as (app, pilot, _):
+        table = app.tables["jobs"]
+        repainted: list[float] = []
+        repaint = table.refresh
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            repainted.append(clock[0])
+            return repaint(*args, **kwargs)
+
+        monkeypatch.setattr(table, "refresh", counted)
+        first = table.keys[0]
+        ages = [table.cell_text(first, "updated")]
+        for _ in range(3):
+            clock[0] += 0.999  # a timer's tick comes a little early as often as late
+            app._tick()
+            assert repainted and repainted[-1] == clock[0]  # this tick repainted it
+            ages.append(table.cell_text(first, "updated"))
+        assert ages[0] != ages[-1], ages
+        # Just after a drawing (a busy table is drawn once a second), a tick paints nothing.
+        count = len(repainted)
+        clock[0] += 0.3
+        app._tick()
+        assert len(repainted) == count

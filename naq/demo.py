@@ -23,6 +23,7 @@ from naq.queue import Queue
 from naq.scheduler import Scheduler
 from naq.server import EmbeddedServer
 from naq.settings import Settings, get_settings
+from naq.transport import close_connections
 from naq.worker import Worker
 
 DEMO_QUEUES = ("default", "emails", "reports")
@@ -150,6 +151,8 @@ async def demo_stack(settings: Settings | None = None) -> AsyncIterator[Settings
             worker.request_stop()
             scheduler.request_stop()
             await asyncio.gather(*tasks, return_exceptions=True)
+            # While the server still runs: what they hold is flushed to it, not waited on.
+            await close_connections()
 
 
 async def run_demo(

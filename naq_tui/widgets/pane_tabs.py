@@ -107,14 +107,22 @@ class PaneTabs(ClickableLine[str]):
         styles = {name: self.get_visual_style(name, partial=True) for name in STYLES}
         spans: list[tuple[int, int, str]] = []
         tabs: list[Content] = []
+        # Too narrow for every tab: the line starts late enough to show the shown pane's.
+        active_end = 0
         column = 0
         for pane in self._labels:
             tab = self._tab(pane, styles)
-            spans.append((column, column + tab.cell_length, pane))
             tabs.append(tab)
             column += tab.cell_length
+            if pane == self._active:
+                active_end = column
+        shift = max(0, active_end - width)
+        column = -shift
+        for pane, tab in zip(self._labels, tabs, strict=True):
+            spans.append((column, column + tab.cell_length, pane))
+            column += tab.cell_length
         self._spans = spans
-        labels = Content("").join(tabs).truncate(width, pad=True)
+        labels = Content("").join(tabs)[shift:].truncate(width, pad=True)
         return Content("\n").join([labels, self._bar(width, spans, styles)])
 
     def _bar(
@@ -124,7 +132,7 @@ class PaneTabs(ClickableLine[str]):
         start, end = next(
             ((s + PADDING, e - PADDING) for s, e, pane in spans if pane == self._active), (0, 0)
         )
-        start, end = min(start, width), min(end, width)
+        start, end = max(0, min(start, width)), max(0, min(end, width))
         parts = [Content.styled("━" * start, bar)]
         if start:
             parts[0] = Content.styled("━" * (start - 1) + "╸", bar)

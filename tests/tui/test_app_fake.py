@@ -870,3 +870,20 @@ async def test_every_tick_repaints_the_ages_of_an_idle_table(
         clock[0] += 0.3
         app._tick()
         assert len(repainted) == count
+
+
+async def test_on_a_narrow_terminal_the_shown_tab_stays_in_sight() -> None:
+    async with running(size=(50, 24), pane="metrics") as (app, pilot, _):
+        tabs = app.query_one(PaneTabs)
+        labels, _bar = tabs.render().plain.splitlines()
+        assert len(labels) == 50
+        assert labels.rstrip().endswith(tabs.label("metrics").plain), labels
+        # A click on it (where it is drawn now) still finds it; back to the first pane,
+        # the line starts at the first tab again.
+        column = labels.index(tabs.label("failed").plain)
+        assert await pilot.click(PaneTabs, offset=(column, 0))
+        await pilot.pause()
+        assert app.pane == "failed"
+        await pilot.press("0")
+        await pilot.pause()
+        assert tabs.render().plain.startswith(" " + tabs.label("overview").plain)

@@ -59,7 +59,6 @@ from naq_tui.app import NaqApp  # noqa: E402
 from naq_tui.live import LiveService  # noqa: E402
 from naq_tui.state import MAX_JOBS, PANES  # noqa: E402
 from naq_tui.widgets.filter_input import FilterInput  # noqa: E402
-from naq_tui.widgets.overview import Overview  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -176,8 +175,7 @@ def key_script(app: NaqApp) -> list[tuple[str, Callable[[], Callable[[], bool]]]
 def pane_drawn(app: NaqApp, pane: str) -> bool:
     """Whether ``pane`` is the one shown and the screen's layout has placed it (a frame
     drawn before that shows the tab's highlight move, not the pane)."""
-    widget = app.tables[pane] if pane in app.tables else app.query_one(Overview)
-    return app.pane == pane and widget.region.area > 0
+    return app.pane == pane and app.pane_widget(pane).region.area > 0
 
 
 async def time_key(app: NaqApp, key: str, handled: Callable[[], bool]) -> float:

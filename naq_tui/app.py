@@ -269,8 +269,8 @@ class NaqApp(PaneViews):
                     break
             # While a backlog drains (catching up after a connect), only reduce: the
             # table is drawn once it has caught up, or every DRAW_SECONDS meanwhile; and
-            # never sooner than DRAW_MIN (DRAW_MIN_SAMPLED) after the last drawing (a later one is
-            # due then).
+            # never sooner than DRAW_MIN (while sampled, DRAW_MIN_SAMPLED) after the last
+            # drawing (a later one is due then).
             since = loop.time() - self._drawn_at
             gap = self.DRAW_MIN_SAMPLED if self.state.sampling.every else self.DRAW_MIN
             draw = (queue.empty() or since >= self.DRAW_SECONDS) and since >= gap
@@ -362,8 +362,8 @@ class NaqApp(PaneViews):
             return
         # Bring the pane up to date first: the frame that shows it is then the only one.
         self._bring_up_to_date(pane)
-        self._pane_widget(self.pane).display = False
-        self._pane_widget(pane).display = True
+        self.pane_widget(self.pane).display = False
+        self.pane_widget(pane).display = True
         self.pane = pane
         self.query_one(PaneTabs).active = pane
         filter_input = self.query_one(FilterInput)
@@ -375,7 +375,8 @@ class NaqApp(PaneViews):
             # The focus moving refreshes the bindings (and the footer) too.
             self._focus(pane)
 
-    def _pane_widget(self, pane: str) -> PaneTable | Overview:
+    def pane_widget(self, pane: str) -> PaneTable | Overview:
+        """The widget that shows ``pane``: its table, or the Overview."""
         return self.tables[pane] if pane in self.tables else self.query_one(Overview)
 
     @on(PaneTabs.Chosen)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Generic, TypeVar
 
 from textual.events import Click, Leave, MouseMove
+from textual.style import Style
 from textual.widget import Widget
 
 #: What an item is known by (a key's index, a pane's name).
@@ -24,6 +25,10 @@ class ClickableLine(Widget, Generic[Item], can_focus=False):
         self._spans: list[tuple[int, int, Item]] = []
         #: The item under the mouse, drawn highlighted.
         self._hovered: Item | None = None
+
+    def _part_styles(self) -> dict[str, Style]:
+        """The style of each part it draws (its component classes), looked up once a drawing."""
+        return {name: self.get_visual_style(name, partial=True) for name in self.COMPONENT_CLASSES}
 
     def clicked(self, item: Item) -> None:
         """An item was clicked."""

@@ -17,9 +17,6 @@ from textual.style import Style as VisualStyle
 
 from naq_tui.widgets.clickable_line import ClickableLine
 
-#: The parts drawn in their own styles.
-STYLES = ("key-footer--key", "key-footer--label", "key-footer--disabled", "key-footer--hover")
-
 
 class Shown(NamedTuple):
     """One key as the footer shows it."""
@@ -34,7 +31,12 @@ class KeyFooter(ClickableLine[int]):
     """``⏎ Open  p Pause  …  q Quit        ▏^p Palette``, from the screen's bindings; its
     items are the keys' indices (the palette's is ``len(keys)``)."""
 
-    COMPONENT_CLASSES = set(STYLES)
+    COMPONENT_CLASSES = {
+        "key-footer--key",
+        "key-footer--label",
+        "key-footer--disabled",
+        "key-footer--hover",
+    }
     DEFAULT_CSS = """
     KeyFooter {
         dock: bottom;
@@ -120,7 +122,7 @@ class KeyFooter(ClickableLine[int]):
         return self.keys if self.palette is None else (*self.keys, self.palette)
 
     def render(self) -> RenderResult:
-        styles = {name: self.get_visual_style(name, partial=True) for name in STYLES}
+        styles = self._part_styles()
         parts = [
             self._item(shown, i == self._hovered, styles) for i, shown in enumerate(self._items())
         ]
@@ -140,10 +142,9 @@ class KeyFooter(ClickableLine[int]):
         return left.truncate(room, pad=True) + Content.styled("▏", "dim") + parts[-1] + " "
 
     def clicked(self, item: int) -> None:
-        """A key clicked: as though it was pressed."""
+        """A key clicked: as though it was pressed (the focused widget's binding runs)."""
         shown = self._items()[item]
         if shown.enabled:
-            # As though it was pressed: the focused widget's binding runs, as for a key.
             self.app.simulate_key(shown.key)
         else:
             self.app.bell()

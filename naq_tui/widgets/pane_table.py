@@ -217,18 +217,14 @@ class PaneTable(ScrollView, can_focus=True):
         self._state, self._now = state, now
         selected = self.selected_key
         for key in dirty.rows.get(self.pane, ()):
-            self._cells.pop(key, None)
-            self._made_at.pop(key, None)
-            self._lines.pop(key, None)
+            self._forget(key)
         rows = visible(state, self.pane, now)
         self._order = [row_key(row) for row in rows]
         self._index = {key: index for index, key in enumerate(self._order)}
         # Drop the cells of rows gone from the state (kept ones stay for a filter's return).
         live = state.rows[self.pane]
         for key in [key for key in self._cells if key not in live]:
-            del self._cells[key]
-            self._made_at.pop(key, None)
-            self._lines.pop(key, None)
+            self._forget(key)
         self._sort = self._sort_of(state)
         self._grow_label(self._sort[0])
         if selected is not None and selected in self._index:
@@ -237,6 +233,12 @@ class PaneTable(ScrollView, can_focus=True):
         self._resize()
         self._show_cursor()
         self.refresh()
+
+    def _forget(self, key: str) -> None:
+        """Drop what was made to draw ``key``'s row (it changed, or it is gone)."""
+        self._cells.pop(key, None)
+        self._made_at.pop(key, None)
+        self._lines.pop(key, None)
 
     def refresh_times(self, state: State, now: float) -> None:
         """Move the clock: ages ("4s", "in 3m") are re-made as their rows are drawn.
@@ -333,9 +335,9 @@ class PaneTable(ScrollView, can_focus=True):
             for index, spec in enumerate(self.specs, offset):
                 if spec.key in TIME_COLUMNS:
                     aged[index] = self._make_cell(spec, row)
-            self._made_at[key] = self._now
             if aged == list(cells):
                 # Ages read the same ("4s" is still "4s"): the row's drawn line still holds.
+                self._made_at[key] = self._now
                 return cells
             cells = tuple(aged)
         else:

@@ -7,6 +7,8 @@ clicked to show its pane.
 
 from __future__ import annotations
 
+import itertools
+
 from textual.app import RenderResult
 from textual.content import Content
 from textual.message import Message
@@ -16,20 +18,18 @@ from naq_tui.widgets.clickable_line import ClickableLine
 
 #: Blank cells either side of each label.
 PADDING = 1
-#: The parts drawn in their own styles.
-STYLES = (
-    "pane-tabs--tab",
-    "pane-tabs--active",
-    "pane-tabs--hover",
-    "pane-tabs--bar",
-    "pane-tabs--highlight",
-)
 
 
 class PaneTabs(ClickableLine[str]):
     """``0 Overview ▲3  1 Queues 3  …`` over ``━━━━━╸━━━━━━╺━━━━``; its items are panes."""
 
-    COMPONENT_CLASSES = set(STYLES)
+    COMPONENT_CLASSES = {
+        "pane-tabs--tab",
+        "pane-tabs--active",
+        "pane-tabs--hover",
+        "pane-tabs--bar",
+        "pane-tabs--highlight",
+    }
     DEFAULT_CSS = """
     PaneTabs {
         height: 2;
@@ -104,42 +104,30 @@ class PaneTabs(ClickableLine[str]):
     def render(self) -> RenderResult:
         """The labels, and under them the bar, highlighted under the shown pane's label."""
         width = self.size.width
-        styles = {name: self.get_visual_style(name, partial=True) for name in STYLES}
-        spans: list[tuple[int, int, str]] = []
-        tabs: list[Content] = []
+        styles = self._part_styles()
+        tabs = [self._tab(pane, styles) for pane in self._labels]
+        ends = list(itertools.accumulate(tab.cell_length for tab in tabs))
         # Too narrow for every tab: the line starts late enough to show the shown pane's.
-        active_end = 0
-        column = 0
-        for pane in self._labels:
-            tab = self._tab(pane, styles)
-            tabs.append(tab)
-            column += tab.cell_length
-            if pane == self._active:
-                active_end = column
-        shift = max(0, active_end - width)
-        column = -shift
-        for pane, tab in zip(self._labels, tabs, strict=True):
-            spans.append((column, column + tab.cell_length, pane))
-            column += tab.cell_length
-        self._spans = spans
+        shift = max(0, ends[list(self._labels).index(self._active)] - width)
+        self._spans = [
+            (end - tab.cell_length - shift, end - shift, pane)
+            for pane, tab, end in zip(self._labels, tabs, ends, strict=True)
+        ]
         labels = Content("").join(tabs)[shift:].truncate(width, pad=True)
-        return Content("\n").join([labels, self._bar(width, spans, styles)])
+        return Content("\n").join([labels, self._bar(width, styles)])
 
-    def _bar(
-        self, width: int, spans: list[tuple[int, int, str]], styles: dict[str, VisualStyle]
-    ) -> Content:
+    def _bar(self, width: int, styles: dict[str, VisualStyle]) -> Content:
+        """The bar under the labels, highlighted under the shown pane's (as last drawn)."""
         bar, highlight = styles["pane-tabs--bar"], styles["pane-tabs--highlight"]
-        start, end = next(
-            ((s + PADDING, e - PADDING) for s, e, pane in spans if pane == self._active), (0, 0)
-        )
+        start, end = next((s + PADDING, e - PADDING) for s, e, p in self._spans if p == self.active)
         start, end = max(0, min(start, width)), max(0, min(end, width))
-        parts = [Content.styled("━" * start, bar)]
-        if start:
-            parts[0] = Content.styled("━" * (start - 1) + "╸", bar)
-        parts.append(Content.styled("━" * (end - start), highlight))
-        if end < width:
-            parts.append(Content.styled("╺" + "━" * (width - end - 1), bar))
-        return Content("").join(parts)
+        before = "━" * (start - 1) + "╸" if start else ""
+        after = "╺" + "━" * (width - end - 1) if end < width else ""
+        return Content.assemble(
+            Content.styled(before, bar),
+            Content.styled("━" * (end - start), highlight),
+            Content.styled(after, bar),
+        )
 
     def clicked(self, item: str) -> None:
         """A tab clicked: show its pane."""

@@ -60,7 +60,13 @@ async def fetch_job_result(
         status = await broker.read_status(job_id)
         if status is None:
             raise job_not_found(job_id)
-        raise JobNotFoundError(f"job {job_id!r} has no result yet (it is {status.status})")
+        if status.status not in JobStatus.ENDED:
+            raise JobNotFoundError(f"job {job_id!r} has no result yet (it is {status.status})")
+        # The result is written before the final status: a job that ended between the
+        # two reads has its result by now, unless it expired before its history.
+        record = await _result_record(broker, job_id)
+        if record is None:
+            raise JobNotFoundError(f"job {job_id!r} is {status.status}; its result expired")
     return raise_for_outcome(record, settings)
 
 

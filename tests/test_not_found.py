@@ -11,8 +11,13 @@ from typing import Any
 import pytest
 
 import naq
+import naq.jobs as naq_jobs
 from naq import JobStatus, Queue
+from naq.broker import Broker
 from naq.dead_letters import delete_failed_seq
+from naq.models import ResultRecord
+from naq.settings import get_settings
+from naq.store import JobStore
 from tests import jobs
 from tests.helpers import cli_all, running_worker
 
@@ -88,6 +93,26 @@ async def test_no_result_yet_says_whether_naq_knows_the_job() -> None:
         # A job naq knows is waited for, not refused.
         with pytest.raises(naq.JobTimeoutError):
             await naq.wait_for_job(job.job_id, timeout=0.3)
+
+
+async def test_a_job_that_ends_between_the_result_and_status_reads_has_its_outcome(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with Queue(Q) as queue:
+        job = await queue.enqueue(jobs.add, 1, 2)  # no worker: it stays pending
+        store = JobStore(await Broker.connect(get_settings()))
+        read_result = naq_jobs._result_record
+
+        async def ends_right_after(broker: Broker, job_id: str) -> ResultRecord | None:
+            # The job's outcome (result, then status) lands just after its result is read.
+            record = await read_result(broker, job_id)
+            monkeypatch.setattr(naq_jobs, "_result_record", read_result)
+            await store.end(job_id, JobStatus.CANCELLED, error="cancelled")
+            return record
+
+        monkeypatch.setattr(naq_jobs, "_result_record", ends_right_after)
+        with pytest.raises(naq.JobCancelledError, match=job.job_id):
+            await naq.fetch_job_result(job.job_id)
 
 
 async def test_a_cancelled_job_raises_job_cancelled_error() -> None:

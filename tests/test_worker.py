@@ -253,7 +253,9 @@ async def test_malformed_and_pickled_messages_are_dead_lettered(
                     await js.publish(subject, data)
                 await js.publish(subject, envelope_encoder.encode(envelope))
                 letters = [await next_dead_letter(sub) for _ in range(4)]
-            # The refused job has a failed outcome its producer can see.
+            # The refused job has a failed outcome its producer can see (its dead letter
+            # goes out before its result is stored).
+            assert (await naq.wait_for_job(pickled_id, timeout=10)).status == naq.JobStatus.FAILED
             with pytest.raises(naq.JobExecutionError, match="pickle"):
                 await naq.fetch_job_result(pickled_id)
             # The worker keeps going.

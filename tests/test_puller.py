@@ -14,6 +14,8 @@ from naq.settings import get_settings
 from naq.transport import Msg
 from naq.transport.puller import Puller
 from tests import jobs
+from tests.held_link import HeldLink
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.usefixtures("nats_url")
 
@@ -82,3 +84,48 @@ async def test_a_called_off_watch_takes_no_more_jobs(pulled: Pulled) -> None:
     await puller.ask(1)
     await asyncio.wait_for(pulled.filled.wait(), 5)
     assert [msg.data for msg in pulled.delivered] == [job.serialize()]
+
+
+@pytest.mark.parametrize("ending", ["stopped", "presumed lost"])
+async def test_a_job_sent_to_a_request_as_it_ends_still_arrives(nats_url: str, ending: str) -> None:
+    """The server sends a job to a watch just as the puller ends it (the job is on the
+    wire, the server has not seen the unsubscribe): the job reaches ``deliver``, to be
+    run or handed back, instead of waiting out the ack wait unseen."""
+    async with HeldLink(nats_url) as link:
+        broker = await Broker.connect(get_settings().replace(nats_url=link.url))
+        consumer = await broker.ensure_consumer("held")
+        delivered: list[Msg] = []
+        arrived = asyncio.Event()
+
+        def deliver(msg: Msg) -> None:
+            delivered.append(msg)
+            arrived.set()
+
+        puller = Puller(
+            broker.connection, broker.names.jobs_stream, consumer, deliver, lambda: None
+        )
+        await puller.start()
+        await puller.watch(1)
+        server = await Broker.connect(get_settings())
+
+        async def consumer_shows(field: str) -> bool:
+            return bool(getattr(await server.queue_consumer("held"), field))
+
+        await wait_until(lambda: consumer_shows("num_waiting"))
+        link.hold()
+        async with Queue("held") as queue:
+            job = await queue.enqueue(jobs.noop)
+        await wait_until(lambda: consumer_shows("num_ack_pending"))  # sent, held in the link
+        if ending == "stopped":
+            stopping = asyncio.ensure_future(puller.stop())
+        else:
+            for request in puller._requests.values():
+                request.heard_at -= 60  # its heartbeats late past the silence
+            puller.expire_lost()
+            assert puller.outstanding == 0
+        await link.client_sent(b"UNSUB")
+        link.release()
+        await asyncio.wait_for(arrived.wait(), 5)
+        assert [msg.data for msg in delivered] == [job.serialize()]
+        if ending == "stopped":
+            await stopping

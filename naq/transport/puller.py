@@ -47,6 +47,8 @@ _SILENCE = 3
 _KICK_EXPIRES = 1.0
 #: Extra seconds after a request's expiry before it is presumed lost.
 _GRACE = 5.0
+#: How long stopping waits for the messages already on their way.
+_STOP_WAIT = 2.0
 
 
 @dataclass
@@ -169,16 +171,19 @@ class Puller:
         ack wait runs out.
         """
         for token in [t for t, r in self._requests.items() if not r.ask]:
-            request = self._requests.pop(token)
-            if request.sub is not None:
-                asyncio.ensure_future(_close(request.sub.drain()))
+            self._end(token, drain=True)
             self.empty_at = None
 
-    def _end(self, token: str) -> None:
+    def _end(self, token: str, *, drain: bool = False) -> asyncio.Future[None] | None:
+        """Forget a request and close its subscription: unsubscribed, once the server is
+        done with the request; drained (what the server sent before it sees the
+        unsubscribe still arrives), while it may still hold the request. The closing,
+        already under way, is returned to be awaited if need be."""
         request = self._requests.pop(token, None)
-        if request is not None and request.sub is not None:
-            sub, request.sub = request.sub, None
-            asyncio.ensure_future(_close(sub.unsubscribe()))
+        if request is None or request.sub is None:
+            return None
+        sub, request.sub = request.sub, None
+        return asyncio.ensure_future(_close(sub.drain() if drain else sub.unsubscribe()))
 
     def reset(self) -> None:
         """Forget every request (after a reconnect the server has dropped them)."""
@@ -197,7 +202,8 @@ class Puller:
             if request.expires_at < now or (request.heartbeats and request.heard_at < silent)
         ]
         for token in lost:
-            self._end(token)
+            # Presumed lost, it may yet be alive on the server (its heartbeats late).
+            self._end(token, drain=True)
             self.empty_at = None
         if lost:
             self._on_change()
@@ -234,9 +240,16 @@ class Puller:
         # 100 (idle heartbeat) and anything else: nothing to account.
 
     async def stop(self) -> None:
-        """End every request; the server drops requests nobody listens to."""
-        for token in list(self._requests):
-            self._end(token)
+        """End every request; the server drops requests nobody listens to.
+
+        The subscriptions are drained, and awaited up to :data:`_STOP_WAIT` seconds: a
+        message the server sent before it saw them go reaches ``deliver`` (which hands
+        it back) instead of waiting out its ack wait.
+        """
+        closing = [self._end(token, drain=True) for token in list(self._requests)]
+        pending = [c for c in closing if c is not None]
+        if pending:
+            await asyncio.wait(pending, timeout=_STOP_WAIT)
 
 
 async def _close(closing: Awaitable[Any]) -> None:

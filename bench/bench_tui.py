@@ -10,13 +10,13 @@ runs the real app (``NaqApp`` over the live service) headless and measures:
   from the key press until the screen has repainted (median and max);
 - memory: the process's peak RSS before and after.
 
-The drain case: ``--drain`` no-op jobs (100,000) are enqueued, then one burst worker
+The drain case: ``--drain`` no-op jobs (200,000) are enqueued, then one burst worker
 (``naq worker -c 100``) drains them twice, first with no TUI open, then with the app open,
-showing each pane in turn for three seconds. Measured: the TUI process's CPU share over
+showing each pane in turn for ``KEY_PAUSE`` seconds (1.5). Measured: the TUI process's CPU share over
 the drain (its CPU seconds over the drain's wall time), its keypress-to-frame times
 meanwhile, and the drain rate both times (the worker's own first-start to last-end).
 
-Run: ``.venv/bin/python bench/bench_tui.py [--jobs 100000 --workers 50 --drain 60000]``;
+Run: ``.venv/bin/python bench/bench_tui.py [--jobs 100000 --workers 50 --drain 200000]``;
 ``--quick`` seeds 2,000 jobs and 5 workers, drains 20,000, and writes no result files;
 ``--only drain`` runs the drain case alone.
 """

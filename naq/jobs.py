@@ -62,8 +62,8 @@ async def fetch_job_result(
             raise job_not_found(job_id)
         if status.status not in JobStatus.ENDED:
             raise JobNotFoundError(f"job {job_id!r} has no result yet (it is {status.status})")
-        # The result is written before the final status: a job that ended between the
-        # two reads has its result by now, unless it expired before its history.
+        # Ended between the two reads: its result, written before the final status, is
+        # there now (unless it expired before its history).
         record = await _result_record(broker, job_id)
         if record is None:
             raise JobNotFoundError(f"job {job_id!r} is {status.status}; its result expired")
@@ -156,6 +156,10 @@ async def read_job_info(broker: Broker, job_id: str) -> JobInfo | None:
     )
     if status is None and result is None:
         return None
+    if result is None and status is not None and status.status in JobStatus.ENDED:
+        # Read at once, the result may be missed by a job ending meanwhile: it is written
+        # before the final status, so it is there now (unless it expired).
+        result = await _result_record(broker, job_id)
     if status is not None:
         info = info_from_status(status)
     else:

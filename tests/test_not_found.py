@@ -115,6 +115,24 @@ async def test_a_job_that_ends_between_the_result_and_status_reads_has_its_outco
             await naq.fetch_job_result(job.job_id)
 
 
+async def test_a_job_info_read_as_the_job_ends_has_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async with Queue(Q) as queue, running_worker(Q):
+        job = await queue.enqueue(jobs.add, 1, 2)
+        assert (await naq.wait_for_job(job.job_id, timeout=10)).result == 3
+    read_result = naq_jobs._result_record
+
+    async def missed_once(broker: Broker, job_id: str) -> ResultRecord | None:
+        # Read at the same time as the status, the result is read just before it is written.
+        monkeypatch.setattr(naq_jobs, "_result_record", read_result)
+        return None
+
+    monkeypatch.setattr(naq_jobs, "_result_record", missed_once)
+    info = await naq.get_job(job.job_id)
+    assert (info.status, info.result) == (JobStatus.COMPLETED, 3)
+
+
 async def test_a_cancelled_job_raises_job_cancelled_error() -> None:
     async with Queue(Q) as queue:
         job = await queue.enqueue(jobs.add, 1, 2)  # no worker: it stays pending

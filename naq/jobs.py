@@ -18,7 +18,7 @@ from naq.broker import Broker, decode_or_none
 from naq.dependencies import job_ended
 from naq.errors import ConfigurationError, JobNotFoundError, JobTimeoutError
 from naq.history import STATUSES, JobEvent, RunningSeen, newest_ended_jobs, newest_in_state
-from naq.models import JobStatus, ResultRecord, status_decoder
+from naq.models import JobStatus, ResultRecord, StatusRecord, status_decoder
 from naq.names import validate_job_id, validate_queue_name
 from naq.results import (
     JobInfo,
@@ -38,6 +38,15 @@ from naq.sync import sync_twin
 async def _result_record(broker: Broker, job_id: str) -> ResultRecord | None:
     entry = await (await broker.results_kv()).get(job_id)
     return decode_result(broker.settings, entry.value) if entry else None
+
+
+async def _result_since(broker: Broker, status: StatusRecord) -> ResultRecord | None:
+    """The result of a job whose ``status`` was read after its result was found missing:
+    read again if that status has ended. The result is written before the final status,
+    so a job that ended in between has it now (unless it expired before its history)."""
+    if status.status not in JobStatus.ENDED:
+        return None
+    return await _result_record(broker, status.job_id)
 
 
 async def fetch_job_result(
@@ -62,9 +71,7 @@ async def fetch_job_result(
             raise job_not_found(job_id)
         if status.status not in JobStatus.ENDED:
             raise JobNotFoundError(f"job {job_id!r} has no result yet (it is {status.status})")
-        # Ended between the two reads: its result, written before the final status, is
-        # there now (unless it expired before its history).
-        record = await _result_record(broker, job_id)
+        record = await _result_since(broker, status)
         if record is None:
             raise JobNotFoundError(f"job {job_id!r} is {status.status}; its result expired")
     return raise_for_outcome(record, settings)
@@ -156,10 +163,8 @@ async def read_job_info(broker: Broker, job_id: str) -> JobInfo | None:
     )
     if status is None and result is None:
         return None
-    if result is None and status is not None and status.status in JobStatus.ENDED:
-        # Read at once, the result may be missed by a job ending meanwhile: it is written
-        # before the final status, so it is there now (unless it expired).
-        result = await _result_record(broker, job_id)
+    if result is None and status is not None:
+        result = await _result_since(broker, status)
     if status is not None:
         info = info_from_status(status)
     else:

@@ -12,7 +12,8 @@ Nothing an operator needs is sampled away:
 - running, retrying, failed and cancelled jobs come on their own core-NATS subject
   (:data:`naq.store.NOTABLE`), all of them (up to ``NOTABLE_MAX`` a second);
 - a job shown while it was not ended yet is looked up again until it has ended, so no
-  row is left saying pending or running after the job moved on;
+  row is left saying pending or running after the job moved on (past ``MAX_OPEN`` such
+  jobs, the oldest leaves the screen instead);
 - changes matching the screen's filter are all read (the filter is matched on the raw
   record first, so only matches are decoded).
 
@@ -48,9 +49,11 @@ SAMPLE_SIZE = 25
 RATE_CHECK = 0.5
 #: Notable changes shown a second, at most, while sampling.
 NOTABLE_MAX = 200
-#: Jobs shown before they ended, looked up again at each sample (the oldest first), and
-#: the most remembered.
+#: Jobs shown before they ended, looked up again at each sample (the oldest first): a
+#: quarter of them, at least OPEN_CHECKS and at most OPEN_CHECKS_MAX (so that a rush of
+#: them is settled in seconds); and the most remembered.
 OPEN_CHECKS = 40
+OPEN_CHECKS_MAX = 500
 MAX_OPEN = 2000
 
 Emit = Callable[[str, str, Any], None]
@@ -67,16 +70,18 @@ class JobSampling:
 
 
 class JobFollower:
-    """Emits ``("job", id, StatusRecord)`` for the changes a screen shows, and
-    ``("sampling", "jobs", JobSampling | None)`` as it starts and stops sampling."""
+    """Emits ``("job", id, StatusRecord)`` for the changes a screen shows, ``("job", id,
+    None)`` when a job leaves it, and ``("sampling", "jobs", JobSampling | None)`` as it
+    starts and stops sampling."""
 
     def __init__(self, broker: Broker, emit: Emit) -> None:
         self._broker = broker
         self._emit = emit
         self._filter: re.Pattern[bytes] | None = None
         self._filter_changed = asyncio.Event()
-        #: Jobs last shown in a state that is not an end, oldest first.
-        self._open: dict[str, None] = {}
+        #: Jobs last shown in a state that is not an end, oldest first, and when the
+        #: record shown was written.
+        self._open: dict[str, float] = {}
         self._notable_second = 0
         self._notable_count = 0
 
@@ -168,16 +173,24 @@ class JobFollower:
 
     async def _look_again(self) -> None:
         """Read the oldest open jobs again: each shows its end once it has one."""
-        ids = list(self._open)[:OPEN_CHECKS]
+        count = min(max(OPEN_CHECKS, len(self._open) // 4), OPEN_CHECKS_MAX)
+        ids = list(self._open)[:count]
         records = await asyncio.gather(
             *(self._broker.read_status(job_id) for job_id in ids), return_exceptions=True
         )
         for job_id, record in zip(ids, records, strict=True):
-            if isinstance(record, StatusRecord):
+            shown = self._open.get(job_id)
+            if shown is None or isinstance(record, BaseException):
+                continue  # ended or left meanwhile; after an error, looked up next time
+            if record is None:
+                self._forget(job_id)  # expired meanwhile
+            elif record.updated_at > shown:
                 self._show_record(record)
-            elif record is None:
-                self._open.pop(job_id, None)  # expired meanwhile
-            # An error: looked up again at the next sample.
+            else:
+                # Not changed (or already shown newer): nothing to draw; its turn comes
+                # again after the others'.
+                del self._open[job_id]
+                self._open[job_id] = shown
 
     async def _on_notable(self, msg: Msg) -> None:
         second = int(time.monotonic())
@@ -213,7 +226,13 @@ class JobFollower:
         job_id = record.job_id
         self._open.pop(job_id, None)
         if record.status not in JobStatus.ENDED:
-            self._open[job_id] = None  # the newest last
+            self._open[job_id] = record.updated_at  # the newest last
             if len(self._open) > MAX_OPEN:
-                del self._open[next(iter(self._open))]
+                self._forget(next(iter(self._open)))
         self._emit("job", job_id, record)
+
+    def _forget(self, job_id: str) -> None:
+        """Stop following an open job, and take it off the screen: no longer looked up
+        again, its row would keep saying pending or running after the job moved on."""
+        self._open.pop(job_id, None)
+        self._emit("job", job_id, None)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,10 +14,13 @@ from typing import Any
 import pytest
 
 import naq
-from naq import Queue, feed_jobs
+from naq import JobStatus, Queue, feed_jobs
+from naq.broker import Broker
 from naq.feed import Feed
 from naq.feed_jobs import JobSampling
+from naq.models import StatusRecord
 from naq.settings import get_settings
+from naq.store import JobStore
 from tests import jobs
 from tests.helpers import running_worker, wait_until
 
@@ -31,7 +35,8 @@ class Seen:
 
     statuses: dict[str, list[str]] = field(default_factory=dict)
     sampling: list[JobSampling | None] = field(default_factory=list)
-    #: Job changes emitted while sampling, and the changes the samples said were made.
+    #: Jobs first shown while sampling (not rows shown before, brought up to date), and the
+    #: changes the samples said were made.
     shown_sampling: int = 0
     made_sampling: float = 0.0
 
@@ -46,9 +51,10 @@ async def watching() -> AsyncIterator[tuple[Feed, Seen]]:
     async def pump() -> None:
         async for event in feed.events():
             if event.kind == "job":
-                seen.statuses.setdefault(event.key, []).append(str(event.value.status))
-                if seen.sampling and seen.sampling[-1] is not None:
+                status = "gone" if event.value is None else str(event.value.status)
+                if event.key not in seen.statuses and seen.sampling and seen.sampling[-1]:
                     seen.shown_sampling += 1
+                seen.statuses.setdefault(event.key, []).append(status)
             elif event.kind == "sampling":
                 seen.sampling.append(event.value)
                 if event.value is not None:
@@ -71,6 +77,8 @@ def low_thresholds(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(feed_jobs, "RATE_CHECK", 0.3)
     monkeypatch.setattr(feed_jobs, "SAMPLE_EVERY", 0.2)
     monkeypatch.setattr(feed_jobs, "SAMPLE_SIZE", 5)
+    # Every job of the rush may be read while pending: none leaves the screen unended.
+    monkeypatch.setattr(feed_jobs, "MAX_OPEN", 10_000)
 
 
 @pytest.mark.usefixtures("low_thresholds")
@@ -142,3 +150,52 @@ async def test_notable_statuses_come_on_their_own_subject() -> None:
         await nc.close()
     # The failure came; the completion (like nearly every change of a busy system) did not.
     assert not any(ok.job_id.encode() in data for data in got)
+
+
+def test_past_max_open_the_oldest_unended_job_leaves_the_screen(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(feed_jobs, "MAX_OPEN", 2)
+    emitted: list[tuple[str, str | None]] = []
+    follower = feed_jobs.JobFollower(
+        None,  # type: ignore[arg-type]  # showing reads nothing
+        lambda kind, key, value: emitted.append((key, value and value.status)),
+    )
+    now = time.time()
+    for job_id in ("a", "b", "c"):
+        record = StatusRecord(
+            job_id=job_id, status="pending", queue=Q, function="f", enqueued_at=now, updated_at=now
+        )
+        follower._show_record(record)
+    # "a" is no longer looked up again: it leaves rather than stay pending for good.
+    assert emitted == [("a", "pending"), ("b", "pending"), ("a", None), ("c", "pending")]
+
+
+async def test_open_jobs_are_looked_up_again_and_only_their_changes_drawn() -> None:
+    broker = await Broker.connect(get_settings())
+    emitted: list[tuple[str, str | None]] = []
+    follower = feed_jobs.JobFollower(
+        broker, lambda kind, key, value: emitted.append((key, value and value.status))
+    )
+    async with Queue(Q) as queue:  # no worker: they stay pending
+        pending = await queue.enqueue_many([(jobs.noop, (), {})] * 200)
+    for job in pending:
+        record = await broker.read_status(job.job_id)
+        assert record is not None
+        follower._show_record(record)
+    emitted.clear()
+    await follower._look_again()
+    assert emitted == []  # a quarter looked up, none changed: nothing to draw
+    oldest, looked_up = pending[0].job_id, pending[50].job_id
+    # The quarter looked up went to the back: the next look starts after them.
+    assert list(follower._open)[:1] == [looked_up] and list(follower._open)[-50] == oldest
+    store = JobStore(broker)
+    await store.end(looked_up, JobStatus.CANCELLED, error="cancelled")
+    await store.end(oldest, JobStatus.CANCELLED, error="cancelled")
+    await follower._look_again()
+    assert emitted == [(looked_up, "cancelled")]
+    await follower._look_again()
+    await follower._look_again()
+    await follower._look_again()
+    assert emitted == [(looked_up, "cancelled"), (oldest, "cancelled")]
+    assert oldest not in follower._open and looked_up not in follower._open

@@ -49,11 +49,12 @@ SAMPLE_SIZE = 25
 RATE_CHECK = 0.5
 #: Notable changes shown a second, at most, while sampling.
 NOTABLE_MAX = 200
-#: Jobs shown before they ended, looked up again at each sample (the oldest first): a
-#: quarter of them, at least OPEN_CHECKS and at most OPEN_CHECKS_MAX (so that a rush of
-#: them is settled in seconds); and the most remembered.
+#: Jobs shown before they ended, looked up again at each sample (the oldest first):
+#: OPEN_CHECKS, twice as many after a look that found most of them changed (up to
+#: OPEN_CHECKS_MAX: a rush of jobs that ended is settled in seconds), half as many after
+#: one that found few (jobs still waiting cost little); and the most remembered.
 OPEN_CHECKS = 40
-OPEN_CHECKS_MAX = 500
+OPEN_CHECKS_MAX = 640
 MAX_OPEN = 2000
 
 Emit = Callable[[str, str, Any], None]
@@ -82,6 +83,7 @@ class JobFollower:
         #: Jobs last shown in a state that is not an end, oldest first, and when the
         #: record shown was written.
         self._open: dict[str, float] = {}
+        self._checks = OPEN_CHECKS
         self._notable_second = 0
         self._notable_count = 0
 
@@ -173,11 +175,11 @@ class JobFollower:
 
     async def _look_again(self) -> None:
         """Read the oldest open jobs again: each shows its end once it has one."""
-        count = min(max(OPEN_CHECKS, len(self._open) // 4), OPEN_CHECKS_MAX)
-        ids = list(self._open)[:count]
+        ids = list(self._open)[: self._checks]
         records = await asyncio.gather(
             *(self._broker.read_status(job_id) for job_id in ids), return_exceptions=True
         )
+        changed = 0
         for job_id, record in zip(ids, records, strict=True):
             shown = self._open.get(job_id)
             if shown is None or isinstance(record, BaseException):
@@ -191,6 +193,12 @@ class JobFollower:
                 # again after the others'.
                 del self._open[job_id]
                 self._open[job_id] = shown
+                continue
+            changed += 1
+        if changed * 2 > len(ids):
+            self._checks = min(self._checks * 2, OPEN_CHECKS_MAX)
+        elif changed * 4 < len(ids):
+            self._checks = max(self._checks // 2, OPEN_CHECKS)
 
     async def _on_notable(self, msg: Msg) -> None:
         second = int(time.monotonic())

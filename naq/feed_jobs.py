@@ -17,9 +17,9 @@ Nothing an operator needs is sampled away:
 - changes matching the screen's filter are all read (the filter is matched on the raw
   record first, so only matches are decoded).
 
-Once the rate has stayed under ``FOLLOW_BELOW`` for two samples it reads every change
-again, starting with the newest ``RECENT_STATUS_CHANGES``, as when the feed starts: the
-screen is exact again.
+Once the rate has stayed under ``FOLLOW_BELOW`` for two samples it looks every open job
+up once more and reads every change again, starting with the newest
+``RECENT_STATUS_CHANGES``, as when the feed starts: the screen is exact again.
 """
 
 from __future__ import annotations
@@ -158,6 +158,11 @@ class JobFollower:
                 await self._look_again()
                 every = max(1, round(rate * SAMPLE_EVERY / SAMPLE_SIZE))
                 self._emit("sampling", "jobs", JobSampling(rate=round(rate, 1), every=every))
+            # Every change is read from here on, from the newest few thousand: an open job
+            # that ended before those would never show it.
+            ids = list(self._open)
+            for start in range(0, len(ids), OPEN_CHECKS_MAX):
+                await self._look_up(ids[start : start + OPEN_CHECKS_MAX])
         finally:
             with contextlib.suppress(Exception):
                 await notable.unsubscribe()
@@ -176,6 +181,14 @@ class JobFollower:
     async def _look_again(self) -> None:
         """Read the oldest open jobs again: each shows its end once it has one."""
         ids = list(self._open)[: self._checks]
+        changed = await self._look_up(ids)
+        if changed * 2 > len(ids):
+            self._checks = min(self._checks * 2, OPEN_CHECKS_MAX)
+        elif changed * 4 < len(ids):
+            self._checks = max(self._checks // 2, OPEN_CHECKS)
+
+    async def _look_up(self, ids: list[str]) -> int:
+        """Read these open jobs again and show those that changed; how many did."""
         records = await asyncio.gather(
             *(self._broker.read_status(job_id) for job_id in ids), return_exceptions=True
         )
@@ -195,10 +208,7 @@ class JobFollower:
                 self._open[job_id] = shown
                 continue
             changed += 1
-        if changed * 2 > len(ids):
-            self._checks = min(self._checks * 2, OPEN_CHECKS_MAX)
-        elif changed * 4 < len(ids):
-            self._checks = max(self._checks // 2, OPEN_CHECKS)
+        return changed
 
     async def _on_notable(self, msg: Msg) -> None:
         second = int(time.monotonic())

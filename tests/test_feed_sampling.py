@@ -197,3 +197,29 @@ async def test_open_jobs_are_looked_up_again_and_only_their_changes_drawn() -> N
         await follower._look_again()
     assert sorted(emitted) == sorted((job_id, "cancelled") for job_id in pending)
     assert not follower._open
+
+
+async def test_leaving_the_samples_every_open_job_is_looked_up_once_more(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Calm from the first sample: two samples, then every change is read again.
+    monkeypatch.setattr(feed_jobs, "SAMPLE_EVERY", 0.01)
+    broker = await Broker.connect(get_settings())
+    emitted: list[tuple[str, str | None]] = []
+    follower = feed_jobs.JobFollower(
+        broker, lambda kind, key, value: kind == "job" and emitted.append((key, value.status))
+    )
+    async with Queue(Q) as queue:  # no worker: they stay pending
+        pending = [job.job_id for job in await queue.enqueue_many([(jobs.noop, (), {})] * 200)]
+    for job_id in pending:
+        record = await broker.read_status(job_id)
+        assert record is not None
+        follower._show_record(record)
+    store = JobStore(broker)
+    for job_id in pending:
+        await store.end(job_id, JobStatus.CANCELLED, error="cancelled")
+    emitted.clear()
+    await follower._sample()
+    # Two samples look 40 and 80 up; the other 80 ended in changes the feed will not read.
+    assert sorted(emitted) == sorted((job_id, "cancelled") for job_id in pending)
+    assert not follower._open

@@ -171,55 +171,69 @@ def test_past_max_open_the_oldest_unended_job_leaves_the_screen(
     assert emitted == [("a", "pending"), ("b", "pending"), ("a", None), ("c", "pending")]
 
 
-async def test_open_jobs_are_looked_up_again_and_only_their_changes_drawn() -> None:
+@dataclass
+class Following:
+    """A follower that has shown 200 pending jobs (no worker runs them), and what it emits."""
+
+    follower: feed_jobs.JobFollower
+    broker: Broker
+    pending: list[str]
+    emitted: list[tuple[str, str | None]]
+
+    async def cancel_all(self) -> None:
+        """End every one of them (result, then status), as a cancellation does."""
+        store = JobStore(self.broker)
+        for job_id in self.pending:
+            await store.end(job_id, JobStatus.CANCELLED, error="cancelled")
+
+    def all_shown_cancelled(self) -> bool:
+        return sorted(self.emitted) == sorted((job_id, "cancelled") for job_id in self.pending)
+
+
+@pytest.fixture
+async def following() -> Following:
     broker = await Broker.connect(get_settings())
     emitted: list[tuple[str, str | None]] = []
-    follower = feed_jobs.JobFollower(
-        broker, lambda kind, key, value: emitted.append((key, value and value.status))
-    )
-    async with Queue(Q) as queue:  # no worker: they stay pending
+
+    def emit(kind: str, key: str, value: Any) -> None:
+        if kind == "job":
+            emitted.append((key, value and value.status))
+
+    follower = feed_jobs.JobFollower(broker, emit)
+    async with Queue(Q) as queue:
         pending = [job.job_id for job in await queue.enqueue_many([(jobs.noop, (), {})] * 200)]
     for job_id in pending:
         record = await broker.read_status(job_id)
         assert record is not None
         follower._show_record(record)
     emitted.clear()
+    return Following(follower, broker, pending, emitted)
+
+
+async def test_open_jobs_are_looked_up_again_and_only_their_changes_drawn(
+    following: Following,
+) -> None:
+    follower, pending = following.follower, following.pending
     checks = feed_jobs.OPEN_CHECKS
     await follower._look_again()
-    assert emitted == []  # none changed: nothing to draw
+    assert following.emitted == []  # none changed: nothing to draw
     # Those looked up went to the back: the next look starts after them.
     assert list(follower._open) == pending[checks:] + pending[:checks]
-    store = JobStore(broker)
-    for job_id in pending:
-        await store.end(job_id, JobStatus.CANCELLED, error="cancelled")
+    await following.cancel_all()
     # Most of those looked up had ended: each look takes twice as many (40, 80, then 80 left).
     for _ in range(3):
         await follower._look_again()
-    assert sorted(emitted) == sorted((job_id, "cancelled") for job_id in pending)
+    assert following.all_shown_cancelled()
     assert not follower._open
 
 
 async def test_leaving_the_samples_every_open_job_is_looked_up_once_more(
-    monkeypatch: pytest.MonkeyPatch,
+    following: Following, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Calm from the first sample: two samples, then every change is read again.
     monkeypatch.setattr(feed_jobs, "SAMPLE_EVERY", 0.01)
-    broker = await Broker.connect(get_settings())
-    emitted: list[tuple[str, str | None]] = []
-    follower = feed_jobs.JobFollower(
-        broker, lambda kind, key, value: kind == "job" and emitted.append((key, value.status))
-    )
-    async with Queue(Q) as queue:  # no worker: they stay pending
-        pending = [job.job_id for job in await queue.enqueue_many([(jobs.noop, (), {})] * 200)]
-    for job_id in pending:
-        record = await broker.read_status(job_id)
-        assert record is not None
-        follower._show_record(record)
-    store = JobStore(broker)
-    for job_id in pending:
-        await store.end(job_id, JobStatus.CANCELLED, error="cancelled")
-    emitted.clear()
-    await follower._sample()
+    await following.cancel_all()
+    await following.follower._sample()
     # Two samples look 40 and 80 up; the other 80 ended in changes the feed will not read.
-    assert sorted(emitted) == sorted((job_id, "cancelled") for job_id in pending)
-    assert not follower._open
+    assert following.all_shown_cancelled()
+    assert not following.follower._open

@@ -197,17 +197,17 @@ class JobFollower:
             shown = self._open.get(job_id)
             if shown is None or isinstance(record, BaseException):
                 continue  # ended or left meanwhile; after an error, looked up next time
-            if record is None:
-                self._forget(job_id)  # expired meanwhile
-            elif record.updated_at > shown:
-                self._show_record(record)
-            else:
+            if record is not None and record.updated_at <= shown:
                 # Not changed (or already shown newer): nothing to draw; its turn comes
                 # again after the others'.
                 del self._open[job_id]
                 self._open[job_id] = shown
                 continue
             changed += 1
+            if record is None:
+                self._forget(job_id)  # expired meanwhile
+            else:
+                self._show_record(record)
         return changed
 
     async def _on_notable(self, msg: Msg) -> None:

@@ -69,11 +69,11 @@ async def fetch_job_result(
         status = await broker.read_status(job_id)
         if status is None:
             raise job_not_found(job_id)
-        if status.status not in JobStatus.ENDED:
-            raise JobNotFoundError(f"job {job_id!r} has no result yet (it is {status.status})")
         record = await _result_since(broker, status)
         if record is None:
-            raise JobNotFoundError(f"job {job_id!r} is {status.status}; its result expired")
+            if status.status in JobStatus.ENDED:
+                raise JobNotFoundError(f"job {job_id!r} is {status.status}; its result expired")
+            raise JobNotFoundError(f"job {job_id!r} has no result yet (it is {status.status})")
     return raise_for_outcome(record, settings)
 
 

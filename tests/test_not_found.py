@@ -95,22 +95,32 @@ async def test_no_result_yet_says_whether_naq_knows_the_job() -> None:
             await naq.wait_for_job(job.job_id, timeout=0.3)
 
 
+def first_result_read_misses(
+    monkeypatch: pytest.MonkeyPatch, meanwhile: Callable[[str], Awaitable[Any]] | None = None
+) -> None:
+    """The next read of a job's result finds none (it is read just before the result is
+    written), and ``meanwhile(job_id)`` runs before it returns; later reads are real."""
+    read_result = naq_jobs._result_record
+
+    async def misses(broker: Broker, job_id: str) -> ResultRecord | None:
+        monkeypatch.setattr(naq_jobs, "_result_record", read_result)
+        if meanwhile is not None:
+            await meanwhile(job_id)
+        return None
+
+    monkeypatch.setattr(naq_jobs, "_result_record", misses)
+
+
 async def test_a_job_that_ends_between_the_result_and_status_reads_has_its_outcome(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     async with Queue(Q) as queue:
         job = await queue.enqueue(jobs.add, 1, 2)  # no worker: it stays pending
         store = JobStore(await Broker.connect(get_settings()))
-        read_result = naq_jobs._result_record
-
-        async def ends_right_after(broker: Broker, job_id: str) -> ResultRecord | None:
-            # The job's outcome (result, then status) lands just after its result is read.
-            record = await read_result(broker, job_id)
-            monkeypatch.setattr(naq_jobs, "_result_record", read_result)
-            await store.end(job_id, JobStatus.CANCELLED, error="cancelled")
-            return record
-
-        monkeypatch.setattr(naq_jobs, "_result_record", ends_right_after)
+        # The job's outcome (result, then status) lands just after its result is read.
+        first_result_read_misses(
+            monkeypatch, lambda job_id: store.end(job_id, JobStatus.CANCELLED, error="cancelled")
+        )
         with pytest.raises(naq.JobCancelledError, match=job.job_id):
             await naq.fetch_job_result(job.job_id)
 
@@ -121,14 +131,8 @@ async def test_a_job_info_read_as_the_job_ends_has_its_value(
     async with Queue(Q) as queue, running_worker(Q):
         job = await queue.enqueue(jobs.add, 1, 2)
         assert (await naq.wait_for_job(job.job_id, timeout=10)).result == 3
-    read_result = naq_jobs._result_record
-
-    async def missed_once(broker: Broker, job_id: str) -> ResultRecord | None:
-        # Read at the same time as the status, the result is read just before it is written.
-        monkeypatch.setattr(naq_jobs, "_result_record", read_result)
-        return None
-
-    monkeypatch.setattr(naq_jobs, "_result_record", missed_once)
+    # Read at the same time as the status, the result is read just before it is written.
+    first_result_read_misses(monkeypatch)
     info = await naq.get_job(job.job_id)
     assert (info.status, info.result) == (JobStatus.COMPLETED, 3)
 
